@@ -1,0 +1,1 @@
+"""The agent: runner, evaluator, check state, scheduler and the daemon that ties them."""

@@ -1,0 +1,41 @@
+"""Runs one check once: owns the deadline, the timing, and turning probe bugs into UNKNOWN."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from monitord.agent.evaluator import to_result
+from monitord.durations import format_duration
+from monitord.errors import ProbeError
+from monitord.model import Result, Status
+from monitord.probes import REGISTRY
+from monitord.probes.base import CheckBase, ProbeContext
+
+log = logging.getLogger(__name__)
+
+
+async def run_check(check: CheckBase, ctx: ProbeContext) -> Result:
+    """One attempt of ``check`` under its timeout, judged into a Result."""
+    probe = REGISTRY[check.probe].probe
+    ctx.timeout = check.timeout
+    start = time.monotonic()
+    deadline = asyncio.timeout(check.timeout)
+    try:
+        async with deadline:
+            obs = await probe(check, ctx)
+    except TimeoutError:
+        if not deadline.expired():
+            return _failed(Status.CRITICAL, f"{check.probe} probe timed out", start)
+        return _failed(Status.CRITICAL, f"timed out after {format_duration(check.timeout)}", start)
+    except ProbeError as e:
+        return _failed(e.status, str(e), start)
+    except Exception as e:  # a probe's own bug must not stop the daemon; CancelledError passes
+        log.debug("check %s: probe raised", check.name, exc_info=True)
+        return _failed(Status.UNKNOWN, f"probe failed unexpectedly: {type(e).__name__}: {e}", start)
+    return to_result(check, obs, time.monotonic() - start, time.time())
+
+
+def _failed(status: Status, summary: str, start: float) -> Result:
+    return Result(status, summary, (), time.monotonic() - start, time.time())

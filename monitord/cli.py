@@ -1,0 +1,144 @@
+"""The ``monitord`` command: run, test, check-config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from monitord import __version__
+from monitord.config import Config, load_config
+from monitord.errors import ConfigError, MonitordError
+from monitord.model import Result
+
+DEFAULT_CONFIG = "/etc/monitord/monitord.toml"
+
+log = logging.getLogger("monitord")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as e:
+        for problem in e.problems:
+            print(f"monitord: {problem}", file=sys.stderr)
+        return 2
+    except MonitordError as e:
+        print(f"monitord: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="monitord", description="Monitoring and self-healing daemon for hosting servers."
+    )
+    parser.add_argument("--version", action="version", version=f"monitord {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the daemon in the foreground")
+    _config_arg(run)
+    run.add_argument("--state-dir", help="keep state here instead of [agent] state_dir")
+    run.add_argument("-v", "--verbose", action="store_true", help="log every probe result")
+    run.set_defaults(func=_run)
+
+    test = sub.add_parser("test", help="run one check once and print its result")
+    _config_arg(test)
+    test.add_argument("name", help="the check's name")
+    test.set_defaults(func=_test)
+
+    check = sub.add_parser("check-config", help="validate the config and its includes")
+    _config_arg(check)
+    check.set_defaults(func=_check_config)
+    return parser
+
+
+def _config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-c", "--config", default=os.environ.get("MONITORD_CONFIG", DEFAULT_CONFIG),
+        help=f"config file (default: $MONITORD_CONFIG or {DEFAULT_CONFIG})",
+    )
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    files = len(config.files)
+    print(f"OK: {len(config.checks)} checks from {files} file{'s' if files != 1 else ''}")
+    return 0
+
+
+def _test(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    check = config.check(args.name)
+    result = asyncio.run(_test_once(config, args.name))
+    print(f"{check.name}: {result.status.name}: {result.summary}")
+    for reading in result.readings:
+        where = f" [{reading.where}]" if reading.labels else ""
+        print(f"  {reading.name}{where} = {_value(reading.value)}")
+    print(f"  (probe took {result.duration_seconds * 1000:.0f} ms)")
+    return int(result.status)
+
+
+async def _test_once(config: Config, name: str) -> Result:
+    from monitord.agent.runner import run_check
+    from monitord.probes.base import ProbeContext, Shared
+
+    shared = Shared()
+    try:
+        return await run_check(config.check(name), ProbeContext(shared))
+    finally:
+        await shared.close()
+
+
+def _value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _run(args: argparse.Namespace) -> int:
+    _setup_logging(logging.DEBUG if args.verbose else logging.INFO)
+    config = load_config(args.config, state_dir=args.state_dir)
+    if not config.checks:
+        log.warning("monitord: %s defines no checks; nothing to watch", args.config)
+    asyncio.run(_serve(config))
+    return 0
+
+
+async def _serve(config: Config) -> None:
+    from monitord.agent.daemon import Agent
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            log.warning("monitord: second %s, exiting at once", signal.Signals(signum).name)
+            os._exit(1)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    agent = Agent(config)
+    await agent.start()
+    await agent.run(stop)
+    log.info("monitord: stopped")
+
+
+def _setup_logging(level: int) -> None:
+    # Under systemd, journald stamps each line itself.
+    fmt = "%(message)s" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s %(levelname)s %(message)s"
+    logging.basicConfig(level=level, format=fmt, datefmt="%Y-%m-%d %H:%M:%S", stream=sys.stderr)
+    if level > logging.DEBUG:
+        logging.getLogger("asyncio").setLevel(logging.WARNING)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

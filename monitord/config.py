@@ -1,0 +1,335 @@
+"""Loading the agent's TOML config: includes, stock packs, strict validation.
+
+Every problem in every file is collected and reported at once, each as
+``FILE: check "NAME": KEY: what was expected, got what was found``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import glob
+import socket
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError
+
+from monitord.errors import ConfigError
+from monitord.probes import REGISTRY
+from monitord.probes.base import CheckBase, Duration, StrictModel
+
+PACK_PREFIX = "pack:"
+SOURCE_PACKS = Path(__file__).resolve().parent.parent / "checks"
+INSTALLED_PACKS = Path("/usr/share/monitord/checks")
+
+
+class AgentConfig(StrictModel):
+    host: str = ""
+    state_dir: str = "/var/lib/monitord"
+    max_concurrent_probes: int = Field(default=100, ge=1, le=10000)
+    start_rate: float = Field(default=50.0, gt=0)
+    packs_dir: str = ""
+
+
+class Defaults(StrictModel):
+    every: Duration = 60.0
+    timeout: Duration = 10.0
+    fail_after: int = Field(default=3, ge=1, le=100)
+    recover_after: int = Field(default=2, ge=1, le=100)
+    priority: Literal["P1", "P2", "P3"] = "P3"
+    warning_priority: Literal["P1", "P2", "P3", ""] = ""
+    flap_window: int = Field(default=20, ge=4, le=200)
+    flap_threshold: float = Field(default=0.5, gt=0, le=1)
+
+
+@dataclass
+class Config:
+    agent: AgentConfig
+    checks: list[CheckBase]
+    files: list[Path]
+    sources: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def host(self) -> str:
+        return self.agent.host or socket.gethostname()
+
+    def check(self, name: str) -> CheckBase:
+        for check in self.checks:
+            if check.name == name:
+                return check
+        hint = _suggest(name, [c.name for c in self.checks])
+        raise ConfigError([f"no check named {name!r}{hint}"])
+
+
+@dataclass
+class _Loader:
+    main: Path
+    problems: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+    raw_checks: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)
+
+    def fail(self, where: Path, message: str) -> None:
+        self.problems.append(f"{_show(where)}: {message}")
+
+    def read(self, path: Path) -> dict[str, Any] | None:
+        try:
+            with path.open("rb") as f:
+                data = tomllib.load(f)
+        except FileNotFoundError:
+            self.problems.append(f"{_show(path)}: no such file")
+            return None
+        except OSError as e:
+            self.problems.append(f"{_show(path)}: cannot read: {e.strerror}")
+            return None
+        except tomllib.TOMLDecodeError as e:
+            self.problems.append(f"{_show(path)}: not valid TOML: {e}")
+            return None
+        self.files.append(path)
+        return data
+
+    def take_checks(self, path: Path, data: dict[str, Any]) -> None:
+        checks = data.get("check", [])
+        if not isinstance(checks, list) or not all(isinstance(c, dict) for c in checks):
+            self.fail(path, "check: expected [[check]] tables")
+            return
+        self.raw_checks.extend((path, c) for c in checks)
+
+
+def load_config(path: str | Path, state_dir: str | None = None) -> Config:
+    """Load and validate ``path`` and its includes; raise ConfigError listing every problem."""
+    main = Path(path)
+    loader = _Loader(main)
+    data = loader.read(main)
+    if data is None:
+        raise ConfigError(loader.problems)
+    _check_keys(loader, main, data, {"include", "agent", "defaults", "check"}, "")
+    agent = _section(loader, main, data, "agent", AgentConfig) or AgentConfig()
+    if state_dir is not None:
+        agent = agent.model_copy(update={"state_dir": state_dir})
+    defaults = data.get("defaults", {}) if _section(loader, main, data, "defaults", Defaults) else {}
+    loader.take_checks(main, data)
+    for included in _includes(loader, main, data, agent):
+        sub = loader.read(included)
+        if sub is not None:
+            _check_keys(loader, included, sub, {"check"}, "in an included file ")
+            loader.take_checks(included, sub)
+    checks, sources = _validate_checks(loader, defaults)
+    _cross_check(loader, checks, sources)
+    if loader.problems:
+        raise ConfigError(loader.problems)
+    return Config(agent, checks, loader.files, sources)
+
+
+def packs_dir(agent: AgentConfig) -> Path:
+    """Where ``pack:NAME`` includes are found: config, else the source tree, else /usr/share."""
+    if agent.packs_dir:
+        return Path(agent.packs_dir)
+    return SOURCE_PACKS if SOURCE_PACKS.is_dir() else INSTALLED_PACKS
+
+
+def _includes(loader: _Loader, main: Path, data: dict[str, Any], agent: AgentConfig) -> list[Path]:
+    patterns = data.get("include", [])
+    if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+        loader.fail(main, f"include: expected a list of file globs, got {patterns!r}")
+        return []
+    found: list[Path] = []
+    for pattern in patterns:
+        if pattern.startswith(PACK_PREFIX):
+            found.extend(_pack(loader, main, pattern[len(PACK_PREFIX) :], agent))
+            continue
+        full = main.parent / pattern
+        if glob.has_magic(pattern):
+            found.extend(Path(p) for p in sorted(glob.glob(str(full))))
+        elif full.exists():
+            found.append(full)
+        else:
+            loader.fail(main, f"include: {pattern!r} does not exist")
+    return found
+
+
+def _pack(loader: _Loader, main: Path, name: str, agent: AgentConfig) -> list[Path]:
+    directory = packs_dir(agent)
+    path = directory / f"{name}.toml"
+    if path.is_file():
+        return [path]
+    known = sorted(p.stem for p in directory.glob("*.toml"))
+    loader.fail(main, f"include: no stock pack {name!r}{_suggest(name, known)} in {directory}")
+    return []
+
+
+def _check_keys(
+    loader: _Loader, path: Path, data: dict[str, Any], allowed: set[str], where: str
+) -> None:
+    for key in data:
+        if key not in allowed:
+            loader.fail(path, f"{key}: unknown key {where}{_suggest(key, sorted(allowed))}")
+
+
+def _section(
+    loader: _Loader, path: Path, data: dict[str, Any], key: str, model: type[StrictModel]
+) -> Any:
+    raw = data.get(key, {})
+    if not isinstance(raw, dict):
+        loader.fail(path, f"[{key}]: expected a table, got {raw!r}")
+        return None
+    try:
+        return model.model_validate(raw)
+    except ValidationError as e:
+        for message in _messages(e, model):
+            loader.fail(path, f"[{key}] {message}")
+        return None
+
+
+def _validate_checks(
+    loader: _Loader, defaults: dict[str, Any]
+) -> tuple[list[CheckBase], dict[str, Path]]:
+    """Validate each [[check]] with its probe's model, the [defaults] table beneath it."""
+    checks: list[CheckBase] = []
+    sources: dict[str, Path] = {}
+    for index, (path, raw) in enumerate(loader.raw_checks):
+        label = _label(raw, index)
+        kind = raw.get("probe")
+        if kind not in REGISTRY:
+            loader.fail(path, f"{label}: probe: {_probe_problem(kind)}")
+            continue
+        model = REGISTRY[kind].config
+        merged = {**defaults, **raw}
+        try:
+            check = model.model_validate(merged)
+        except ValidationError as e:
+            for message in _messages(e, model):
+                loader.fail(path, f"{label}: {message}")
+            continue
+        if check.name in sources:
+            loader.fail(path, f"{label}: name: already used by a check in {_show(sources[check.name])}")
+            continue
+        sources[check.name] = path
+        checks.append(check)
+    return checks, sources
+
+
+def _cross_check(loader: _Loader, checks: list[CheckBase], sources: dict[str, Path]) -> None:
+    names = {c.name for c in checks}
+    for check in checks:
+        where, label = sources[check.name], f'check "{check.name}"'
+        if check.timeout > check.every:
+            loader.fail(where, f"{label}: timeout: must not be longer than every "
+                        f"({check.timeout:g}s > {check.every:g}s)")
+        for parent in check.depends_on:
+            if parent not in names:
+                loader.fail(where, f"{label}: depends_on: no check named {parent!r}"
+                            f"{_suggest(parent, sorted(names))}")
+        for key in ("warn", "crit"):
+            for metric in getattr(check, key):
+                if metric not in check.METRICS:
+                    loader.fail(where, f"{label}: {key}.{metric}: unknown metric for probe "
+                                f"{check.probe!r}{_suggest(metric, sorted(check.METRICS))}"
+                                f" (known: {', '.join(sorted(check.METRICS))})")
+    for cycle in _cycles(checks):
+        loader.fail(sources[cycle[0]], f'check "{cycle[0]}": depends_on: dependency cycle '
+                    + " -> ".join(cycle))
+
+
+def _cycles(checks: list[CheckBase]) -> list[list[str]]:
+    parents = {c.name: c.depends_on for c in checks}
+    state: dict[str, str] = {}
+    found: list[list[str]] = []
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = "visiting"
+        path.append(node)
+        for parent in parents[node]:
+            if state.get(parent) == "visiting":
+                found.append(path[path.index(parent) :] + [parent])
+            elif parent in parents and parent not in state:
+                visit(parent, path)
+        path.pop()
+        state[node] = "done"
+
+    for name in sorted(parents):
+        if name not in state:
+            visit(name, [])
+    return found
+
+
+def _label(raw: dict[str, Any], index: int) -> str:
+    name = raw.get("name")
+    return f'check "{name}"' if isinstance(name, str) and name else f"check #{index + 1}"
+
+
+def _probe_problem(kind: object) -> str:
+    known = sorted(REGISTRY)
+    if kind is None:
+        return f"required key is missing; one of {', '.join(known)}"
+    if not isinstance(kind, str):
+        return f"expected a probe name, got {kind!r}"
+    return f"unknown probe {kind!r}{_suggest(kind, known)} (known: {', '.join(known)})"
+
+
+_EXPECTED = {
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "string_type": "a string",
+    "list_type": "a list",
+    "dict_type": "a table",
+    "model_type": "a table",
+}
+
+
+def _messages(error: ValidationError, model: type[StrictModel]) -> list[str]:
+    messages = []
+    for item in error.errors(include_url=False):
+        loc = [str(p) for p in item["loc"]]
+        key = ".".join(loc)
+        kind = item["type"]
+        if kind == "extra_forbidden":
+            known = sorted(model.model_fields)
+            messages.append(f"{key}: unknown key{_suggest(loc[-1], known)}")
+            continue
+        if kind == "missing":
+            messages.append(f"{key}: required key is missing")
+            continue
+        text = _expected_text(kind, item["msg"])
+        found = item.get("input")
+        if key:
+            messages.append(f"{key}: {text}, got {_found(found)}")
+        else:
+            messages.append(text)
+    return messages
+
+
+def _expected_text(kind: str, msg: str) -> str:
+    if kind in _EXPECTED:
+        return f"expected {_EXPECTED[kind]}"
+    if msg.startswith("Value error, "):
+        return msg[len("Value error, ") :]
+    if msg.startswith("Input should be "):
+        return "expected " + msg[len("Input should be ") :]
+    if msg.startswith("String should match pattern"):
+        return "expected letters, digits, '.', '_' or '-', starting with a letter or digit"
+    return msg[0].lower() + msg[1:]
+
+
+def _found(value: object) -> str:
+    if isinstance(value, dict):
+        return "a table"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _suggest(word: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    return f'; did you mean "{close[0]}"?' if close else ""
+
+
+def _show(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

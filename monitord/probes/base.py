@@ -1,0 +1,186 @@
+"""What every probe module shares: the check model it extends and the context it runs in.
+
+A probe module defines ``Config`` (a subclass of ``CheckBase`` holding the probe's own
+keys), ``METRICS`` (the readings it reports, so thresholds can be checked by name) and
+``async def probe(cfg, ctx) -> Observation``. It makes one attempt and raises
+``ProbeError`` when it cannot observe. Deadlines, timing and judging live elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator
+
+from monitord.durations import parse_duration
+from monitord.model import Status, Value
+from monitord.ranges import Range, parse_range
+
+T = TypeVar("T")
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+def _duration(value: object) -> float:
+    if not isinstance(value, str):
+        raise ValueError('expected a duration like "500ms", "30s", "5m" or "2h"')
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError("expected a duration above zero")
+    return seconds
+
+
+def _regex(value: object) -> re.Pattern[str]:
+    if not isinstance(value, str):
+        raise ValueError("expected a regular expression as a string")
+    try:
+        return re.compile(value)
+    except re.error as e:
+        raise ValueError(f"not a valid regular expression ({e})") from None
+
+
+Duration = Annotated[float, PlainValidator(_duration)]
+Threshold = Annotated[Range, PlainValidator(parse_range)]
+Regex = Annotated[re.Pattern[str], PlainValidator(_regex)]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class CheckBase(StrictModel):
+    """The keys every check has, whatever its probe."""
+
+    METRICS: ClassVar[dict[str, str]] = {}
+
+    name: str = Field(pattern=NAME_PATTERN, max_length=100)
+    probe: str
+    description: str = ""
+    every: Duration = 60.0
+    timeout: Duration = 10.0
+    fail_after: int = Field(default=3, ge=1, le=100)
+    recover_after: int = Field(default=2, ge=1, le=100)
+    priority: Literal["P1", "P2", "P3"] = "P3"
+    warning_priority: Literal["P1", "P2", "P3", ""] = ""
+    depends_on: list[str] = []
+    warn: dict[str, Threshold] = {}
+    crit: dict[str, Threshold] = {}
+    flap_window: int = Field(default=20, ge=4, le=200)
+    flap_threshold: float = Field(default=0.5, gt=0, le=1)
+
+    def expectations(self) -> list[Expectation]:
+        """Facts the probe reports that must hold; the evaluator judges them."""
+        return []
+
+    def default_thresholds(self) -> tuple[dict[str, Range], dict[str, Range]]:
+        """Warning and critical ranges used for metrics the check sets no threshold for."""
+        return {}, {}
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    """A fact reading must take one of ``allowed``; otherwise ``status`` with ``problem``."""
+
+    reading: str
+    allowed: frozenset[Value]
+    problem: str
+    status: Status = Status.CRITICAL
+
+
+class Stuck(Exception):
+    """A blocking call for this key from an earlier run has not returned yet."""
+
+    def __init__(self, key: str, since: float) -> None:
+        self.key = key
+        self.since = since
+        super().__init__(key)
+
+
+class BlockingCalls:
+    """Runs blocking calls in a bounded thread pool, remembering the ones that hang.
+
+    ``os.statvfs`` on a dead NFS mount never returns and cannot be cancelled: while an
+    earlier call for the same key is still running, later calls raise ``Stuck`` at once
+    instead of tying up another thread.
+    """
+
+    def __init__(self, max_workers: int = 8) -> None:
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max_workers, thread_name_prefix="monitord-blocking"
+        )
+        self._pending: dict[str, tuple[concurrent.futures.Future[Any], float]] = {}
+
+    async def call(self, key: str, fn: Callable[..., T], *args: Any) -> T:
+        pending = self._pending.get(key)
+        if pending is not None:
+            if not pending[0].done():
+                raise Stuck(key, pending[1])
+            del self._pending[key]
+        future = self._pool.submit(fn, *args)
+        self._pending[key] = (future, time.monotonic())
+        result = await asyncio.wrap_future(future)
+        del self._pending[key]
+        return result
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass
+class Shared:
+    """Resources all checks share: the HTTP session, the blocking-call pool, seams."""
+
+    blocking: BlockingCalls = field(default_factory=BlockingCalls)
+    statvfs: Callable[[str], os.statvfs_result] = os.statvfs
+    _http: Any = None
+
+    def http(self) -> Any:
+        """The shared aiohttp ClientSession, made on first use (aiohttp is imported here)."""
+        if self._http is None:
+            import aiohttp
+
+            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+            self._http = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=None),
+                cookie_jar=aiohttp.DummyCookieJar(),
+                auto_decompress=True,
+            )
+        return self._http
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+        self.blocking.shutdown()
+
+
+@dataclass
+class ProbeContext:
+    """One check's view of the shared resources, plus memory kept between its runs."""
+
+    shared: Shared
+    memory: dict[str, Any] = field(default_factory=dict)
+    timeout: float = 10.0  # the runner's deadline; library timeouts must fit inside it
+
+
+# Re-exported so probe modules import from one place.
+__all__ = [
+    "CheckBase",
+    "Duration",
+    "Expectation",
+    "ProbeContext",
+    "Range",
+    "Regex",
+    "Shared",
+    "Stuck",
+    "Threshold",
+    "parse_range",
+]
