@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import difflib
 import glob
+import json
+import re
 import socket
 import tomllib
 from dataclasses import dataclass, field
@@ -60,7 +62,7 @@ class Config:
             if check.name == name:
                 return check
         hint = _suggest(name, [c.name for c in self.checks])
-        raise ConfigError([f"no check named {name!r}{hint}"])
+        raise ConfigError([f"no check named {_found(name)}{hint}"])
 
 
 @dataclass
@@ -84,7 +86,7 @@ class _Loader:
             self.problems.append(f"{_show(path)}: cannot read: {e.strerror}")
             return None
         except tomllib.TOMLDecodeError as e:
-            self.problems.append(f"{_show(path)}: not valid TOML: {e}")
+            self.problems.append(f"{_show(path)}: {_toml_problem(e)}")
             return None
         self.files.append(path)
         return data
@@ -104,7 +106,7 @@ def load_config(path: str | Path, state_dir: str | None = None) -> Config:
     data = loader.read(main)
     if data is None:
         raise ConfigError(loader.problems)
-    _check_keys(loader, main, data, {"include", "agent", "defaults", "check"}, "")
+    _check_keys(loader, main, data, {"include", "agent", "defaults", "check"})
     agent = _section(loader, main, data, "agent", AgentConfig) or AgentConfig()
     if state_dir is not None:
         agent = agent.model_copy(update={"state_dir": state_dir})
@@ -113,7 +115,7 @@ def load_config(path: str | Path, state_dir: str | None = None) -> Config:
     for included in _includes(loader, main, data, agent):
         sub = loader.read(included)
         if sub is not None:
-            _check_keys(loader, included, sub, {"check"}, "in an included file ")
+            _check_included(loader, included, sub)
             loader.take_checks(included, sub)
     checks, sources = _validate_checks(loader, defaults)
     _cross_check(loader, checks, sources)
@@ -145,7 +147,7 @@ def _includes(loader: _Loader, main: Path, data: dict[str, Any], agent: AgentCon
         elif full.exists():
             found.append(full)
         else:
-            loader.fail(main, f"include: {pattern!r} does not exist")
+            loader.fail(main, f"include: {_found(pattern)} does not exist")
     return found
 
 
@@ -155,16 +157,31 @@ def _pack(loader: _Loader, main: Path, name: str, agent: AgentConfig) -> list[Pa
     if path.is_file():
         return [path]
     known = sorted(p.stem for p in directory.glob("*.toml"))
-    loader.fail(main, f"include: no stock pack {name!r}{_suggest(name, known)} in {directory}")
+    loader.fail(main, f"include: no stock pack {_found(name)}{_suggest(name, known)} "
+                f"(stock packs: {', '.join(known) or 'none found'})")
     return []
 
 
-def _check_keys(
-    loader: _Loader, path: Path, data: dict[str, Any], allowed: set[str], where: str
-) -> None:
+def _check_keys(loader: _Loader, path: Path, data: dict[str, Any], allowed: set[str]) -> None:
     for key in data:
         if key not in allowed:
-            loader.fail(path, f"{key}: unknown key {where}{_suggest(key, sorted(allowed))}")
+            loader.fail(path, f"{key}: unknown top-level key{_suggest(key, sorted(allowed))}")
+
+
+def _check_included(loader: _Loader, path: Path, data: dict[str, Any]) -> None:
+    for key in data:
+        if key != "check":
+            loader.fail(path, f"{key}: only [[check]] tables belong in an included file; "
+                        "move it to the main config")
+
+
+def _toml_problem(error: tomllib.TOMLDecodeError) -> str:
+    text = str(error)
+    match = re.fullmatch(r"(.*) \(at line (\d+), column (\d+)\)", text)
+    if match is None:
+        return f"not valid TOML: {text}"
+    what, line, column = match.groups()
+    return f"line {line}, column {column}: not valid TOML: {what[0].lower()}{what[1:]}"
 
 
 def _section(
@@ -203,7 +220,8 @@ def _validate_checks(
                 loader.fail(path, f"{label}: {message}")
             continue
         if check.name in sources:
-            loader.fail(path, f"{label}: name: already used by a check in {_show(sources[check.name])}")
+            first = _show(sources[check.name])
+            loader.fail(path, f"{label}: name: already used by another check in {first}")
             continue
         sources[check.name] = path
         checks.append(check)
@@ -219,13 +237,13 @@ def _cross_check(loader: _Loader, checks: list[CheckBase], sources: dict[str, Pa
                         f"({check.timeout:g}s > {check.every:g}s)")
         for parent in check.depends_on:
             if parent not in names:
-                loader.fail(where, f"{label}: depends_on: no check named {parent!r}"
+                loader.fail(where, f"{label}: depends_on: no check named {_found(parent)}"
                             f"{_suggest(parent, sorted(names))}")
         for key in ("warn", "crit"):
             for metric in getattr(check, key):
                 if metric not in check.METRICS:
                     loader.fail(where, f"{label}: {key}.{metric}: unknown metric for probe "
-                                f"{check.probe!r}{_suggest(metric, sorted(check.METRICS))}"
+                                f"{_found(check.probe)}{_suggest(metric, sorted(check.METRICS))}"
                                 f" (known: {', '.join(sorted(check.METRICS))})")
     for cycle in _cycles(checks):
         loader.fail(sources[cycle[0]], f'check "{cycle[0]}": depends_on: dependency cycle '
@@ -265,8 +283,16 @@ def _probe_problem(kind: object) -> str:
         return f"required key is missing; one of {', '.join(known)}"
     if not isinstance(kind, str):
         return f"expected a probe name, got {kind!r}"
-    return f"unknown probe {kind!r}{_suggest(kind, known)} (known: {', '.join(known)})"
+    return f"unknown probe {_found(kind)}{_suggest(kind, known)} (known: {', '.join(known)})"
 
+
+_BOUNDS = {
+    "less_than_equal": "a number up to {le}",
+    "less_than": "a number below {lt}",
+    "greater_than_equal": "a number of at least {ge}",
+    "greater_than": "a number above {gt}",
+    "too_long": "at most {max_length} characters",
+}
 
 _EXPECTED = {
     "int_type": "an integer",
@@ -295,7 +321,7 @@ def _messages(error: ValidationError, model: type[StrictModel]) -> list[str]:
         if kind == "missing":
             messages.append(f"{key}: required key is missing")
             continue
-        text = _expected_text(kind, item["msg"])
+        text = _expected_text(kind, item["msg"], item.get("ctx") or {})
         found = item.get("input")
         if key:
             messages.append(f"{key}: {text}, got {_found(found)}")
@@ -304,22 +330,24 @@ def _messages(error: ValidationError, model: type[StrictModel]) -> list[str]:
     return messages
 
 
-def _expected_text(kind: str, msg: str) -> str:
+def _expected_text(kind: str, msg: str, context: dict[str, Any]) -> str:
+    if kind in _BOUNDS:
+        return "expected " + _BOUNDS[kind].format(**context)
     if kind in _EXPECTED:
         return f"expected {_EXPECTED[kind]}"
     if msg.startswith("Value error, "):
         return msg[len("Value error, ") :]
     if msg.startswith("Input should be "):
-        return "expected " + msg[len("Input should be ") :]
+        return "expected " + msg[len("Input should be ") :].replace("'", '"')
     if msg.startswith("String should match pattern"):
-        return "expected letters, digits, '.', '_' or '-', starting with a letter or digit"
+        return 'expected letters, digits, ".", "_" or "-", starting with a letter or digit'
     return msg[0].lower() + msg[1:]
 
 
 def _found(value: object) -> str:
     if isinstance(value, dict):
         return "a table"
-    text = repr(value)
+    text = json.dumps(value) if isinstance(value, str) else repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -109,7 +109,7 @@ class CheckState:
 
     def _flap(self, status: Status, rules: Rules) -> list[Change]:
         self.history = (self.history + [int(status)])[-(rules.flap_window + 1):]
-        if len(self.history) < MIN_FLAP_HISTORY:
+        if len(self.history) < max(MIN_FLAP_HISTORY, rules.flap_window // 2):
             return []
         flips = sum(
             (a == Status.OK) != (b == Status.OK)

@@ -1,17 +1,26 @@
-"""Processes found by name, command line or pidfile: how many, their CPU and memory."""
+"""Processes found by name, command line or pidfile: how many, their CPU and memory.
+
+Zombies are not counted: a zombie has exited and only waits for its parent to reap it.
+Reading ``/proc/PID/cmdline`` of a process stuck in the kernel can block, so the scan
+runs in the shared blocking pool; a scan from an earlier run that has not returned makes
+this run UNKNOWN at once instead of starting another.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import psutil
 from pydantic import model_validator
 
-from monitord.model import Observation
-from monitord.probes.base import CheckBase, ProbeContext, Range, Regex, parse_range
+from monitord.durations import format_duration
+from monitord.errors import ProbeError
+from monitord.model import Observation, Status
+from monitord.probes.base import CheckBase, ProbeContext, Range, Regex, Stuck, parse_range
 
 METRICS = {
     "count": "number of matching processes",
@@ -19,6 +28,8 @@ METRICS = {
     "rss_bytes": "resident memory of them all",
     "max_rss_bytes": "resident memory of the largest one",
 }
+
+PID_MAX = 4_194_304  # the kernel's upper limit for pid_max (proc(5), /proc/sys/kernel/pid_max)
 
 
 class Config(CheckBase):
@@ -48,7 +59,7 @@ class _Proc:
 
 
 async def probe(cfg: Config, ctx: ProbeContext) -> Observation:
-    found, note = await ctx.shared.blocking.call(f"process:{cfg.name}", _find, cfg)
+    found, note = await _scan(cfg, ctx)
     now = time.monotonic()
     obs = Observation(_describe(cfg, found, note))
     obs.add("count", len(found))
@@ -64,6 +75,20 @@ async def probe(cfg: Config, ctx: ProbeContext) -> Observation:
     return obs
 
 
+async def _scan(cfg: Config, ctx: ProbeContext) -> tuple[list[_Proc], str]:
+    budget = ctx.timeout * 0.8
+    try:
+        async with asyncio.timeout(budget):
+            return await ctx.shared.blocking.call(f"process:{cfg.name}", _find, cfg)
+    except Stuck as e:
+        stuck = format_duration(max(time.monotonic() - e.since, 0.001))
+        raise ProbeError(f"the process scan of an earlier run has not returned for {stuck}; "
+                         "a process may be stuck in the kernel (state D)", Status.UNKNOWN) from None
+    except TimeoutError:
+        raise ProbeError(f"the process scan did not finish within {format_duration(budget)}; "
+                         "a process may be stuck in the kernel (state D)", Status.UNKNOWN) from None
+
+
 def _describe(cfg: Config, found: list[_Proc], note: str) -> str:
     what = cfg.process or (cfg.cmdline.pattern if cfg.cmdline else "") or cfg.pidfile
     if note:
@@ -71,57 +96,67 @@ def _describe(cfg: Config, found: list[_Proc], note: str) -> str:
     if not found:
         return f"no process matches {what!r}"
     pids = ", ".join(str(p.pid) for p in found[:5]) + (", ..." if len(found) > 5 else "")
-    return f"{len(found)} process{'es' if len(found) != 1 else ''} match {what!r} (PID {pids})"
+    verb = "matches" if len(found) == 1 else "match"
+    return f"{len(found)} process{'es' if len(found) != 1 else ''} {verb} {what!r} (PID {pids})"
 
 
 def _find(cfg: Config) -> tuple[list[_Proc], str]:
     """Matching processes and, for a stale or unreadable pidfile, a note saying so."""
     if cfg.pidfile:
         return _from_pidfile(cfg)
-    found = []
     own = os.getpid()
-    attrs = ["pid", "name", "cmdline", "username", "create_time", "cpu_times", "memory_info"]
-    for proc in psutil.process_iter(attrs):
-        info = proc.info
-        if info["pid"] != own and _matches(cfg, info):
-            found.append(_snapshot(info))
+    found = []
+    for proc in psutil.process_iter():
+        if proc.pid != own and (snap := _inspect(cfg, proc)) is not None:
+            found.append(snap)
     return found, ""
 
 
 def _from_pidfile(cfg: Config) -> tuple[list[_Proc], str]:
     try:
         with open(cfg.pidfile, encoding="ascii") as f:
-            pid = int(f.read().split()[0])
+            pid = int(f.read(64).split()[0])
     except FileNotFoundError:
         return [], f"pidfile {cfg.pidfile} does not exist"
     except (OSError, ValueError, IndexError):
+        pid = 0
+    if not 0 < pid <= PID_MAX:
         return [], f"pidfile {cfg.pidfile} holds no PID"
     try:
         proc = psutil.Process(pid)
-        attrs = ["pid", "name", "cmdline", "username", "create_time", "cpu_times", "memory_info"]
-        info = proc.as_dict(attrs)
+        snap = _inspect(cfg, proc)
+        alive = proc.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return [], f"pidfile {cfg.pidfile} names PID {pid}, which is not running"
-    if not _matches(cfg, info):
+    if not alive:
+        return [], f"pidfile {cfg.pidfile} names PID {pid}, which is not running (a zombie)"
+    if snap is None:
         return [], f"pidfile {cfg.pidfile} names PID {pid}, which is another program"
-    return [_snapshot(info)], ""
+    return [snap], ""
 
 
-def _matches(cfg: Config, info: dict[str, object]) -> bool:
+def _inspect(cfg: Config, proc: psutil.Process) -> _Proc | None:
+    """A snapshot of ``proc`` if it is alive and matches; None otherwise."""
+    # as_dict into a local dict, not process_iter(attrs): process_iter shares its Process
+    # objects (and their .info) between threads, and checks scan concurrently.
+    try:
+        with proc.oneshot():
+            info = proc.as_dict(["name", "status", "username", "cmdline"])
+            if info["status"] == psutil.STATUS_ZOMBIE or not _matches(cfg, info):
+                return None
+            times, memory = proc.cpu_times(), proc.memory_info()
+            return _Proc(proc.pid, proc.create_time(), times.user + times.system, memory.rss)
+    except psutil.Error:  # it exited while being read, or we may not read it
+        return None
+
+
+def _matches(cfg: Config, info: dict[str, Any]) -> bool:
     if cfg.process and info.get("name") != cfg.process:
         return False
     if cfg.user and info.get("username") != cfg.user:
         return False
     if cfg.cmdline is not None:
         args = info.get("cmdline") or []
-        if not cfg.cmdline.search(" ".join(str(a) for a in args)):  # type: ignore[attr-defined]
+        if not cfg.cmdline.search(" ".join(str(a) for a in args)):
             return False
     return True
-
-
-def _snapshot(info: dict[str, object]) -> _Proc:
-    times = info.get("cpu_times")
-    memory = info.get("memory_info")
-    cpu = (times.user + times.system) if times is not None else 0.0  # type: ignore[attr-defined]
-    rss = memory.rss if memory is not None else 0  # type: ignore[attr-defined]
-    return _Proc(int(info["pid"]), float(info.get("create_time") or 0), cpu, rss)  # type: ignore[arg-type]

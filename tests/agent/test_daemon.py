@@ -1,0 +1,95 @@
+"""The agent over real probes: state changes logged once, suppression, state kept on disk."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from monitord.agent.daemon import Agent
+from monitord.config import Config, load_config
+from monitord.model import Status
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that refuses connections (bound, never listening)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+def config(tmp_path: Path, port: int) -> Config:
+    path = tmp_path / "monitord.toml"
+    path.write_text(f"""
+[agent]
+state_dir = "{tmp_path / 'state'}"
+
+[[check]]
+name = "mysql-port"
+probe = "tcp"
+port = {port}
+fail_after = 2
+recover_after = 1
+priority = "P1"
+
+[[check]]
+name = "shop"
+probe = "http"
+url = "http://127.0.0.1:{port}/"
+fail_after = 1
+depends_on = ["mysql-port"]
+""")
+    return load_config(path)
+
+
+async def test_state_changes_are_logged_once_each(
+    tmp_path: Path, closed_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="monitord")
+    agent = Agent(config(tmp_path, closed_port))
+    await agent.start()
+    check = agent.config.check("mysql-port")
+    for _ in range(4):
+        await agent.run_once(check)
+    await agent.close()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("mysql-port")]
+    assert lines == [
+        f"mysql-port: CRITICAL (soft 1/2): connection refused by 127.0.0.1:{closed_port}",
+        f"mysql-port: CRITICAL (hard, after 2 failures): connection refused by "
+        f"127.0.0.1:{closed_port}",
+    ]
+
+
+async def test_child_of_a_hard_failing_parent_is_suppressed(tmp_path: Path, closed_port: int) -> None:
+    agent = Agent(config(tmp_path, closed_port))
+    await agent.start()
+    parent, child = agent.config.check("mysql-port"), agent.config.check("shop")
+    await agent.run_once(child)
+    assert agent.states["shop"].suppressed_by is None  # the parent is not known to fail yet
+    await agent.run_once(parent)
+    await agent.run_once(parent)
+    result = await agent.run_once(child)
+    await agent.close()
+    assert result.status is Status.CRITICAL
+    assert agent.states["shop"].hard_failing
+    assert agent.states["shop"].suppressed_by == "mysql-port"
+
+
+async def test_restart_restores_hard_failure(tmp_path: Path, closed_port: int) -> None:
+    agent = Agent(config(tmp_path, closed_port))
+    await agent.start()
+    for _ in range(2):
+        await agent.run_once(agent.config.check("mysql-port"))
+    await agent.close()
+
+    again = Agent(config(tmp_path, closed_port))
+    await again.start()
+    state = again.states["mysql-port"]
+    await again.close()
+    assert state.hard_failing and state.hard_status is Status.CRITICAL
+    assert state.fail_count == 2
+    assert "connection refused" in state.summary

@@ -1,0 +1,113 @@
+"""The scheduler: spread first runs, a fixed grid without drift, a cap, hung checks alone."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+
+from monitord.agent.scheduler import Scheduler, _next_slot, start_offsets
+from monitord.probes.base import CheckBase
+from tests.conftest import make_check
+
+
+def checks(count: int, every: str = "100ms") -> list[CheckBase]:
+    return [make_check("load", name=f"c{i}", every=every, timeout=every) for i in range(count)]
+
+
+def test_first_runs_are_spread_at_the_start_rate() -> None:
+    offsets = start_offsets(checks(1000, every="5m"), start_rate=50)
+    ordered = sorted(offsets.values())
+    assert ordered[0] == 0 and ordered[-1] == 999 / 50
+    assert len(set(ordered)) == 1000  # no two checks start in the same instant
+
+
+def test_offsets_are_stable_and_within_the_interval() -> None:
+    many = checks(200, every="1s")
+    assert start_offsets(many, 50) == start_offsets(list(reversed(many)), 50)
+    assert all(0 <= o < 1 for o in start_offsets(many, 50).values())
+
+
+def test_next_slot_keeps_the_grid_and_skips_missed_slots() -> None:
+    assert _next_slot(previous=0, every=10, now=5) == 10
+    assert _next_slot(previous=0, every=10, now=10) == 20
+    assert _next_slot(previous=0, every=10, now=25.5) == 30
+    assert _next_slot(previous=100, every=0.5, now=100.1) == 100.5
+
+
+async def test_hung_check_delays_nothing_but_itself() -> None:
+    hung_started = asyncio.Event()
+    runs: Counter[str] = Counter()
+    enough = asyncio.Event()
+
+    async def run(check: CheckBase) -> None:
+        runs[check.name] += 1
+        if check.name == "c0":
+            hung_started.set()
+            await asyncio.Event().wait()  # never returns
+        if min(runs[f"c{i}"] for i in range(1, 5)) >= 10:
+            enough.set()
+
+    scheduler = Scheduler(checks(5, every="20ms"), run, max_concurrent=10, start_rate=1000)
+    task = asyncio.create_task(scheduler.run())
+    try:
+        async with asyncio.timeout(10):
+            await hung_started.wait()
+            await enough.wait()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert runs["c0"] == 1
+
+
+async def test_concurrency_cap_holds_and_queued_checks_run_later() -> None:
+    release = asyncio.Event()
+    all_ran = asyncio.Event()
+    seen: set[str] = set()
+    peak = 0
+
+    async def run(check: CheckBase) -> None:
+        nonlocal peak
+        peak = max(peak, scheduler.running)
+        seen.add(check.name)
+        if len(seen) == 6:
+            all_ran.set()
+        await release.wait()
+
+    scheduler = Scheduler(checks(6, every="1s"), run, max_concurrent=2, start_rate=1000)
+    task = asyncio.create_task(scheduler.run())
+    try:
+        async with asyncio.timeout(10):
+            while scheduler.running < 2:
+                await asyncio.sleep(0.01)
+            assert len(seen) == 2
+            release.set()
+            await all_ran.wait()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert peak == 2
+
+
+async def test_a_failing_run_does_not_stop_the_check_or_the_others() -> None:
+    runs: Counter[str] = Counter()
+    done = asyncio.Event()
+
+    async def run(check: CheckBase) -> None:
+        runs[check.name] += 1
+        if runs["c0"] >= 3 and runs["c1"] >= 3:
+            done.set()
+        if check.name == "c0":
+            raise RuntimeError("boom")
+
+    scheduler = Scheduler(checks(2, every="10ms"), run, start_rate=1000)
+    task = asyncio.create_task(scheduler.run())
+    try:
+        async with asyncio.timeout(10):
+            await done.wait()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,0 +1,111 @@
+"""Config loading: every bad config beside its exact message, includes, packs, the example."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from monitord.config import AgentConfig, Defaults, load_config
+from monitord.errors import ConfigError
+from monitord.probes import REGISTRY
+from monitord.probes.base import CheckBase
+
+ROOT = Path(__file__).resolve().parent.parent
+BAD = Path(__file__).parent / "config" / "bad"
+EXAMPLE = ROOT / "etc" / "monitord" / "monitord.toml"
+
+
+@pytest.mark.parametrize("case", sorted(p.stem for p in BAD.glob("*.toml")))
+def test_bad_config_reports_exact_message(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(BAD)
+    expected = (BAD / f"{case}.expected").read_text().splitlines()
+    with pytest.raises(ConfigError) as caught:
+        load_config(f"{case}.toml")
+    assert caught.value.problems == expected
+
+
+def test_every_bad_config_has_an_expected_message() -> None:
+    assert {p.stem for p in BAD.glob("*.toml")} == {p.stem for p in BAD.glob("*.expected")}
+
+
+def test_three_mistakes_are_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(BAD)
+    with pytest.raises(ConfigError) as caught:
+        load_config("three_mistakes.toml")
+    assert len(caught.value.problems) == 3
+
+
+def test_example_config_loads_with_the_system_pack(tmp_path: Path) -> None:
+    config = load_config(EXAMPLE, state_dir=str(tmp_path))
+    assert {c.name for c in config.checks} >= {"load", "memory", "swap", "disk-space"}
+    assert config.agent.state_dir == str(tmp_path)
+    assert all(c.priority in ("P2", "P3") for c in config.checks)
+
+
+@pytest.mark.parametrize("pack", sorted((ROOT / "checks").glob("*.toml")), ids=lambda p: p.stem)
+def test_stock_pack_is_valid(pack: Path, tmp_path: Path) -> None:
+    main = tmp_path / "monitord.toml"
+    main.write_text(f'include = ["pack:{pack.stem}"]\n')
+    config = load_config(main)
+    assert config.checks, f"{pack.name} defines no checks"
+    assert all(c.description for c in config.checks), "every pack check says what it watches"
+
+
+def _options() -> set[str]:
+    keys = set(AgentConfig.model_fields) | set(Defaults.model_fields)
+    for kind in REGISTRY.values():
+        keys |= set(kind.config.model_fields)
+    return keys
+
+
+def test_example_config_documents_every_option() -> None:
+    documented = set(re.findall(r"^#? ?(\w+) = ", EXAMPLE.read_text(), re.MULTILINE))
+    missing = _options() - documented
+    assert not missing, f"not documented in {EXAMPLE.name}: {sorted(missing)}"
+
+
+def test_defaults_apply_and_a_check_key_wins(tmp_path: Path) -> None:
+    main = tmp_path / "monitord.toml"
+    main.write_text(
+        '[defaults]\nevery = "20s"\nfail_after = 5\n\n'
+        '[[check]]\nname = "a"\nprobe = "load"\n\n'
+        '[[check]]\nname = "b"\nprobe = "load"\nfail_after = 1\n'
+    )
+    config = load_config(main)
+    a, b = config.check("a"), config.check("b")
+    assert (a.every, a.fail_after) == (20.0, 5)
+    assert (b.every, b.fail_after) == (20.0, 1)
+
+
+def test_includes_expand_globs_relative_to_the_main_file(tmp_path: Path) -> None:
+    (tmp_path / "checks.d").mkdir()
+    for name in ("b", "a"):
+        (tmp_path / "checks.d" / f"{name}.toml").write_text(
+            f'[[check]]\nname = "{name}"\nprobe = "load"\n'
+        )
+    main = tmp_path / "monitord.toml"
+    main.write_text('include = ["checks.d/*.toml", "empty.d/*.toml"]\n')
+    config = load_config(main)
+    assert [c.name for c in config.checks] == ["a", "b"]
+    assert len(config.files) == 3
+
+
+def test_unknown_check_name_suggests_the_nearest(tmp_path: Path) -> None:
+    main = tmp_path / "monitord.toml"
+    main.write_text('[[check]]\nname = "disk-space"\nprobe = "disk"\n')
+    with pytest.raises(ConfigError, match='did you mean "disk-space"'):
+        load_config(main).check("disk-spce")
+
+
+def test_missing_file_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "nope.toml")
+    assert caught.value.problems == [f"{tmp_path / 'nope.toml'}: no such file"]
+
+
+def test_check_models_share_the_base_keys() -> None:
+    for kind in REGISTRY.values():
+        assert issubclass(kind.config, CheckBase)
+        assert set(CheckBase.model_fields) <= set(kind.config.model_fields)
