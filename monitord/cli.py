@@ -9,7 +9,6 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from monitord import __version__
 from monitord.config import Config, load_config
@@ -134,7 +133,8 @@ async def _serve(config: Config) -> None:
 
 def _setup_logging(level: int) -> None:
     # Under systemd, journald stamps each line itself.
-    fmt = "%(message)s" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s %(levelname)s %(message)s"
+    journal = bool(os.environ.get("JOURNAL_STREAM"))
+    fmt = "%(message)s" if journal else "%(asctime)s %(levelname)s %(message)s"
     logging.basicConfig(level=level, format=fmt, datefmt="%Y-%m-%d %H:%M:%S", stream=sys.stderr)
     if level > logging.DEBUG:
         logging.getLogger("asyncio").setLevel(logging.WARNING)

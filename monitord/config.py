@@ -110,7 +110,8 @@ def load_config(path: str | Path, state_dir: str | None = None) -> Config:
     agent = _section(loader, main, data, "agent", AgentConfig) or AgentConfig()
     if state_dir is not None:
         agent = agent.model_copy(update={"state_dir": state_dir})
-    defaults = data.get("defaults", {}) if _section(loader, main, data, "defaults", Defaults) else {}
+    valid_defaults = _section(loader, main, data, "defaults", Defaults) is not None
+    defaults = data.get("defaults", {}) if valid_defaults else {}
     loader.take_checks(main, data)
     for included in _includes(loader, main, data, agent):
         sub = loader.read(included)
@@ -260,7 +261,7 @@ def _cycles(checks: list[CheckBase]) -> list[list[str]]:
         path.append(node)
         for parent in parents[node]:
             if state.get(parent) == "visiting":
-                found.append(path[path.index(parent) :] + [parent])
+                found.append([*path[path.index(parent) :], parent])
             elif parent in parents and parent not in state:
                 visit(parent, path)
         path.pop()

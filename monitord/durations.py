@@ -23,7 +23,7 @@ def format_duration(seconds: float) -> str:
         return f"{round(seconds * 1000)}ms"
     if seconds < 60:
         return f"{seconds:g}s" if seconds != int(seconds) else f"{int(seconds)}s"
-    total = int(round(seconds))
+    total = round(seconds)
     parts = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         if total >= size:

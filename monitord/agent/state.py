@@ -22,7 +22,7 @@ class Change(enum.StrEnum):
     FIRST = "first"              # the first result of a check that had none
     SOFT = "soft"                # a failure not yet confirmed (or a different soft status)
     HARD = "hard"                # a failure confirmed: fail_after reached
-    CHANGED = "changed"          # a hard failure with a new status, or failing again while recovering
+    CHANGED = "changed"          # hard failure with a new status, or failing again in recovery
     RECOVERING = "recovering"    # an OK during a hard failure, recover_after not yet reached
     RECOVERED = "recovered"      # a hard failure ended
     CLEARED = "cleared"          # a soft failure ended before it became hard
@@ -108,7 +108,7 @@ class CheckState:
         return []
 
     def _flap(self, status: Status, rules: Rules) -> list[Change]:
-        self.history = (self.history + [int(status)])[-(rules.flap_window + 1):]
+        self.history = [*self.history, int(status)][-(rules.flap_window + 1):]
         if len(self.history) < max(MIN_FLAP_HISTORY, rules.flap_window // 2):
             return []
         flips = sum(

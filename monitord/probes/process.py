@@ -81,7 +81,7 @@ async def _scan(cfg: Config, ctx: ProbeContext) -> tuple[list[_Proc], str]:
         async with asyncio.timeout(budget):
             return await ctx.shared.blocking.call(f"process:{cfg.name}", _find, cfg)
     except Stuck as e:
-        stuck = format_duration(max(time.monotonic() - e.since, 0.001))
+        stuck = format_duration(round(time.monotonic() - e.since, 1))
         raise ProbeError(f"the process scan of an earlier run has not returned for {stuck}; "
                          "a process may be stuck in the kernel (state D)", Status.UNKNOWN) from None
     except TimeoutError:
@@ -141,13 +141,23 @@ def _inspect(cfg: Config, proc: psutil.Process) -> _Proc | None:
     # objects (and their .info) between threads, and checks scan concurrently.
     try:
         with proc.oneshot():
-            info = proc.as_dict(["name", "status", "username", "cmdline"])
+            info = proc.as_dict(_attrs(cfg))
             if info["status"] == psutil.STATUS_ZOMBIE or not _matches(cfg, info):
                 return None
             times, memory = proc.cpu_times(), proc.memory_info()
             return _Proc(proc.pid, proc.create_time(), times.user + times.system, memory.rss)
     except psutil.Error:  # it exited while being read, or we may not read it
         return None
+
+
+def _attrs(cfg: Config) -> list[str]:
+    """What matching needs: name and status come from one cheap read of /proc/PID/stat."""
+    attrs = ["name", "status"]
+    if cfg.user:
+        attrs.append("username")
+    if cfg.cmdline is not None:
+        attrs.append("cmdline")
+    return attrs
 
 
 def _matches(cfg: Config, info: dict[str, Any]) -> bool:

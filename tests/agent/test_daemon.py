@@ -64,7 +64,9 @@ async def test_state_changes_are_logged_once_each(
     ]
 
 
-async def test_child_of_a_hard_failing_parent_is_suppressed(tmp_path: Path, closed_port: int) -> None:
+async def test_child_of_a_hard_failing_parent_is_suppressed(
+    tmp_path: Path, closed_port: int
+) -> None:
     agent = Agent(config(tmp_path, closed_port))
     await agent.start()
     parent, child = agent.config.check("mysql-port"), agent.config.check("shop")

@@ -63,6 +63,7 @@ async def test_hung_check_delays_nothing_but_itself() -> None:
 
 async def test_concurrency_cap_holds_and_queued_checks_run_later() -> None:
     release = asyncio.Event()
+    two_running = asyncio.Event()
     all_ran = asyncio.Event()
     seen: set[str] = set()
     peak = 0
@@ -71,6 +72,8 @@ async def test_concurrency_cap_holds_and_queued_checks_run_later() -> None:
         nonlocal peak
         peak = max(peak, scheduler.running)
         seen.add(check.name)
+        if scheduler.running == 2:
+            two_running.set()
         if len(seen) == 6:
             all_ran.set()
         await release.wait()
@@ -79,8 +82,7 @@ async def test_concurrency_cap_holds_and_queued_checks_run_later() -> None:
     task = asyncio.create_task(scheduler.run())
     try:
         async with asyncio.timeout(10):
-            while scheduler.running < 2:
-                await asyncio.sleep(0.01)
+            await two_running.wait()
             assert len(seen) == 2
             release.set()
             await all_ran.wait()
