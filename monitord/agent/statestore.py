@@ -30,7 +30,9 @@ class StateStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._migrate()
-        except (OSError, sqlite3.Error) as e:
+        except OSError as e:
+            raise StateError(f"cannot open the state file {path}: {e.strerror}") from None
+        except sqlite3.Error as e:
             raise StateError(f"cannot open the state file {path}: {e}") from None
 
     def _migrate(self) -> None:

@@ -9,9 +9,10 @@ keys), ``METRICS`` (the readings it reports, so thresholds can be checked by nam
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import contextlib
 import os
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -104,33 +105,63 @@ class Stuck(Exception):
 
 
 class BlockingCalls:
-    """Runs blocking calls in a bounded thread pool, remembering the ones that hang.
+    """Runs blocking calls in daemon threads, at most ``max_threads`` at once, remembering
+    the ones that hang.
 
     ``os.statvfs`` on a dead NFS mount never returns and cannot be cancelled: while an
     earlier call for the same key is still running, later calls raise ``Stuck`` at once
-    instead of tying up another thread.
+    instead of tying up another thread. The threads are daemon threads, so a call that
+    never returns cannot keep the process from exiting (a thread pool's workers would:
+    Python joins them at exit).
     """
 
-    def __init__(self, max_workers: int = 8) -> None:
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max_workers, thread_name_prefix="monitord-blocking"
-        )
-        self._pending: dict[str, tuple[concurrent.futures.Future[Any], float]] = {}
+    def __init__(self, max_threads: int = 32) -> None:
+        self._free = threading.BoundedSemaphore(max_threads)
+        self._pending: dict[str, tuple[asyncio.Future[Any], float]] = {}
 
     async def call(self, key: str, fn: Callable[..., T], *args: Any) -> T:
         pending = self._pending.get(key)
-        if pending is not None:
-            if not pending[0].done():
-                raise Stuck(key, pending[1])
-            del self._pending[key]
-        future = self._pool.submit(fn, *args)
+        if pending is not None and not pending[0].done():
+            raise Stuck(key, pending[1])
+        if not self._free.acquire(blocking=False):
+            raise Stuck(key, time.monotonic())
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        future.add_done_callback(_retrieve)  # an abandoned call's error is not an error
         self._pending[key] = (future, time.monotonic())
-        result = await asyncio.wrap_future(future)
-        del self._pending[key]
-        return result
+        thread = threading.Thread(target=self._work, args=(loop, future, fn, args),
+                                  name=f"monitord-{key}"[:60], daemon=True)
+        thread.start()
+        return await asyncio.shield(future)
+
+    def _work(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any],
+              fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        try:
+            result, error = fn(*args), None
+        except BaseException as e:  # handed to the awaiting coroutine, not lost
+            result, error = None, e
+        finally:
+            self._free.release()
+        with contextlib.suppress(RuntimeError):  # the loop may be closed by now
+            loop.call_soon_threadsafe(_settle, future, result, error)
 
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Nothing to wait for: hung threads are daemons and die with the process."""
+        self._pending.clear()
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 @dataclass

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import psutil
-from pydantic import Field
 
 from monitord.model import Observation, Status
-from monitord.probes.base import CheckBase, Expectation, ProbeContext, Stuck
+from monitord.probes.base import CheckBase, Duration, Expectation, ProbeContext, Stuck
 
 METRICS = {
     "used_ratio": "space used as a share of the space available to users",
@@ -41,7 +40,7 @@ class Config(CheckBase):
     mounts: list[str] = []
     ignore_fstypes: list[str] = ["squashfs", "iso9660", "udf", "tmpfs", "devtmpfs", "overlay"]
     expect_writable: bool = True
-    stat_timeout: float = Field(default=2.0, gt=0)
+    stat_timeout: Duration = 2.0
 
     def expectations(self) -> list[Expectation]:
         found = [
