@@ -6,16 +6,19 @@ A hosting server answers many sites on one address, so ``host_header`` names the
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import datetime as dt
+import os
 import ssl
 import time
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from monitord.errors import ProbeError
-from monitord.model import Observation
+from monitord.model import Observation, Status
 from monitord.probes.base import CheckBase, Expectation, ProbeContext, Regex
 
 METRICS = {
@@ -25,6 +28,7 @@ METRICS = {
     "redirects": "redirects followed",
     "cert_days_left": "days until the server certificate expires (HTTPS only)",
 }
+MAX_LOCATION_CHARS = 200
 
 
 class Config(CheckBase):
@@ -41,6 +45,8 @@ class Config(CheckBase):
     follow_redirects: bool = False
     max_redirects: int = Field(default=5, ge=0, le=30)
     verify_tls: bool = True
+    # PEM file of the CAs to trust instead of the system store (sites behind an internal CA).
+    ca_file: str = ""
     max_body_bytes: int = Field(default=1048576, ge=0)
 
     @field_validator("url")
@@ -50,6 +56,19 @@ class Config(CheckBase):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError('expected an http:// or https:// URL like "http://127.0.0.1/"')
         return value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if value and not os.path.isabs(value):
+            raise ValueError('expected an absolute path like "/etc/monitord/ca.pem"')
+        return value
+
+    @model_validator(mode="after")
+    def _ca_file_verifies(self) -> Config:
+        if self.ca_file and not self.verify_tls:
+            raise ValueError("ca_file: needs verify_tls = true (it is only used to verify)")
+        return self
 
     def expectations(self) -> list[Expectation]:
         found = []
@@ -69,73 +88,143 @@ class Config(CheckBase):
         return found
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Response:
+    status: int
+    body: bytes
+    redirects: int
+    location: str
+    der: bytes | None
+    elapsed: float
+
+
 async def probe(cfg: Config, ctx: ProbeContext) -> Observation:
     import aiohttp
 
     session = ctx.shared.http()
+    tls = _tls(cfg, ctx)
     headers = dict(cfg.headers)
     if cfg.host_header:
         headers["Host"] = cfg.host_header
-    https = urlsplit(cfg.url).scheme == "https"
-    extra: dict[str, Any] = {"ssl": True if cfg.verify_tls else False}
-    if https and cfg.host_header:
-        extra["server_hostname"] = cfg.host_header.split(":")[0]
     start = time.monotonic()
     try:
+        # aiohttp raises on reaching max_redirects redirects, and takes 0 as "no limit".
         async with session.request(
             cfg.method, cfg.url, headers=headers, data=cfg.body.encode() or None,
-            allow_redirects=cfg.follow_redirects, max_redirects=cfg.max_redirects, **extra,
+            allow_redirects=cfg.follow_redirects, max_redirects=cfg.max_redirects + 1,
+            ssl=tls, server_hostname=_server_name(cfg),
         ) as resp:
-            der = _peer_certificate(resp) if https else None
-            body = await resp.content.read(cfg.max_body_bytes) if cfg.max_body_bytes else b""
-            redirects = len(resp.history)
-            status = resp.status
-    except aiohttp.TooManyRedirects:
-        raise ProbeError(f"more than {cfg.max_redirects} redirects from {_target(cfg)}") from None
-    except aiohttp.ClientConnectorCertificateError as e:
-        raise ProbeError(f"TLS certificate of {_target(cfg)} rejected: "
-                         f"{_reason(e.certificate_error)}; fix the certificate or set "
-                         "verify_tls = false") from None
-    except aiohttp.ClientConnectorError as e:
-        raise ProbeError(f"cannot connect to {_target(cfg)}: {_reason(e.os_error)}") from None
-    except aiohttp.ServerDisconnectedError:
-        raise ProbeError(f"{_target(cfg)} closed the connection without answering") from None
-    except aiohttp.ClientResponseError as e:
-        raise ProbeError(f"bad HTTP response from {_target(cfg)}: {e.message}") from None
+            der = _peer_certificate(resp)
+            body = await _read_body(resp.content, cfg.max_body_bytes)
+            elapsed = time.monotonic() - start
+            location = resp.headers.get("Location", "")[:MAX_LOCATION_CHARS]
+            seen = _Response(resp.status, body, len(resp.history), location, der, elapsed)
+            final_url = resp.url
     except aiohttp.ClientError as e:
-        raise ProbeError(f"HTTP request to {_target(cfg)} failed: {e}") from None
-    elapsed = time.monotonic() - start
-    return _observe(cfg, status, body, redirects, der, elapsed)
+        raise _failure(cfg, e) from None
+    if seen.der is None and final_url.scheme == "https":
+        der = await _handshake_certificate(cfg, final_url.host or "", final_url.port)
+        seen = dataclasses.replace(seen, der=der)
+    return _observe(cfg, seen)
 
 
-def _observe(
-    cfg: Config, status: int, body: bytes, redirects: int, der: bytes | None, elapsed: float
-) -> Observation:
-    obs = Observation(f"HTTP {status} from {_target(cfg)} in {elapsed * 1000:.0f} ms")
-    obs.add("status_code", status)
-    obs.add("status_class", f"{status // 100}xx")
-    obs.add("response_seconds", round(elapsed, 6))
-    obs.add("content_bytes", len(body))
-    obs.add("redirects", redirects)
-    text = body.decode("utf-8", "replace")
+def _observe(cfg: Config, seen: _Response) -> Observation:
+    obs = Observation(f"HTTP {seen.status} from {_target(cfg)} in {seen.elapsed * 1000:.0f} ms")
+    obs.add("status_code", seen.status)
+    obs.add("status_class", f"{seen.status // 100}xx")
+    obs.add("response_seconds", round(seen.elapsed, 6))
+    obs.add("content_bytes", len(seen.body))
+    obs.add("redirects", seen.redirects)
+    if 300 <= seen.status < 400 and seen.location:
+        obs.summary += f", redirect to {seen.location}"
+    text = seen.body.decode("utf-8", "replace")
     if cfg.body_matches is not None:
         obs.add("body_matches", bool(cfg.body_matches.search(text)))
     if cfg.body_not_matches is not None:
         obs.add("body_not_matches", not cfg.body_not_matches.search(text))
-    if der is not None:
-        days = _days_left(der)
+    if seen.der is not None:
+        days = _days_left(seen.der)
         obs.add("cert_days_left", round(days, 2))
         obs.summary += f", certificate expires in {days:.0f} days"
     return obs
 
 
+def _tls(cfg: Config, ctx: ProbeContext) -> ssl.SSLContext | bool:
+    """False (no verification), True (the system store) or a context trusting ca_file.
+
+    The context is kept between runs (a new one per run would also defeat keep-alive:
+    aiohttp pools connections by context) and reloaded when the file changes.
+    """
+    if not cfg.verify_tls:
+        return False
+    if not cfg.ca_file:
+        return True
+    try:
+        stamp = (cfg.ca_file, os.stat(cfg.ca_file).st_mtime_ns)
+        cached = ctx.memory.get("ca_file")
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        context = ssl.create_default_context(cafile=cfg.ca_file)
+    except (OSError, ValueError) as e:
+        raise ProbeError(f"cannot load ca_file {cfg.ca_file}: {_reason(e)}",
+                         Status.UNKNOWN) from None
+    ctx.memory["ca_file"] = (stamp, context)
+    return context
+
+
+def _server_name(cfg: Config) -> str | None:
+    """The TLS server name (SNI, and the name verified): the site's, not the address."""
+    if cfg.host_header and urlsplit(cfg.url).scheme == "https":
+        return cfg.host_header.split(":")[0]
+    return None
+
+
+async def _read_body(content: Any, limit: int) -> bytes:
+    """Up to ``limit`` bytes of the body. ``StreamReader.read(n)`` returns what is buffered,
+    which may be less than ``n``, so read until the end or the limit."""
+    body = bytearray()
+    while len(body) < limit:
+        chunk = await content.read(limit - len(body))
+        if not chunk:
+            break
+        body += chunk
+    return bytes(body)
+
+
 def _peer_certificate(resp: Any) -> bytes | None:
+    """The server certificate (DER) of the response's connection, if it is still open.
+
+    aiohttp hands the connection back to its pool as soon as the whole body is buffered,
+    often before ``request()`` returns (aio-libs/aiohttp#2205), and has no public way to the
+    certificate (#2816); the response's protocol still holds a kept-alive transport.
+    """
     connection = resp.connection
-    transport = connection.transport if connection is not None else None
+    protocol = connection.protocol if connection is not None else getattr(resp, "_protocol", None)
+    transport = getattr(protocol, "transport", None)
     ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
     if not isinstance(ssl_object, ssl.SSLObject | ssl.SSLSocket):
         return None
     return ssl_object.getpeercert(binary_form=True)
+
+
+async def _handshake_certificate(cfg: Config, host: str, port: int | None) -> bytes:
+    """The certificate by a handshake of its own, for when the server closed the request's
+    connection (``Connection: close``) before it could be read. The request has already
+    verified the certificate, if asked to; this only reads it."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        _, writer = await asyncio.open_connection(
+            host, port or 443, ssl=context, server_hostname=_server_name(cfg) or host)
+    except OSError as e:  # ssl.SSLError is an OSError
+        raise ProbeError(f"cannot read the TLS certificate of {_target(cfg)}: "
+                         f"{_reason(e)}") from None
+    try:
+        der: bytes = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    finally:
+        writer.transport.abort()  # skips the close_notify exchange: nothing was sent
+    return der
 
 
 def _days_left(der: bytes) -> float:
@@ -144,6 +233,28 @@ def _days_left(der: bytes) -> float:
     cert = x509.load_der_x509_certificate(der)
     remaining = cert.not_valid_after_utc - dt.datetime.now(dt.UTC)
     return remaining.total_seconds() / 86400
+
+
+def _failure(cfg: Config, e: Exception) -> ProbeError:
+    """A message a person can act on for each way the request can fail."""
+    import aiohttp
+
+    target = _target(cfg)
+    if isinstance(e, aiohttp.TooManyRedirects):
+        return ProbeError(f"more than {cfg.max_redirects} redirects from {target}")
+    if isinstance(e, aiohttp.ClientConnectorCertificateError):
+        return ProbeError(f"TLS certificate of {target} rejected: "
+                          f"{_reason(e.certificate_error)}; fix the certificate, set ca_file "
+                          "to an internal CA or set verify_tls = false")
+    if isinstance(e, aiohttp.ClientConnectorSSLError):
+        return ProbeError(f"TLS handshake with {target} failed: {_reason(e.os_error)}")
+    if isinstance(e, aiohttp.ClientConnectorError):
+        return ProbeError(f"cannot connect to {target}: {_reason(e.os_error)}")
+    if isinstance(e, aiohttp.ServerDisconnectedError):
+        return ProbeError(f"{target} closed the connection without answering")
+    if isinstance(e, aiohttp.ClientResponseError):
+        return ProbeError(f"bad HTTP response from {target}: {e.message}")
+    return ProbeError(f"HTTP request to {target} failed: {e}")
 
 
 def _target(cfg: Config) -> str:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Literal
 
 from pydantic import Field
 
+from monitord.durations import format_duration
 from monitord.errors import ProbeError
 from monitord.model import Observation
 from monitord.probes.base import CheckBase, Expectation, ProbeContext, Regex
@@ -17,6 +19,9 @@ METRICS = {
     "response_seconds": "time to open the connection and read the banner",
 }
 MAX_BANNER_BYTES = 4096
+# A banner that never matches is read until this share of the check's timeout has passed,
+# so the result can show what the server said instead of a bare "timed out".
+BANNER_WAIT_SHARE = 0.9
 
 
 class Config(CheckBase):
@@ -44,38 +49,66 @@ async def probe(cfg: Config, ctx: ProbeContext) -> Observation:
         raise ProbeError(f"connection refused by {where}") from None
     except OSError as e:
         raise ProbeError(f"cannot connect to {where}: {e.strerror or e}") from None
-    connected = time.monotonic()
-    obs = Observation(f"TCP {where} connected in {_ms(connected - start)}")
-    obs.add("connect_seconds", round(connected - start, 6))
+    connected = time.monotonic() - start
+    obs = Observation(f"TCP {where} connected in {_ms(connected)}")
+    obs.add("connect_seconds", round(connected, 6))
     try:
         if cfg.send:
             writer.write(cfg.send.encode())
             await writer.drain()
-        if cfg.expect_banner is not None:
-            banner = await _read_until(reader, cfg.expect_banner)
-            elapsed = time.monotonic() - start
-            first_line = banner.splitlines()[0] if banner else ""
-            obs.summary = f"TCP {where} answered {first_line[:80]!r} in {_ms(elapsed)}"
-            obs.add("response_seconds", round(elapsed, 6))
-            obs.add("banner_matches", bool(cfg.expect_banner.search(banner)))
+        if cfg.expect_banner is None:
+            obs.add("response_seconds", round(connected, 6))
         else:
-            obs.add("response_seconds", round(connected - start, 6))
+            budget = ctx.timeout * BANNER_WAIT_SHARE - (time.monotonic() - start)
+            await _judge_banner(obs, reader, cfg.expect_banner, where, budget, start)
+    except OSError as e:
+        raise ProbeError(f"connection to {where} lost: {_reason(e)}") from None
     finally:
         writer.close()
     return obs
 
 
-async def _read_until(reader: asyncio.StreamReader, pattern: object) -> str:
-    """Read until the banner matches, the peer closes, or MAX_BANNER_BYTES arrived."""
-    data = b""
-    while len(data) < MAX_BANNER_BYTES:
-        chunk = await reader.read(MAX_BANNER_BYTES - len(data))
-        if not chunk:
-            break
-        data += chunk
-        if pattern.search(data.decode("utf-8", "replace")):  # type: ignore[attr-defined]
-            break
-    return data.decode("utf-8", "replace")
+async def _judge_banner(
+    obs: Observation, reader: asyncio.StreamReader, pattern: re.Pattern[str], where: str,
+    budget: float, start: float,
+) -> None:
+    banner, waited_out = await _read_banner(reader, pattern, budget)
+    elapsed = time.monotonic() - start
+    if waited_out and not banner:
+        raise ProbeError(f"{where} accepted the connection but sent no banner "
+                         f"within {format_duration(elapsed)}")
+    if banner:
+        first_line = banner.splitlines()[0]
+        obs.summary = f"TCP {where} answered {first_line[:80]!r} in {_ms(elapsed)}"
+    else:
+        obs.summary = f"TCP {where} closed the connection without a banner in {_ms(elapsed)}"
+    obs.add("response_seconds", round(elapsed, 6))
+    obs.add("banner_matches", bool(pattern.search(banner)))
+
+
+async def _read_banner(
+    reader: asyncio.StreamReader, pattern: re.Pattern[str], budget: float
+) -> tuple[str, bool]:
+    """What arrived until the banner matched, the peer closed, MAX_BANNER_BYTES arrived or
+    ``budget`` seconds passed; and whether the budget ran out."""
+    data = bytearray()
+    try:
+        async with asyncio.timeout(max(budget, 0.0)):
+            while len(data) < MAX_BANNER_BYTES:
+                chunk = await reader.read(MAX_BANNER_BYTES - len(data))
+                if not chunk:
+                    break
+                data += chunk
+                if pattern.search(data.decode("utf-8", "replace")):
+                    break
+    except TimeoutError:
+        return data.decode("utf-8", "replace"), True
+    return data.decode("utf-8", "replace"), False
+
+
+def _reason(error: OSError) -> str:
+    text = error.strerror or str(error) or type(error).__name__
+    return text[0].lower() + text[1:]
 
 
 def _ms(seconds: float) -> str:
