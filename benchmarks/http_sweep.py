@@ -3,13 +3,14 @@
 Serves N sites (``siteNNNN.test``) on 127.0.0.1 from a private nginx instance (or, when
 nginx is missing, an aiohttp server in another process), then for each N:
 
-* monitord: a fresh Python process loads a generated TOML config with ``load_config``,
-  starts an ``Agent`` and runs every check concurrently (bounded by
-  ``agent.max_concurrent_probes``) for one warm-up sweep plus ``--sweeps`` measured ones.
-  It reports CPU (getrusage, measured sweeps only), peak RSS and the median sweep time.
+* monitord, on kept-alive connections and then on a new connection per check: a fresh
+  Python process loads a generated TOML config with ``load_config``, starts an ``Agent``
+  and runs every check concurrently (bounded by ``agent.max_concurrent_probes``) for one
+  warm-up sweep plus ``--sweeps`` measured ones. It reports CPU (getrusage, measured
+  sweeps only), peak RSS and the median sweep time.
 * Monit (when installed): ``monit -I`` with one ``check host`` per site and a 1 s cycle.
-  Its checks are counted in the access log by User-Agent, its CPU is read from /proc
-  between the end of the warm-up cycle and the end of the last measured one.
+  Its checks are counted in the access log by User-Agent; its CPU is read from
+  /proc/PID/task/*/schedstat in the pause after the warm-up cycle and after the last one.
 
 Run: ``.venv/bin/python benchmarks/http_sweep.py --sites 100,1000 --sweeps 5``.
 This is a measurement, not a test: it prints a table and asserts nothing about speed.
@@ -34,7 +35,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,7 @@ class Figures:
     cpu_seconds: float
     peak_rss_bytes: int
     sweep_seconds: float
+    connections: str
     note: str = ""
 
     @property
@@ -78,11 +80,17 @@ class LogLine:
 
 @dataclass
 class Server:
-    """A running site server: its process, port and access log (one ``LOG_FORMAT`` line each)."""
+    """A running site server and its access log (one ``LOG_FORMAT`` line per request).
+
+    The sites answer on two ports: ``port`` keeps connections alive, ``close_port`` closes
+    each after its response, as a check run every minute sees it (aiohttp drops a pooled
+    connection after 15 s idle, nginx after 75 s, Apache after 5 s).
+    """
 
     kind: str
     process: subprocess.Popen[bytes]
     port: int
+    close_port: int
     access_log: Path
 
 
@@ -96,13 +104,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def nginx_conf(directory: Path, port: int, sites: int) -> str:
-    temp = directory / "tmp"
-    servers = "\n".join(
+def nginx_servers(port: int, sites: int, keepalive: str) -> str:
+    return "\n".join(
         f"  server {{ listen {ADDRESS}:{port}; server_name {site_name(i)}.test; "
-        f'return 200 "{site_name(i)} ok\\n"; }}'
+        f'keepalive_timeout {keepalive}; return 200 "{site_name(i)} ok\\n"; }}'
         for i in range(sites)
     )
+
+
+def nginx_conf(directory: Path, ports: tuple[int, int], sites: int) -> str:
+    temp = directory / "tmp"
+    servers = nginx_servers(ports[0], sites, "75s") + "\n" + nginx_servers(ports[1], sites, "0")
     temp_paths = "\n".join(
         f"  {kind}_temp_path {temp / kind};" for kind in
         ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -120,47 +132,54 @@ http {{
   server_names_hash_max_size {max(512, sites * 4)};
   server_names_hash_bucket_size 64;
 {temp_paths}
-  server {{ listen {ADDRESS}:{port} default_server; return 404; }}
+  server {{ listen {ADDRESS}:{ports[0]} default_server; return 404; }}
+  server {{ listen {ADDRESS}:{ports[1]} default_server; return 404; }}
 {servers}
 }}
 """
 
 
 def start_nginx(directory: Path, sites: int) -> Server:
-    port = free_port()
+    ports = (free_port(), free_port())
     (directory / "tmp").mkdir()
     conf = directory / "nginx.conf"
-    conf.write_text(nginx_conf(directory, port, sites))
+    conf.write_text(nginx_conf(directory, ports, sites))
     argv = [NGINX, "-p", str(directory), "-c", str(conf), "-e", str(directory / "error.log"),
             "-g", "daemon off;"]
     process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True)
-    return Server("nginx", process, port, directory / "access.log")
+    return Server("nginx", process, *ports, directory / "access.log")
 
 
 def start_aiohttp(directory: Path, sites: int) -> Server:
-    port = free_port()
+    ports = (free_port(), free_port())
     log = directory / "access.log"
-    argv = [sys.executable, __file__, "--role", "serve", "--port", str(port),
-            "--sites", str(sites), "--access-log", str(log)]
+    argv = [sys.executable, __file__, "--role", "serve", "--port", str(ports[0]),
+            "--close-port", str(ports[1]), "--sites", str(sites), "--access-log", str(log)]
     process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True)
-    return Server("aiohttp", process, port, log)
+    return Server("aiohttp", process, *ports, log)
 
 
 def wait_ready(server: Server) -> None:
-    """Poll until the last site answers 200, or fail if the server died or took too long."""
+    """Poll until both ports answer 200, or fail if the server died or took too long."""
     deadline = time.monotonic() + READY_SECONDS
-    request = urllib.request.Request(f"http://{ADDRESS}:{server.port}/")
+    for port in (server.port, server.close_port):
+        while not answers(port):
+            if server.process.poll() is not None:
+                raise RuntimeError(f"{server.kind} exited with {server.process.returncode}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{server.kind} not answering on port {port} "
+                                   f"after {READY_SECONDS:g} s")
+            time.sleep(POLL_SECONDS)
+
+
+def answers(port: int) -> bool:
+    request = urllib.request.Request(f"http://{ADDRESS}:{port}/")
     request.add_header("Host", f"{site_name(0)}.test")
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"{server.kind} exited with {server.process.returncode}")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(request, timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        time.sleep(POLL_SECONDS)
-    raise RuntimeError(f"{server.kind} not answering on port {server.port} "
-                       f"after {READY_SECONDS:g} s")
+    try:
+        with urllib.request.urlopen(request, timeout=1) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
 
 
 def stop(process: subprocess.Popen[bytes], grace_seconds: float = 5.0) -> None:
@@ -188,8 +207,10 @@ def site_server(kind: str, sites: int) -> Iterator[Server]:
             stop(server.process)
 
 
-def serve_aiohttp(port: int, sites: int, access_log: Path) -> None:
+def serve_aiohttp(ports: tuple[int, int], sites: int, access_log: Path) -> None:
     """The fallback server: one aiohttp app answering ``siteNNNN.test`` by Host header."""
+    import asyncio
+
     from aiohttp import web
 
     names = {f"{site_name(i)}.test" for i in range(sites)}
@@ -200,11 +221,27 @@ def serve_aiohttp(port: int, sites: int, access_log: Path) -> None:
         status = 200 if host in names else 404
         agent = request.headers.get("User-Agent", "-")
         log.write(f"{time.time():.3f}|{agent}|{host}|{status}\n")
-        return web.Response(status=status, text=f"{host} ok\n")
+        response = web.Response(status=status, text=f"{host} ok\n")
+        transport = request.transport
+        if transport is not None and transport.get_extra_info("sockname")[1] == ports[1]:
+            response.force_close()
+        return response
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", answer)
-    web.run_app(app, host=ADDRESS, port=port, print=None, access_log=None)
+    asyncio.run(serve_forever(app, ports))
+
+
+async def serve_forever(app: Any, ports: tuple[int, int]) -> None:
+    import asyncio
+
+    from aiohttp import web
+
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    for port in ports:
+        await web.TCPSite(runner, ADDRESS, port).start()
+    await asyncio.Event().wait()  # until the parent's SIGTERM ends the process
 
 
 # ------------------------------------------------------------------------- access log
@@ -244,25 +281,37 @@ def check_log(lines: list[LogLine], sites: int, sweeps: int, who: str) -> None:
 # ---------------------------------------------------------------------------- monitord
 
 
-def run_monitord(server: Server, sites: int, sweeps: int, profile: bool) -> Figures:
+def run_monitord(server: Server, sites: int, sweeps: int, reuse: bool,
+                 profile: bool) -> Figures:
     """Run the monitord sweep in a fresh interpreter so its RSS is its own."""
     log = AccessLog(server.access_log)
+    port = server.port if reuse else server.close_port
     try:
         with tempfile.TemporaryDirectory(prefix="http-sweep-monitord-") as tmp:
-            argv = [sys.executable, __file__, "--role", "child", "--port", str(server.port),
-                    "--sites", str(sites), "--sweeps", str(sweeps), "--work-dir", tmp]
-            argv += ["--profile"] if profile else []
-            done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                  timeout=CHILD_SECONDS, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"monitord sweep for {sites} sites failed "
-                               f"(exit {done.returncode}); see its stderr above")
+            output = run_child(port, sites, sweeps, Path(tmp), profile)
         lines = [line for line in log.new_lines() if line.agent != MONIT_AGENT]
     finally:
         log.close()
     check_log(lines, sites, sweeps + 1, "monitord")
-    data = json.loads(done.stdout.decode().strip().splitlines()[-1])
-    return Figures(**data)
+    figures = Figures(**json.loads(output.strip().splitlines()[-1]))
+    return replace(figures, connections="reused" if reuse else "new")
+
+
+def run_child(port: int, sites: int, sweeps: int, work_dir: Path, profile: bool) -> str:
+    """The child's stdout (its figures as JSON); its stderr passes through."""
+    argv = [sys.executable, __file__, "--role", "child", "--port", str(port),
+            "--sites", str(sites), "--sweeps", str(sweeps), "--work-dir", str(work_dir)]
+    argv += ["--profile"] if profile else []
+    child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             start_new_session=True)
+    try:
+        output, _ = child.communicate(timeout=CHILD_SECONDS)
+    finally:
+        stop(child)
+    if child.returncode != 0:
+        raise RuntimeError(f"monitord sweep for {sites} sites failed "
+                           f"(exit {child.returncode}); see its stderr above")
+    return output.decode()
 
 
 def child_main(port: int, sites: int, sweeps: int, work_dir: Path, profile: bool) -> None:
@@ -286,8 +335,6 @@ def write_config(path: Path, port: int, sites: int) -> None:
 
 async def child_sweeps(port: int, sites: int, sweeps: int, work_dir: Path,
                        profile: bool) -> Figures:
-    import cProfile
-
     from monitord.agent.daemon import Agent
     from monitord.config import load_config
 
@@ -296,24 +343,32 @@ async def child_sweeps(port: int, sites: int, sweeps: int, work_dir: Path,
     config = load_config(path, state_dir=str(work_dir / "state"))
     agent = Agent(config)
     await agent.start()
-    profiler = cProfile.Profile() if profile else None
     try:
         await sweep(agent)  # warm-up: imports aiohttp, opens the connections
-        before = resource.getrusage(resource.RUSAGE_SELF)
-        if profiler is not None:
-            profiler.enable()
-        walls = [await timed_sweep(agent) for _ in range(sweeps)]
-        if profiler is not None:
-            profiler.disable()
-        after = resource.getrusage(resource.RUSAGE_SELF)
+        cpu, walls = await measured_sweeps(agent, sweeps, profile)
     finally:
         await agent.close()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    note = "profiled" if profile else f"concurrency {config.agent.max_concurrent_probes}"
+    return Figures("monitord", sites, sites * sweeps, cpu, peak, statistics.median(walls),
+                   "", note)
+
+
+async def measured_sweeps(agent: Any, sweeps: int, profile: bool) -> tuple[float, list[float]]:
+    """CPU seconds (user + sys, all threads) spent in ``sweeps`` sweeps, and each one's time."""
+    import cProfile
+
+    profiler = cProfile.Profile() if profile else None
+    before = resource.getrusage(resource.RUSAGE_SELF)
     if profiler is not None:
+        profiler.enable()
+    walls = [await timed_sweep(agent) for _ in range(sweeps)]
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    if profiler is not None:
+        profiler.disable()
         report_profile(profiler)
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    note = "profiled" if profile else f"concurrency {config.agent.max_concurrent_probes}"
-    return Figures("monitord", sites, sites * sweeps, cpu, peak, statistics.median(walls), note)
+    return cpu, walls
 
 
 async def timed_sweep(agent: Any) -> float:
@@ -431,7 +486,7 @@ def watch_monit(process: subprocess.Popen[bytes], log: AccessLog, sites: int,
     spans = [cycle[-1].at - cycle[0].at for cycle in cycles(lines[sites:], sites)]
     note = f"sequential, {MONIT_CYCLE_SECONDS} s cycle"
     return Figures("monit", sites, sites * sweeps, samples[1] - samples[0], peak,
-                   statistics.median(spans), note)
+                   statistics.median(spans), "new", note)
 
 
 def cycles(lines: list[LogLine], sites: int) -> list[list[LogLine]]:
@@ -470,11 +525,11 @@ def machine_lines(server_kind: str) -> list[str]:
 
 
 def table(rows: list[Figures]) -> str:
-    head = (f"{'tool':<9} {'N':>5} {'CPU s/1000 checks':>18} {'peak RSS MiB':>13} "
-            f"{'sweep wall s':>13} {'checks':>7}  note")
+    head = (f"{'tool':<9} {'N':>5} {'conns':<6} {'CPU s/1000 checks':>18} "
+            f"{'peak RSS MiB':>13} {'sweep wall s':>13} {'checks':>7}  note")
     body = [
-        f"{r.tool:<9} {r.sites:>5} {r.cpu_per_1000:>18.4f} {r.peak_rss_bytes / MIB:>13.1f} "
-        f"{r.sweep_seconds:>13.4f} {r.checks:>7}  {r.note}"
+        f"{r.tool:<9} {r.sites:>5} {r.connections:<6} {r.cpu_per_1000:>18.4f} "
+        f"{r.peak_rss_bytes / MIB:>13.1f} {r.sweep_seconds:>13.4f} {r.checks:>7}  {r.note}"
         for r in rows
     ]
     return "\n".join([head, "-" * len(head), *body])
@@ -484,13 +539,19 @@ def has(path: str) -> bool:
     return shutil.which(path) is not None
 
 
+def exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the finally blocks that stop servers
+
+
 def parent_main(sites_list: list[int], sweeps: int, server_kind: str, profile: bool) -> None:
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
     kind = server_kind if server_kind != "auto" else ("nginx" if has(NGINX) else "aiohttp")
     started = time.monotonic()
     rows: list[Figures] = []
     for sites in sites_list:
         with site_server(kind, sites) as server:
-            rows.append(run_monitord(server, sites, sweeps, profile))
+            rows.append(run_monitord(server, sites, sweeps, True, profile))
+            rows.append(run_monitord(server, sites, sweeps, False, profile))
             if has(MONIT):
                 rows.append(run_monit(server, sites, sweeps))
     print("\n".join(machine_lines(kind)))
@@ -513,6 +574,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--role", choices=["parent", "child", "serve"], default="parent",
                         help=hidden)
     parser.add_argument("--port", type=int, default=0, help=hidden)
+    parser.add_argument("--close-port", type=int, default=0, help=hidden)
     parser.add_argument("--work-dir", type=Path, help=hidden)
     parser.add_argument("--access-log", type=Path, help=hidden)
     return parser.parse_args(argv)
@@ -523,7 +585,7 @@ def main(argv: list[str]) -> None:
     if args.role == "child":
         child_main(args.port, int(args.sites), args.sweeps, args.work_dir, args.profile)
     elif args.role == "serve":
-        serve_aiohttp(args.port, int(args.sites), args.access_log)
+        serve_aiohttp((args.port, args.close_port), int(args.sites), args.access_log)
     else:
         sites = [int(n) for n in args.sites.split(",")]
         parent_main(sites, args.sweeps, args.server, args.profile)
