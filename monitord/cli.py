@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     _config_arg(run)
     run.add_argument("--state-dir", help="keep state here instead of [agent] state_dir")
     run.add_argument("-v", "--verbose", action="store_true", help="log every probe result")
+    run.add_argument("--dry-run", action="store_true",
+                     help="log the fixes that would run instead of running them")
     run.set_defaults(func=_run)
 
     test = sub.add_parser("test", help="run one check once and print its result")
@@ -56,6 +58,20 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate the config and its includes")
     _config_arg(check)
     check.set_defaults(func=_check_config)
+
+    packs = sub.add_parser("packs", help="list the stock check packs and what they watch")
+    _config_arg(packs)
+    packs.set_defaults(func=_packs)
+
+    maint = sub.add_parser("maintenance", help="pause fixes and escalation, with an expiry")
+    _config_arg(maint)
+    maint.add_argument("--state-dir", help="the daemon's state directory, if not the config's")
+    maint.add_argument("action", choices=["on", "off", "list"])
+    maint.add_argument("check", nargs="?", help="one check; without it, the whole host")
+    maint.add_argument("--for", dest="duration", default="1h",
+                       help='how long, like "30m" or "2h" (default 1h; at most 7d)')
+    maint.add_argument("--reason", default="", help="why, for whoever looks next")
+    maint.set_defaults(func=_maintenance)
     return parser
 
 
@@ -102,9 +118,26 @@ def _value(value: object) -> str:
     return str(value)
 
 
+def _packs(args: argparse.Namespace) -> int:
+    from monitord.packs import describe_packs
+
+    print(describe_packs(args.config))
+    return 0
+
+
+def _maintenance(args: argparse.Namespace) -> int:
+    from monitord.maintenance import command
+
+    print(command(args.config, args.state_dir, args.action, args.check, args.duration,
+                  args.reason))
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     _setup_logging(logging.DEBUG if args.verbose else logging.INFO)
     config = load_config(args.config, state_dir=args.state_dir)
+    if args.dry_run:
+        config.healer = config.healer.model_copy(update={"dry_run": True})
     if not config.checks:
         log.warning("monitord: %s defines no checks; nothing to watch", args.config)
     asyncio.run(_serve(config))

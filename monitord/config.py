@@ -18,9 +18,16 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
+from monitord.agent.fixes import available_fixes, find_fix, fix_dirs
 from monitord.errors import ConfigError
 from monitord.probes import REGISTRY
-from monitord.probes.base import CheckBase, Duration, StrictModel
+from monitord.probes.base import (
+    OWN_COMMANDS,
+    CheckBase,
+    Duration,
+    DurationOrZero,
+    StrictModel,
+)
 
 PACK_PREFIX = "pack:"
 SOURCE_PACKS = Path(__file__).resolve().parent.parent / "checks"
@@ -44,6 +51,16 @@ class Defaults(StrictModel):
     warning_priority: Literal["P1", "P2", "P3", ""] = ""
     flap_window: int = Field(default=20, ge=4, le=200)
     flap_threshold: float = Field(default=0.5, gt=0, le=1)
+    heal_budget: int = Field(default=3, ge=0, le=100)
+    heal_window: Duration = 3600.0
+
+
+class HealerConfig(StrictModel):
+    dry_run: bool = False
+    grace: DurationOrZero = 120.0
+    max_concurrent_fixes: int = Field(default=2, ge=1, le=100)
+    remediations_dir: str = "/etc/monitord/remediations.d"
+    max_output_bytes: int = Field(default=65536, ge=1024, le=10485760)
 
 
 @dataclass
@@ -52,6 +69,7 @@ class Config:
     checks: list[CheckBase]
     files: list[Path]
     sources: dict[str, Path] = field(default_factory=dict)
+    healer: HealerConfig = field(default_factory=HealerConfig)
 
     @property
     def host(self) -> str:
@@ -106,10 +124,11 @@ def load_config(path: str | Path, state_dir: str | None = None) -> Config:
     data = loader.read(main)
     if data is None:
         raise ConfigError(loader.problems)
-    _check_keys(loader, main, data, {"include", "agent", "defaults", "check"})
+    _check_keys(loader, main, data, {"include", "agent", "defaults", "healer", "check"})
     agent = _section(loader, main, data, "agent", AgentConfig) or AgentConfig()
     if state_dir is not None:
         agent = agent.model_copy(update={"state_dir": state_dir})
+    healer = _section(loader, main, data, "healer", HealerConfig) or HealerConfig()
     valid_defaults = _section(loader, main, data, "defaults", Defaults) is not None
     defaults = data.get("defaults", {}) if valid_defaults else {}
     loader.take_checks(main, data)
@@ -120,9 +139,10 @@ def load_config(path: str | Path, state_dir: str | None = None) -> Config:
             loader.take_checks(included, sub)
     checks, sources = _validate_checks(loader, defaults)
     _cross_check(loader, checks, sources)
+    _check_ladders(loader, checks, sources, fix_dirs(healer.remediations_dir))
     if loader.problems:
         raise ConfigError(loader.problems)
-    return Config(agent, checks, loader.files, sources)
+    return Config(agent, checks, loader.files, sources, healer)
 
 
 def packs_dir(agent: AgentConfig) -> Path:
@@ -249,6 +269,29 @@ def _cross_check(loader: _Loader, checks: list[CheckBase], sources: dict[str, Pa
     for cycle in _cycles(checks):
         loader.fail(sources[cycle[0]], f'check "{cycle[0]}": depends_on: dependency cycle '
                     + " -> ".join(cycle))
+
+
+def _check_ladders(
+    loader: _Loader, checks: list[CheckBase], sources: dict[str, Path], dirs: list[Path]
+) -> None:
+    """Every heal step names a fix that exists, or a start/stop command the check has."""
+    known = available_fixes(dirs)
+    for check in checks:
+        where, label = sources[check.name], f'check "{check.name}"'
+        for index, step in enumerate(check.heal):
+            key = f"{label}: heal[{index}].run"
+            if step.run in OWN_COMMANDS:
+                missing = [c for c in _needs(step.run) if not getattr(check, c)]
+                if missing:
+                    loader.fail(where, f"{key}: {_found(step.run)} needs the check's own "
+                                f"{' and '.join(missing)} command")
+            elif find_fix(step.run, dirs) is None:
+                loader.fail(where, f"{key}: no fix named {_found(step.run)}"
+                            f"{_suggest(step.run, known)} (fixes: {', '.join(known)})")
+
+
+def _needs(command: str) -> tuple[str, ...]:
+    return ("stop", "start") if command == "restart" else (command,)
 
 
 def _cycles(checks: list[CheckBase]) -> list[list[str]]:

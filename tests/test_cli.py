@@ -26,7 +26,7 @@ def monitord(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
 def test_check_config_ok_prints_one_line_summary() -> None:
     done = monitord("check-config", "-c", str(EXAMPLE))
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "OK: 5 checks from 2 files\n"
+    assert done.stdout == "OK: 6 checks from 2 files\n"
 
 
 def test_check_config_reports_three_mistakes_and_fails() -> None:
@@ -100,7 +100,7 @@ def read_until(proc: subprocess.Popen[str], needle: str, limit: int = 200) -> li
 
 def wait_for_first_results(proc: subprocess.Popen[str]) -> list[str]:
     """Log lines until each check of the system pack has logged its first result."""
-    pending = {"load", "memory", "swap", "disk-space", "disk-inodes"}
+    pending = {"load", "memory", "swap", "disk-space", "disk-inodes", "reboot-required"}
     lines: list[str] = []
     for _ in range(len(pending)):
         line = read_until(proc, ": ")[-1]
@@ -120,7 +120,7 @@ def test_run_logs_first_results_and_stops_cleanly_on_signal(
         proc.send_signal(signum)
         rest = read_until(proc, "monitord: stopped")
         assert proc.wait(timeout=10) == 0
-    assert "watching 5 checks from 2 files" in first[0]
+    assert "watching 6 checks from 2 files" in first[0]
     assert "Traceback" not in "\n".join(first + rest)
 
 
@@ -136,5 +136,5 @@ def test_run_restores_state_after_restart(tmp_path: Path) -> None:
         wait_for_first_results(proc)
         stop(proc)
     with daemon(tmp_path) as proc:
-        assert "state of 5 restored" in read_until(proc, "watching")[-1]
+        assert "state of 6 restored" in read_until(proc, "watching")[-1]
         stop(proc)

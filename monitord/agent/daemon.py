@@ -1,8 +1,8 @@
-"""The agent's lifecycle: load state, schedule checks, keep state, stop cleanly.
+"""The agent's lifecycle: load state, schedule checks, heal, keep state, stop cleanly.
 
 startup (open the state file, restore each check's state) -> main loop (the scheduler,
-plus a task that writes changed states every few seconds) -> shutdown (cancel the checks,
-write the last states, close shared resources).
+a task that writes changed states every few seconds, and the healer's ladders) ->
+shutdown (cancel checks and ladders, write the last states, close shared resources).
 """
 
 from __future__ import annotations
@@ -10,13 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from monitord.agent.healer import Healer, Outcome
 from monitord.agent.runner import run_check
 from monitord.agent.scheduler import Scheduler
 from monitord.agent.state import Change, CheckState, Rules
-from monitord.agent.statestore import StateStore
+from monitord.agent.statestore import HOST_SCOPE, Maintenance, StateStore
 from monitord.config import Config
+from monitord.durations import format_duration
 from monitord.errors import StateError
 from monitord.model import Result, Status
 from monitord.probes.base import CheckBase, ProbeContext, Shared
@@ -27,16 +30,28 @@ STATE_FILE = "state.db"
 FLUSH_SECONDS = 2.0
 STATE_IO_TIMEOUT = 10.0
 
+OutcomeHandler = Callable[[Outcome], Awaitable[None]]
+
 
 class Agent:
     def __init__(self, config: Config, shared: Shared | None = None) -> None:
         self.config = config
         self.shared = shared or Shared()
         self.states: dict[str, CheckState] = {}
+        self.outcome_handlers: list[OutcomeHandler] = []
         self._contexts = {c.name: ProbeContext(self.shared) for c in config.checks}
         self._parents = {c.name: c.depends_on for c in config.checks}
         self._dirty: set[str] = set()
         self._store: StateStore | None = None
+        self._healer: Healer | None = None
+        self._ladders: set[asyncio.Task[Outcome]] = set()
+        self._started = time.monotonic()
+
+    @property
+    def store(self) -> StateStore:
+        if self._store is None:
+            raise StateError("the agent has not started")
+        return self._store
 
     async def start(self) -> None:
         """Open the state file and restore the state of every configured check."""
@@ -46,10 +61,14 @@ class Agent:
         names = {c.name for c in self.config.checks}
         self.states = {n: saved.get(n) or CheckState(n) for n in names}
         await asyncio.to_thread(self._store.forget, names)
+        self._healer = Healer(self.config.healer, self._store, self.probe, self.escalate,
+                              self.config.host, self.config.agent.state_dir)
+        self._started = time.monotonic()
         restored = sum(1 for n in names if n in saved)
+        dry = "; dry run: fixes are logged, not run" if self.config.healer.dry_run else ""
         log.info("monitord: watching %d checks from %d files on %s; state of %d restored "
-                 "from %s", len(names), len(self.config.files), self.config.host,
-                 restored, path)
+                 "from %s%s", len(names), len(self.config.files), self.config.host,
+                 restored, path, dry)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run the checks until ``stop`` is set, then shut down."""
@@ -66,18 +85,37 @@ class Agent:
         await self.close()
 
     async def close(self) -> None:
+        for task in self._ladders:
+            task.cancel()
+        await asyncio.gather(*self._ladders, return_exceptions=True)
         await self.flush()
         if self._store is not None:
             self._store.close()
             self._store = None
         await self.shared.close()
 
-    async def run_once(self, check: CheckBase) -> Result:
+    async def run_once(self, check: CheckBase) -> Result | None:
+        """The scheduled run: probe, update the state, start healing when it is due.
+
+        While the check's ladder runs, scheduled runs are skipped: the ladder probes the
+        check itself after each fix.
+        """
+        if self._healer is not None and self._healer.busy(check.name):
+            return None
+        result = await self.probe(check)
+        await self._maybe_heal(check, result)
+        return result
+
+    async def probe(self, check: CheckBase) -> Result:
         """Run ``check`` now, update its state and log what changed."""
         result = await run_check(check, self._contexts[check.name])
         state = self.states.setdefault(check.name, CheckState(check.name))
         was = state.status
         changes = state.update(result, _rules(check))
+        if Change.HARD in changes:
+            state.heal_pending = True
+        elif Change.RECOVERED in changes:
+            state.heal_pending = False
         suppressed = self._suppressor(check) if state.status is not Status.OK else None
         moved = suppressed != state.suppressed_by
         state.suppressed_by = suppressed
@@ -87,6 +125,61 @@ class Agent:
             _log_change(check, state, change, result)
         log.debug("check %s: %s %s", check.name, result.status.name, result.summary)
         return result
+
+    async def _maybe_heal(self, check: CheckBase, result: Result) -> None:
+        state = self.states[check.name]
+        if not (state.heal_pending and state.hard_failing and result.status is not Status.OK):
+            return
+        if self._healer is None or self._healer.busy(check.name):
+            return
+        if time.monotonic() - self._started < self.config.healer.grace:
+            return  # just started: the machine may still be settling; try after the grace
+        window = await self._maintenance(check.name)
+        if window is not None:
+            log.debug("%s: in maintenance until %s; not fixing", check.name, window.until)
+            return
+        state.heal_pending = False
+        self._dirty.add(check.name)
+        if state.suppressed_by:
+            await self.escalate(Outcome("problem", check.name, check.priority,
+                                        f"suppressed by {state.suppressed_by}, which is "
+                                        "failing", result))
+            return
+        task = asyncio.create_task(self._healer.handle(check, result, state.flapping),
+                                   name=f"heal:{check.name}")
+        self._ladders.add(task)
+        task.add_done_callback(self._ladder_done)
+
+    def _ladder_done(self, task: asyncio.Task[Outcome]) -> None:
+        self._ladders.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("fix ladder failed: %s", task.exception(), exc_info=task.exception())
+
+    async def _maintenance(self, check: str) -> Maintenance | None:
+        try:
+            async with asyncio.timeout(STATE_IO_TIMEOUT):
+                windows = await asyncio.to_thread(self.store.maintenance, time.time())
+        except (StateError, TimeoutError) as e:
+            log.error("cannot read maintenance windows (%s); acting as if there were none", e)
+            return None
+        return next((w for w in windows if w.scope in (check, HOST_SCOPE)), None)
+
+    async def escalate(self, outcome: Outcome) -> None:
+        """Log an outcome and hand it to every outcome handler (the outbox, in time)."""
+        if outcome.kind == "healed":
+            log.info("%s: healed: %s after %d step%s", outcome.check, outcome.reason,
+                     len(outcome.steps), "s" if len(outcome.steps) != 1 else "")
+        else:
+            window = await self._maintenance(outcome.check)
+            if window is not None:
+                log.info("%s: not escalating (%s): %s is in maintenance until %s",
+                         outcome.check, outcome.reason, window.what,
+                         format_duration(window.until - time.time()))
+                return
+            log.warning("%s: escalating %s problem: %s: %s", outcome.check, outcome.priority,
+                        outcome.reason, outcome.result.summary)
+        for handler in self.outcome_handlers:
+            await handler(outcome)
 
     def _suppressor(self, check: CheckBase) -> str | None:
         for parent in self._parents.get(check.name, []):
@@ -100,8 +193,8 @@ class Agent:
             await asyncio.sleep(FLUSH_SECONDS)
             try:
                 await self.flush()
-            except StateError as e:
-                log.error("%s; will retry", e)
+            except (StateError, TimeoutError) as e:
+                log.error("cannot save check states (%s); will retry", e)
 
     async def flush(self) -> None:
         if not self._dirty or self._store is None:
@@ -123,27 +216,22 @@ def _rules(check: CheckBase) -> Rules:
 def _log_change(check: CheckBase, state: CheckState, change: Change, result: Result) -> None:
     status = result.status.name
     suffix = f" [suppressed by {state.suppressed_by}]" if state.suppressed_by else ""
-    if change is Change.FIRST:
-        detail = status if result.status is Status.OK else f"{status} (soft 1/{check.fail_after})"
-    elif change is Change.SOFT:
-        detail = f"{status} (soft {state.fail_count}/{check.fail_after})"
-    elif change is Change.HARD:
-        detail = f"{status} (hard, after {state.fail_count} failures)"
-    elif change is Change.CHANGED:
-        detail = f"{status} (hard)"
-    elif change is Change.RECOVERING:
-        detail = f"OK (recovering {state.ok_count}/{check.recover_after})"
-    elif change is Change.RECOVERED:
-        detail = "OK (recovered)"
-    elif change is Change.CLEARED:
-        detail = "OK (soft failure cleared)"
-    elif change is Change.FLAPPING:
-        log.warning("%s: flapping: its state changed in %d of its last %d runs", check.name,
-                    _flips(state), len(state.history) - 1)
+    if change is Change.FLAPPING:
+        log.warning("%s: flapping: its state changed in %d of its last %d runs; fixes pause "
+                    "until it is steady", check.name, _flips(state), len(state.history) - 1)
         return
-    else:
+    if change is Change.STEADY:
         log.info("%s: no longer flapping", check.name)
         return
+    detail = {
+        Change.FIRST: status,
+        Change.SOFT: f"{status} (soft {state.fail_count}/{check.fail_after})",
+        Change.HARD: f"{status} (hard, after {state.fail_count} failures)",
+        Change.CHANGED: f"{status} (hard)",
+        Change.RECOVERING: f"OK (recovering {state.ok_count}/{check.recover_after})",
+        Change.RECOVERED: "OK (recovered)",
+        Change.CLEARED: "OK (soft failure cleared)",
+    }[change]
     level = logging.WARNING if change in (Change.HARD, Change.CHANGED) else logging.INFO
     log.log(level, "%s: %s: %s%s", check.name, detail, result.summary, suffix)
 
@@ -151,4 +239,3 @@ def _log_change(check: CheckBase, state: CheckState, change: Change, result: Res
 def _flips(state: CheckState) -> int:
     pairs = zip(state.history, state.history[1:], strict=False)
     return sum((a == 0) != (b == 0) for a, b in pairs)
-

@@ -51,6 +51,7 @@ class CheckState:
     seen: bool = False
     flapping: bool = False
     suppressed_by: str | None = None
+    heal_pending: bool = False           # a hard failure the healer has not handled yet
     history: list[int] = field(default_factory=list)
 
     @property

@@ -1,32 +1,80 @@
-"""Check state kept in SQLite under state_dir, so a restart resumes where it stopped."""
+"""The agent's SQLite file under state_dir: check states, heal runs and maintenance windows.
+
+The daemon and the ``monitord maintenance`` command share the file (WAL mode, a busy
+timeout), so a maintenance window set from the shell is seen by the next decision.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from monitord.agent.state import CheckState
 from monitord.errors import StateError
 
-SCHEMA_VERSION = 1
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS check_state (
-    name TEXT PRIMARY KEY,
-    data TEXT NOT NULL,
-    updated_at REAL NOT NULL
+SCHEMA_VERSION = 2
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS check_state (
+        name TEXT PRIMARY KEY,
+        data TEXT NOT NULL,
+        updated_at REAL NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS heal_run (
+        check_name TEXT NOT NULL,
+        at REAL NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS heal_run_by_check ON heal_run (check_name, at)",
+    """CREATE TABLE IF NOT EXISTS maintenance (
+        scope TEXT PRIMARY KEY,          -- a check name, or '*' for the whole host
+        until REAL NOT NULL,
+        reason TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        set_at REAL NOT NULL)""",
 )
-"""
+HOST_SCOPE = "*"
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Maintenance:
+    scope: str
+    until: float
+    reason: str
+    owner: str
+    set_at: float
+
+    @property
+    def what(self) -> str:
+        return "the whole host" if self.scope == HOST_SCOPE else f"check {self.scope}"
+
+
+def _locked(method: Callable[P, R]) -> Callable[P, R]:
+    """Serialise calls: the daemon calls from several worker threads on one connection."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with args[0]._lock:  # type: ignore[attr-defined]
+            return method(*args, **kwargs)
+
+    return wrapper
 
 
 class StateStore:
-    """A small SQLite file; every method blocks, so callers run them off the event loop."""
+    """A small SQLite file; every method blocks, so the daemon runs them off its loop."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._lock = threading.RLock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
+                                       timeout=5.0)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._migrate()
@@ -39,9 +87,23 @@ class StateStore:
         (version,) = self._db.execute("PRAGMA user_version").fetchone()
         if version > SCHEMA_VERSION:
             raise StateError(f"{self.path} was written by a newer monitord (schema {version})")
-        self._db.execute(SCHEMA)
+        for statement in SCHEMA:
+            self._db.execute(statement)
         self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
+    def _write(self, sql: str, rows: list[dict[str, object]]) -> None:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany(sql, rows)
+            self._db.execute("COMMIT")
+        except sqlite3.Error as e:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise StateError(f"cannot write the state file {self.path}: {e}") from None
+
+    # --- check states ---------------------------------------------------------------
+
+    @_locked
     def load(self) -> dict[str, CheckState]:
         rows = self._db.execute("SELECT name, data FROM check_state").fetchall()
         states = {}
@@ -52,27 +114,70 @@ class StateStore:
                 continue  # an unreadable row is dropped: the check starts afresh
         return states
 
+    @_locked
     def save(self, states: list[CheckState], now: float) -> None:
-        rows = [{"name": s.name, "data": json.dumps(s.to_dict()), "now": now} for s in states]
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany(
-                "INSERT INTO check_state (name, data, updated_at) VALUES (:name, :data, :now) "
-                "ON CONFLICT (name) DO UPDATE SET data = excluded.data, "
-                "updated_at = excluded.updated_at",
-                rows,
-            )
-            self._db.execute("COMMIT")
-        except sqlite3.Error as e:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise StateError(f"cannot write the state file {self.path}: {e}") from None
+        rows: list[dict[str, object]] = [
+            {"name": s.name, "data": json.dumps(s.to_dict()), "now": now} for s in states
+        ]
+        self._write(
+            "INSERT INTO check_state (name, data, updated_at) VALUES (:name, :data, :now) "
+            "ON CONFLICT (name) DO UPDATE SET data = excluded.data, "
+            "updated_at = excluded.updated_at",
+            rows,
+        )
 
+    @_locked
     def forget(self, keep: set[str]) -> None:
         """Drop the state of checks no longer configured."""
         names = [r[0] for r in self._db.execute("SELECT name FROM check_state")]
-        gone = [{"name": n} for n in names if n not in keep]
-        self._db.executemany("DELETE FROM check_state WHERE name = :name", gone)
+        gone: list[dict[str, object]] = [{"name": n} for n in names if n not in keep]
+        self._write("DELETE FROM check_state WHERE name = :name", gone)
 
+    # --- heal budget ----------------------------------------------------------------
+
+    @_locked
+    def heal_runs_since(self, check: str, since: float) -> list[float]:
+        rows = self._db.execute(
+            "SELECT at FROM heal_run WHERE check_name = :check AND at >= :since ORDER BY at",
+            {"check": check, "since": since},
+        )
+        return [r[0] for r in rows]
+
+    @_locked
+    def record_heal_run(self, check: str, at: float, keep_since: float) -> None:
+        """Count a ladder run, and drop runs too old to matter to any budget."""
+        self._write("INSERT INTO heal_run (check_name, at) VALUES (:check, :at)",
+                    [{"check": check, "at": at}])
+        self._write("DELETE FROM heal_run WHERE at < :since", [{"since": keep_since}])
+
+    # --- maintenance ----------------------------------------------------------------
+
+    @_locked
+    def set_maintenance(self, window: Maintenance) -> None:
+        self._write(
+            "INSERT INTO maintenance (scope, until, reason, owner, set_at) "
+            "VALUES (:scope, :until, :reason, :owner, :set_at) "
+            "ON CONFLICT (scope) DO UPDATE SET until = excluded.until, "
+            "reason = excluded.reason, owner = excluded.owner, set_at = excluded.set_at",
+            [{"scope": window.scope, "until": window.until, "reason": window.reason,
+              "owner": window.owner, "set_at": window.set_at}],
+        )
+
+    @_locked
+    def end_maintenance(self, scope: str) -> bool:
+        found = self._db.execute("SELECT 1 FROM maintenance WHERE scope = :scope",
+                                 {"scope": scope}).fetchone()
+        self._write("DELETE FROM maintenance WHERE scope = :scope", [{"scope": scope}])
+        return found is not None
+
+    @_locked
+    def maintenance(self, now: float) -> list[Maintenance]:
+        """Windows still running at ``now`` (expired ones are ignored, then cleaned up)."""
+        self._write("DELETE FROM maintenance WHERE until <= :now", [{"now": now}])
+        rows = self._db.execute(
+            "SELECT scope, until, reason, owner, set_at FROM maintenance ORDER BY scope")
+        return [Maintenance(*row) for row in rows]
+
+    @_locked
     def close(self) -> None:
         self._db.close()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitord.model import Observation
-from monitord.probes import disk, http, load, memory, process, tcp
+from monitord.probes import disk, http, load, memory, process, reboot, tcp
 from monitord.probes.base import CheckBase, ProbeContext
 
 ProbeFn = Callable[[Any, ProbeContext], Awaitable[Observation]]
@@ -31,4 +31,5 @@ REGISTRY: dict[str, ProbeKind] = {
     "process": ProbeKind(process.Config, process.probe, "processes by name, pattern or pidfile"),
     "tcp": ProbeKind(tcp.Config, tcp.probe, "TCP connect, banner and latency"),
     "http": ProbeKind(http.Config, http.probe, "HTTP status, body, latency and certificate"),
+    "reboot": ProbeKind(reboot.Config, reboot.probe, "a reboot required by packages or kernel"),
 }

@@ -29,10 +29,14 @@ T = TypeVar("T")
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
-def _duration(value: object) -> float:
+def _duration_or_zero(value: object) -> float:
     if not isinstance(value, str):
         raise ValueError('expected a duration like "500ms", "30s", "5m" or "2h"')
-    seconds = parse_duration(value)
+    return parse_duration(value)
+
+
+def _duration(value: object) -> float:
+    seconds = _duration_or_zero(value)
     if seconds <= 0:
         raise ValueError("expected a duration above zero")
     return seconds
@@ -48,12 +52,26 @@ def _regex(value: object) -> re.Pattern[str]:
 
 
 Duration = Annotated[float, PlainValidator(_duration)]
+DurationOrZero = Annotated[float, PlainValidator(_duration_or_zero)]
 Threshold = Annotated[Range, PlainValidator(parse_range)]
 Regex = Annotated[re.Pattern[str], PlainValidator(_regex)]
 
 
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+FIX_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+OWN_COMMANDS = ("start", "stop", "restart")  # heal steps that run the check's own commands
+
+
+class HealStep(StrictModel):
+    """One rung of a fix ladder: a fix script by name (or the check's own start/stop)."""
+
+    run: str = Field(pattern=FIX_NAME_PATTERN, max_length=100)
+    args: list[str] = []
+    settle: DurationOrZero = 5.0  # wait this long after the fix before probing again
+    timeout: Duration = 60.0    # the fix is killed (its whole process group) after this
 
 
 class CheckBase(StrictModel):
@@ -75,6 +93,11 @@ class CheckBase(StrictModel):
     crit: dict[str, Threshold] = {}
     flap_window: int = Field(default=20, ge=4, le=200)
     flap_threshold: float = Field(default=0.5, gt=0, le=1)
+    heal: list[HealStep] = []
+    heal_budget: int = Field(default=3, ge=0, le=100)   # ladder runs allowed per heal_window
+    heal_window: Duration = 3600.0
+    start: list[str] = []       # Monit-style: argv that starts a service no manager runs
+    stop: list[str] = []
 
     def expectations(self) -> list[Expectation]:
         """Facts the probe reports that must hold; the evaluator judges them."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from monitord.agent.state import Change, CheckState, Rules
@@ -95,4 +96,20 @@ def test_forget_drops_checks_no_longer_configured(tmp_path: Path) -> None:
     store.save([CheckState("a"), CheckState("b")], now=1.0)
     store.forget({"b"})
     assert set(store.load()) == {"b"}
+    store.close()
+
+
+def test_store_serves_several_threads_at_once(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state.db")
+    states = [CheckState(f"c{i}") for i in range(20)]
+
+    def work(n: int) -> None:
+        for _ in range(50):
+            store.save(states, now=float(n))
+            store.maintenance(now=float(n))
+            store.record_heal_run(f"c{n}", at=float(n), keep_since=0.0)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(work, range(4)))  # re-raises any thread's error
+    assert len(store.heal_runs_since("c0", since=0.0)) == 50
     store.close()

@@ -1,0 +1,77 @@
+"""Finding and running fix scripts.
+
+A fix is an executable found by name, first in the admin's directory
+(``[healer] remediations_dir``, /etc/monitord/remediations.d by default), then among the
+stock fixes shipped in ``remediations/``. It runs through the one subprocess path with a
+clean environment plus ``MONITORD_*``; exit 0 means the action was carried out, and the
+re-probe decides whether it helped.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from monitord.commands import CommandResult, run_command
+
+SOURCE_FIXES = Path(__file__).resolve().parent.parent.parent / "remediations"
+INSTALLED_FIXES = Path("/usr/share/monitord/remediations")
+
+
+def stock_dir() -> Path:
+    return SOURCE_FIXES if SOURCE_FIXES.is_dir() else INSTALLED_FIXES
+
+
+def fix_dirs(remediations_dir: str) -> list[Path]:
+    """Where fixes are looked for, in order: the admin's directory, then the stock one."""
+    return [Path(remediations_dir), stock_dir()]
+
+
+def find_fix(name: str, dirs: Sequence[Path]) -> Path | None:
+    """The first executable regular file called ``name`` in ``dirs``."""
+    if "/" in name or name.startswith("."):
+        return None
+    for directory in dirs:
+        path = directory / name
+        if path.is_file() and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def available_fixes(dirs: Sequence[Path]) -> list[str]:
+    names: set[str] = set()
+    for directory in dirs:
+        if directory.is_dir():
+            names.update(p.name for p in directory.iterdir()
+                         if p.is_file() and os.access(p, os.X_OK))
+    return sorted(names)
+
+
+def unsafe_reason(path: Path) -> str:
+    """Why running ``path`` as root would be unsafe ("" when it is safe), like sudo's checks.
+
+    A fix writable by anyone but its owner, or owned by someone other than root or the
+    user monitord runs as, could be changed into anything by that someone.
+    """
+    try:
+        info = path.stat()
+    except OSError as e:
+        return f"cannot read {path}: {e.strerror}"
+    if info.st_uid not in (0, os.geteuid()):
+        return f"{path} is owned by uid {info.st_uid}, not root"
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"{path} is writable by group or others"
+    return ""
+
+
+async def run_fix(
+    path: Path, args: Sequence[str], *, timeout: float, env: Mapping[str, str], max_output: int
+) -> CommandResult:
+    """Run the fix at ``path`` with ``args``, refusing one that is unsafe to run."""
+    argv = [str(path), *args]
+    reason = unsafe_reason(path)
+    if reason:
+        return CommandResult(tuple(argv), None, 0.0, "", error=f"refused: {reason}")
+    return await run_command(argv, timeout=timeout, env=env, max_output=max_output)

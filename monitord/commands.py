@@ -1,0 +1,142 @@
+"""The one code path that runs a subprocess (fix scripts, start/stop commands, plugins).
+
+No shell: ``argv`` is executed as given. The child gets its own session (so its own
+process group), a scrubbed environment (PATH, LANG and what the caller adds: never
+NOTIFY_SOCKET, WATCHDOG_*, credentials or anything else of the daemon's), no stdin, and
+its stdout and stderr merged and captured up to ``max_output`` bytes (the rest is read
+and dropped, so a chatty child never blocks). On timeout the whole group gets SIGTERM,
+then SIGKILL after ``kill_grace`` seconds. Cancelling the caller kills the group too:
+cancelling ``communicate()`` alone would leave the child running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+CHUNK = 65536
+AFTER_EXIT_READ_SECONDS = 1.0  # a daemonized grandchild may keep the pipe open
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    argv: tuple[str, ...]
+    exit_code: int | None      # None when it could not start or was killed
+    duration_seconds: float
+    output: str                # stdout and stderr, merged, at most max_output bytes
+    truncated: bool = False
+    timed_out: bool = False
+    error: str = ""            # why it could not start ("no such file", ...)
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    def describe(self) -> str:
+        """One line for logs and transcripts: "exit 0 in 1.2s", "timed out after 30s"."""
+        took = f"{self.duration_seconds:.1f}s"
+        if self.error:
+            return f"could not run: {self.error}"
+        if self.timed_out:
+            return f"timed out after {took}; its process group was killed"
+        if self.exit_code is not None and self.exit_code < 0:
+            return f"killed by signal {-self.exit_code} after {took}"
+        return f"exit {self.exit_code} in {took}"
+
+
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment children get: a fixed PATH, a UTF-8 locale, and ``extra``."""
+    env = {"PATH": SAFE_PATH, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+    env.update(extra or {})
+    return env
+
+
+async def run_command(
+    argv: Sequence[str],
+    *,
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+    max_output: int = 65536,
+    kill_grace: float = 3.0,
+    cwd: str = "/",
+) -> CommandResult:
+    """Run ``argv`` to completion or until ``timeout``; never raises for the child's faults."""
+    start = time.monotonic()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT, env=clean_env(env), cwd=cwd,
+            start_new_session=True, close_fds=True,
+        )
+    except OSError as e:
+        return CommandResult(tuple(argv), None, time.monotonic() - start, "",
+                             error=f"{argv[0]}: {e.strerror or e}")
+    capture = _Capture(max_output)
+    reader = asyncio.create_task(capture.drain(proc.stdout))
+    timed_out = False
+    try:
+        try:
+            async with asyncio.timeout(timeout):
+                await proc.wait()
+        except TimeoutError:
+            timed_out = True
+            await _kill_group(proc, kill_grace)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(AFTER_EXIT_READ_SECONDS):
+                await asyncio.shield(reader)
+    except asyncio.CancelledError:
+        await _kill_group(proc, kill_grace)
+        raise
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+    return CommandResult(
+        tuple(argv), None if timed_out else proc.returncode, time.monotonic() - start,
+        capture.text(), capture.truncated, timed_out,
+    )
+
+
+class _Capture:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.data = bytearray()
+        self.truncated = False
+
+    async def drain(self, stream: asyncio.StreamReader | None) -> None:
+        if stream is None:
+            return
+        while chunk := await stream.read(CHUNK):
+            room = self.limit - len(self.data)
+            if len(chunk) > room:
+                self.truncated = True
+            self.data += chunk[: max(room, 0)]
+
+    def text(self) -> str:
+        return self.data.decode("utf-8", "replace")
+
+
+async def _kill_group(proc: asyncio.subprocess.Process, grace: float) -> None:
+    """SIGTERM to the child's process group, SIGKILL after ``grace``, then reap the child."""
+    _signal_group(proc.pid, signal.SIGTERM)
+    try:
+        async with asyncio.timeout(grace):
+            await proc.wait()
+    except TimeoutError:
+        pass
+    # Grandchildren may outlive the leader; the group id stays valid while any member runs.
+    _signal_group(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(grace):
+            await proc.wait()
+
+
+def _signal_group(pgid: int, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
