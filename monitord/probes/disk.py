@@ -142,11 +142,13 @@ def _space(st: os.statvfs_result) -> dict[str, float | int]:
 
 def _summary(mounts: list[_Mount], stats: list[_Stat]) -> str:
     text = f"{len(mounts)} mount{'s' if len(mounts) != 1 else ''}"
-    answered = [(m.path, _space(s)["used_ratio"]) for m, s in zip(mounts, stats, strict=True)
+    answered = [(m.path, _space(s)) for m, s in zip(mounts, stats, strict=True)
                 if isinstance(s, os.statvfs_result)]
     if answered:
-        path, used = max(answered, key=lambda pair: pair[1])
-        text += f", fullest {path} at {used:.0%}"
+        path, space = max(answered, key=lambda pair: pair[1]["used_ratio"])
+        text += f", fullest {path} at {space['used_ratio']:.0%}"
+        path, inodes = max(answered, key=lambda pair: pair[1]["inodes_used_ratio"])
+        text += f", most inodes used on {path} ({inodes['inodes_used_ratio']:.0%})"
     errors = [f"{m.path}: {s.strerror or s}" for m, s in zip(mounts, stats, strict=True)
               if isinstance(s, OSError)]
     return "; ".join([text, *errors])

@@ -151,11 +151,13 @@ async def test_root_filesystem_readings_match_statvfs(ctx: ProbeContext) -> None
     assert 0 < number(result, "free_bytes", mount="/") <= st.f_blocks * st.f_frsize
     used = number(result, "used_ratio", mount="/")
     assert 0 <= used <= 1
-    assert 0 <= number(result, "inodes_used_ratio", mount="/") <= 1
+    inodes = number(result, "inodes_used_ratio", mount="/")
+    assert 0 <= inodes <= 1
     assert number(result, "inodes_free", mount="/") > 0
     assert reading(result, "read_only", mount="/") is False
     assert reading(result, "responding", mount="/") is True
-    assert result.summary == f"1 mount, fullest / at {used:.0%}"
+    assert result.summary == (f"1 mount, fullest / at {used:.0%}, most inodes used on / "
+                              f"({inodes:.0%})")
 
 
 async def test_every_real_filesystem_is_watched_by_default(
