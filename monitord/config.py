@@ -12,11 +12,12 @@ import json
 import re
 import socket
 import tomllib
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from monitord.agent.fixes import available_fixes, find_fix, fix_dirs
 from monitord.errors import ConfigError
@@ -355,12 +356,12 @@ _EXPECTED = {
 def _messages(error: ValidationError, model: type[StrictModel]) -> list[str]:
     messages = []
     for item in error.errors(include_url=False):
-        loc = [str(p) for p in item["loc"]]
-        key = ".".join(loc)
+        loc = item["loc"]
+        key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
         kind = item["type"]
         if kind == "extra_forbidden":
-            known = sorted(model.model_fields)
-            messages.append(f"{key}: unknown key{_suggest(loc[-1], known)}")
+            known = sorted(_model_at(model, loc[:-1]).model_fields)
+            messages.append(f"{key}: unknown key{_suggest(str(loc[-1]), known)}")
             continue
         if kind == "missing":
             messages.append(f"{key}: required key is missing")
@@ -372,6 +373,29 @@ def _messages(error: ValidationError, model: type[StrictModel]) -> list[str]:
         else:
             messages.append(text)
     return messages
+
+
+def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel]:
+    """The model that holds the key at ``loc`` (``("heal", 0)`` -> HealStep)."""
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field_info = model.model_fields.get(part)
+        inner = _model_in(field_info.annotation) if field_info is not None else None
+        if inner is None:
+            return model
+        model = inner
+    return model
+
+
+def _model_in(annotation: object) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def _expected_text(kind: str, msg: str, context: dict[str, Any]) -> str:

@@ -52,17 +52,19 @@ def available_fixes(dirs: Sequence[Path]) -> list[str]:
 def unsafe_reason(path: Path) -> str:
     """Why running ``path`` as root would be unsafe ("" when it is safe), like sudo's checks.
 
-    A fix writable by anyone but its owner, or owned by someone other than root or the
-    user monitord runs as, could be changed into anything by that someone.
+    A fix (or the directory holding it) writable by anyone but its owner, or owned by
+    someone other than root or the user monitord runs as, could be changed into anything
+    by that someone.
     """
-    try:
-        info = path.stat()
-    except OSError as e:
-        return f"cannot read {path}: {e.strerror}"
-    if info.st_uid not in (0, os.geteuid()):
-        return f"{path} is owned by uid {info.st_uid}, not root"
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        return f"{path} is writable by group or others"
+    for place in (path, path.parent):
+        try:
+            info = place.stat()
+        except OSError as e:
+            return f"cannot read {place}: {e.strerror}"
+        if info.st_uid not in (0, os.geteuid()):
+            return f"{place} is owned by uid {info.st_uid}, not root"
+        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            return f"{place} is writable by group or others"
     return ""
 
 
