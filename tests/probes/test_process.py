@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,38 +22,14 @@ import psutil
 import pytest
 
 from monitord.agent.runner import run_check
-from monitord.model import Result, Status, Value
+from monitord.model import Status
 from monitord.probes.base import ProbeContext
 from tests.conftest import make_check
+from tests.probes.readings import has_reading, number, reading, wait_for
 
 Spawn = Callable[..., subprocess.Popen[bytes]]
 
 # --- helpers ----------------------------------------------------------------------------
-
-
-def reading(result: Result, name: str) -> Value:
-    values = [r.value for r in result.readings if r.name == name]
-    assert len(values) == 1, f"expected one {name}, got {values} in {result}"
-    return values[0]
-
-
-def has_reading(result: Result, name: str) -> bool:
-    return any(r.name == name for r in result.readings)
-
-
-def number(result: Result, name: str) -> float:
-    value = reading(result, name)
-    assert isinstance(value, int | float) and not isinstance(value, bool)
-    return float(value)
-
-
-def wait_for(condition: Callable[[], bool], what: str, limit: float = 10.0) -> None:
-    """Poll ``condition`` until it holds; fail after ``limit`` seconds."""
-    deadline = time.monotonic() + limit
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting for {what}")
-        time.sleep(0.01)
 
 
 def _shows(pid: int, argv: tuple[str, ...]) -> bool:

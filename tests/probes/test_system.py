@@ -11,9 +11,8 @@ import os
 import re
 import subprocess
 import threading
-import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,40 +20,12 @@ import psutil
 import pytest
 
 from monitord.agent.runner import run_check
-from monitord.model import Result, Status, Value
+from monitord.model import Status
 from monitord.probes.base import CheckBase, ProbeContext, Shared
 from tests.conftest import make_check, unavailable
+from tests.probes.readings import has_reading, number, reading, wait_for
 
 # --- helpers ----------------------------------------------------------------------------
-
-
-def reading(result: Result, name: str, **labels: str) -> Value:
-    """The one reading called ``name`` with exactly these labels."""
-    values = [r.value for r in result.readings if r.name == name and dict(r.labels) == labels]
-    assert len(values) == 1, f"expected one {name} {labels}, got {values} in {result}"
-    return values[0]
-
-
-def has_reading(result: Result, name: str, **labels: str) -> bool:
-    return any(r.name == name and dict(r.labels) == labels for r in result.readings)
-
-
-def number(result: Result, name: str, **labels: str) -> float:
-    value = reading(result, name, **labels)
-    assert isinstance(value, int | float) and not isinstance(value, bool)
-    return float(value)
-
-
-def wait_for(condition: Callable[[], bool], what: str, limit: float = 10.0) -> None:
-    """Poll ``condition`` until it holds; fail after ``limit`` seconds."""
-    deadline = time.monotonic() + limit
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting for {what}")
-        time.sleep(0.01)
-
-
-# --- load -------------------------------------------------------------------------------
 
 
 async def test_load_readings_describe_this_machine(ctx: ProbeContext) -> None:
