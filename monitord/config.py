@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from monitord.agent.fixes import available_fixes, find_fix, fix_dirs
+from monitord.central.store import Policy
 from monitord.errors import ConfigError
 from monitord.probes import REGISTRY
 from monitord.probes.base import (
@@ -64,6 +65,50 @@ class HealerConfig(StrictModel):
     max_output_bytes: int = Field(default=65536, ge=1024, le=10485760)
 
 
+class StoreConfig(StrictModel):
+    url: str = ""                 # "" = sqlite://STATE_DIR/incidents.db (the embedded store)
+    token_file: str = ""          # this agent's token for a central service (https:// URL)
+    verify_tls: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite:///", "http://", "https://")):
+            raise ValueError('expected "sqlite:///PATH" or a central service URL like '
+                             '"https://central.example:8460"')
+        return value
+
+
+class OutboxConfig(StrictModel):
+    max_rows: int = Field(default=100_000, ge=100)
+    max_bytes: int = Field(default=64 * 2**20, ge=2**20)
+    min_free_bytes: int = Field(default=100 * 2**20, ge=0)
+    batch: int = Field(default=100, ge=1, le=500)
+
+
+class HeartbeatConfig(StrictModel):
+    every: Duration = 60.0
+
+
+class PolicyConfig(StrictModel):
+    """Response targets and timing rules of the incident store."""
+
+    P1: Duration = 900.0
+    P2: Duration = 7200.0
+    P3: Duration = 172800.0
+    reopen_window: DurationOrZero = 3600.0
+    missed_heartbeats: int = Field(default=3, ge=1, le=100)
+    min_silence: Duration = 180.0
+
+    def to_policy(self) -> Policy:
+        return Policy({"P1": self.P1, "P2": self.P2, "P3": self.P3}, self.reopen_window,
+                      self.missed_heartbeats, self.min_silence)
+
+
+class TemplatesConfig(StrictModel):
+    dir: str = "/etc/monitord/templates"
+
+
 @dataclass
 class Config:
     agent: AgentConfig
@@ -71,6 +116,16 @@ class Config:
     files: list[Path]
     sources: dict[str, Path] = field(default_factory=dict)
     healer: HealerConfig = field(default_factory=HealerConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    outbox: OutboxConfig = field(default_factory=OutboxConfig)
+    heartbeat: HeartbeatConfig = field(default_factory=HeartbeatConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    templates: TemplatesConfig = field(default_factory=TemplatesConfig)
+
+    @property
+    def store_url(self) -> str:
+        """The store the outbox delivers to; the embedded SQLite file unless configured."""
+        return self.store.url or f"sqlite://{Path(self.agent.state_dir).resolve()}/incidents.db"
 
     @property
     def host(self) -> str:
@@ -82,6 +137,16 @@ class Config:
                 return check
         hint = _suggest(name, [c.name for c in self.checks])
         raise ConfigError([f"no check named {_found(name)}{hint}"])
+
+
+SECTIONS: dict[str, type[StrictModel]] = {
+    "store": StoreConfig,
+    "outbox": OutboxConfig,
+    "heartbeat": HeartbeatConfig,
+    "policy": PolicyConfig,
+    "templates": TemplatesConfig,
+}
+TOP_LEVEL = {"include", "agent", "defaults", "healer", "check", *SECTIONS}
 
 
 @dataclass
@@ -125,11 +190,13 @@ def load_config(path: str | Path, state_dir: str | None = None) -> Config:
     data = loader.read(main)
     if data is None:
         raise ConfigError(loader.problems)
-    _check_keys(loader, main, data, {"include", "agent", "defaults", "healer", "check"})
+    _check_keys(loader, main, data, TOP_LEVEL)
     agent = _section(loader, main, data, "agent", AgentConfig) or AgentConfig()
     if state_dir is not None:
         agent = agent.model_copy(update={"state_dir": state_dir})
     healer = _section(loader, main, data, "healer", HealerConfig) or HealerConfig()
+    extra: dict[str, Any] = {name: _section(loader, main, data, name, model) or model()
+                             for name, model in SECTIONS.items()}
     valid_defaults = _section(loader, main, data, "defaults", Defaults) is not None
     defaults = data.get("defaults", {}) if valid_defaults else {}
     loader.take_checks(main, data)
@@ -143,7 +210,7 @@ def load_config(path: str | Path, state_dir: str | None = None) -> Config:
     _check_ladders(loader, checks, sources, fix_dirs(healer.remediations_dir))
     if loader.problems:
         raise ConfigError(loader.problems)
-    return Config(agent, checks, loader.files, sources, healer)
+    return Config(agent, checks, loader.files, sources, healer, **extra)
 
 
 def packs_dir(agent: AgentConfig) -> Path:

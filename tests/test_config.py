@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from monitord.config import AgentConfig, Defaults, load_config
+from monitord.config import SECTIONS, AgentConfig, Defaults, HealerConfig, load_config
 from monitord.errors import ConfigError
 from monitord.probes import REGISTRY
-from monitord.probes.base import CheckBase
+from monitord.probes.base import CheckBase, HealStep
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD = Path(__file__).parent / "config" / "bad"
@@ -55,6 +55,9 @@ def test_stock_pack_is_valid(pack: Path, tmp_path: Path) -> None:
 
 def _options() -> set[str]:
     keys = set(AgentConfig.model_fields) | set(Defaults.model_fields)
+    keys |= set(HealerConfig.model_fields) | set(HealStep.model_fields)
+    for section in SECTIONS.values():
+        keys |= set(section.model_fields)
     for kind in REGISTRY.values():
         keys |= set(kind.config.model_fields)
     return keys

@@ -1,8 +1,9 @@
 """The agent's lifecycle: load state, schedule checks, heal, keep state, stop cleanly.
 
-startup (open the state file, restore each check's state) -> main loop (the scheduler,
-a task that writes changed states every few seconds, and the healer's ladders) ->
-shutdown (cancel checks and ladders, write the last states, close shared resources).
+startup (open the state file and the outbox, restore each check's state) -> main loop
+(the scheduler, a task that writes changed states every few seconds, the healer's
+ladders, the outbox's delivery and the heartbeat) -> shutdown (cancel checks and ladders,
+write the last states, deliver what the outbox can within a few seconds, close).
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from monitord.agent.healer import Healer, Outcome
+from monitord.agent.delivery import Deliverer, EmbeddedSender, HttpSender, Sender
+from monitord.agent.escalation import EventMaker, Renderer
+from monitord.agent.healer import Healer, Outcome, priority_for
+from monitord.agent.outbox import Limits, Outbox
 from monitord.agent.runner import run_check
 from monitord.agent.scheduler import Scheduler
 from monitord.agent.state import Change, CheckState, Rules
@@ -21,14 +25,17 @@ from monitord.agent.statestore import HOST_SCOPE, Maintenance, StateStore
 from monitord.config import Config
 from monitord.durations import format_duration
 from monitord.errors import StateError
+from monitord.events import Event
 from monitord.model import Result, Status
 from monitord.probes.base import CheckBase, ProbeContext, Shared
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "state.db"
+OUTBOX_FILE = "outbox.db"
 FLUSH_SECONDS = 2.0
 STATE_IO_TIMEOUT = 10.0
+SHUTDOWN_DELIVERY_SECONDS = 5.0
 
 OutcomeHandler = Callable[[Outcome], Awaitable[None]]
 
@@ -46,6 +53,10 @@ class Agent:
         self._healer: Healer | None = None
         self._ladders: set[asyncio.Task[Outcome]] = set()
         self._started = time.monotonic()
+        self.outbox: Outbox | None = None
+        self.deliverer: Deliverer | None = None
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+        self.events = EventMaker(config.host, Renderer(config.templates.dir))
 
     @property
     def store(self) -> StateStore:
@@ -63,12 +74,19 @@ class Agent:
         await asyncio.to_thread(self._store.forget, names)
         self._healer = Healer(self.config.healer, self._store, self.probe, self.escalate,
                               self.config.host, self.config.agent.state_dir)
+        state_dir = Path(self.config.agent.state_dir)
+        limits = Limits(self.config.outbox.max_rows, self.config.outbox.max_bytes,
+                        self.config.outbox.min_free_bytes)
+        self.outbox = await asyncio.to_thread(Outbox, state_dir / OUTBOX_FILE, limits)
+        sender, closer = await make_sender(self.config)
+        self._closers.append(closer)
+        self.deliverer = Deliverer(self.outbox, sender, self.config.outbox.batch)
         self._started = time.monotonic()
         restored = sum(1 for n in names if n in saved)
         dry = "; dry run: fixes are logged, not run" if self.config.healer.dry_run else ""
         log.info("monitord: watching %d checks from %d files on %s; state of %d restored "
-                 "from %s%s", len(names), len(self.config.files), self.config.host,
-                 restored, path, dry)
+                 "from %s; incidents go to %s%s", len(names), len(self.config.files),
+                 self.config.host, restored, path, _shown(self.config.store_url), dry)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run the checks until ``stop`` is set, then shut down."""
@@ -76,12 +94,17 @@ class Agent:
         scheduler = Scheduler(self.config.checks, self.run_once, agent.max_concurrent_probes,
                               agent.start_rate)
         async with asyncio.TaskGroup() as group:
-            checks = group.create_task(scheduler.run(), name="scheduler")
-            flusher = group.create_task(self._flush_loop(), name="state-flusher")
+            tasks = [
+                group.create_task(scheduler.run(), name="scheduler"),
+                group.create_task(self._flush_loop(), name="state-flusher"),
+                group.create_task(self._heartbeats(), name="heartbeat"),
+            ]
+            if self.deliverer is not None:
+                tasks.append(group.create_task(self.deliverer.run(), name="delivery"))
             await stop.wait()
             log.info("monitord: stopping")
-            checks.cancel()
-            flusher.cancel()
+            for task in tasks:
+                task.cancel()
         await self.close()
 
     async def close(self) -> None:
@@ -89,6 +112,17 @@ class Agent:
             task.cancel()
         await asyncio.gather(*self._ladders, return_exceptions=True)
         await self.flush()
+        if self.deliverer is not None:
+            left = await self.deliverer.flush(SHUTDOWN_DELIVERY_SECONDS)
+            if left:
+                log.info("monitord: %d events stay in the outbox for the next start", left)
+            self.deliverer = None
+        for closer in self._closers:
+            await closer()
+        self._closers.clear()
+        if self.outbox is not None:
+            self.outbox.close()
+            self.outbox = None
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -116,6 +150,9 @@ class Agent:
             state.heal_pending = True
         elif Change.RECOVERED in changes:
             state.heal_pending = False
+            if state.escalated:
+                state.escalated = False
+                await self.send(self.events.recovery(check.name, result))
         suppressed = self._suppressor(check) if state.status is not Status.OK else None
         moved = suppressed != state.suppressed_by
         state.suppressed_by = suppressed
@@ -141,14 +178,20 @@ class Agent:
         state.heal_pending = False
         self._dirty.add(check.name)
         if state.suppressed_by:
-            await self.escalate(Outcome("problem", check.name, check.priority,
+            await self.escalate(Outcome("problem", check.name,
+                                        priority_for(check, result.status),
                                         f"suppressed by {state.suppressed_by}, which is "
-                                        "failing", result))
+                                        "failing", result, suppressed_by=state.suppressed_by))
             return
         task = asyncio.create_task(self._healer.handle(check, result, state.flapping),
                                    name=f"heal:{check.name}")
         self._ladders.add(task)
         task.add_done_callback(self._ladder_done)
+
+    async def wait_for_ladders(self) -> None:
+        """Wait until every running fix ladder has ended (and escalated)."""
+        while self._ladders:
+            await asyncio.gather(*self._ladders, return_exceptions=True)
 
     def _ladder_done(self, task: asyncio.Task[Outcome]) -> None:
         self._ladders.discard(task)
@@ -178,8 +221,33 @@ class Agent:
                 return
             log.warning("%s: escalating %s problem: %s: %s", outcome.check, outcome.priority,
                         outcome.reason, outcome.result.summary)
+            state = self.states.get(outcome.check)
+            if state is not None:
+                state.escalated = True
+                self._dirty.add(outcome.check)
+        await self.send(self.events.from_outcome(outcome))
         for handler in self.outcome_handlers:
             await handler(outcome)
+
+    async def send(self, event: Event) -> None:
+        """Put ``event`` in the outbox (durably) and wake the delivery."""
+        if self.outbox is None:
+            log.error("no outbox: event not kept: %s", event.title or event.kind)
+            return
+        try:
+            async with asyncio.timeout(STATE_IO_TIMEOUT):
+                await asyncio.to_thread(self.outbox.put, event)
+        except (StateError, TimeoutError) as e:
+            log.error("cannot keep an event in the outbox (%s): %s", e, event.title or event.kind)
+            return
+        if self.deliverer is not None:
+            self.deliverer.wake()
+
+    async def _heartbeats(self) -> None:
+        every = self.config.heartbeat.every
+        while True:
+            await self.send(self.events.heartbeat(every))
+            await asyncio.sleep(every)
 
     def _suppressor(self, check: CheckBase) -> str | None:
         for parent in self._parents.get(check.name, []):
@@ -207,6 +275,41 @@ class Agent:
         except (StateError, TimeoutError):
             self._dirty.update(s.name for s in dirty)
             raise
+
+
+async def make_sender(config: Config) -> tuple[Sender, Callable[[], Awaitable[None]]]:
+    """The sender for ``config``'s store, and what closes it."""
+    url = config.store_url
+    if url.startswith("sqlite://"):
+        from monitord.central.sqlite_store import SQLiteStore
+
+        store = await SQLiteStore.open(Path(url.removeprefix("sqlite://")),
+                                       config.policy.to_policy())
+        return EmbeddedSender(store), store.close
+    import aiohttp
+
+    token = _read_token(config.store.token_file)
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(ssl=True if config.store.verify_tls else False),
+        timeout=aiohttp.ClientTimeout(total=None))
+    return HttpSender(url, token, session), session.close
+
+
+def _read_token(path: str) -> str:
+    if not path:
+        raise StateError("[store] token_file: a central URL needs this agent's token "
+                         "(made by `monitord central add-agent HOST`)")
+    try:
+        token = Path(path).read_text().strip()
+    except OSError as e:
+        raise StateError(f"[store] token_file: cannot read {path}: {e.strerror}") from None
+    if not token:
+        raise StateError(f"[store] token_file: {path} is empty")
+    return token
+
+
+def _shown(url: str) -> str:
+    return url.removeprefix("sqlite://") if url.startswith("sqlite://") else url
 
 
 def _rules(check: CheckBase) -> Rules:

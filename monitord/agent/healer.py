@@ -64,6 +64,8 @@ class Outcome:
     result: Result                 # the failure that started it, or the last re-probe
     steps: tuple[Step, ...] = ()
     recurring: bool = False
+    suppressed_by: str | None = None
+    failure_summary: str = ""      # what the failure looked like before any fix
     at: float = field(default_factory=time.time)
 
 
@@ -151,7 +153,7 @@ class Healer:
             steps.append(step)
             if last.status is Status.OK and command.ok:
                 return Outcome("healed", check.name, priority, f"fixed by {rung.run}", last,
-                               tuple(steps))
+                               tuple(steps), failure_summary=failure.summary)
         return Outcome("problem", check.name, priority_for(check, last.status),
                        f"not fixed: {len(steps)} fix{'es' if len(steps) != 1 else ''} tried",
                        last, tuple(steps))

@@ -52,6 +52,7 @@ class CheckState:
     flapping: bool = False
     suppressed_by: str | None = None
     heal_pending: bool = False           # a hard failure the healer has not handled yet
+    escalated: bool = False              # a problem went to the store; recovery must follow
     history: list[int] = field(default_factory=list)
 
     @property

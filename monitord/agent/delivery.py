@@ -1,0 +1,166 @@
+"""Delivering the outbox to the store: in batches, with exponential backoff and jitter.
+
+Two senders: ``EmbeddedSender`` applies events to a store in this process (the default:
+an SQLite file beside the agent's state), ``HttpSender`` posts them to a central service.
+A batch is removed from the outbox only after the store accepted it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from monitord.agent.outbox import Outbox
+from monitord.central.store import Store
+from monitord.errors import MonitordError, StateError
+from monitord.events import Event, utc_now
+
+log = logging.getLogger(__name__)
+
+BATCH = 100
+MIN_BACKOFF = 1.0
+MAX_BACKOFF = 300.0
+IDLE_RECHECK = 5.0
+IO_TIMEOUT = 30.0
+
+
+class DeliveryError(MonitordError):
+    """The store did not take the batch; try again later."""
+
+
+class Rejected(MonitordError):
+    """The store refused an event for good (malformed); retrying cannot help."""
+
+
+class Sender(Protocol):
+    async def send(self, events: Sequence[Event]) -> None: ...
+
+
+class EmbeddedSender:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def send(self, events: Sequence[Event]) -> None:
+        try:
+            await self.store.apply(events, utc_now())
+        except (StateError, OSError, TimeoutError) as e:
+            raise DeliveryError(f"the incident store failed: {e}") from None
+
+
+class HttpSender:
+    """POSTs batches to ``URL/api/v1/events`` with this agent's token."""
+
+    def __init__(self, url: str, token: str, session: Any, timeout: float = 20.0) -> None:
+        self.endpoint = url.rstrip("/") + "/api/v1/events"
+        self._headers = {"Authorization": f"Bearer {token}"}
+        self._session = session
+        self._timeout = timeout
+
+    async def send(self, events: Sequence[Event]) -> None:
+        import aiohttp
+
+        body = '{"events": [' + ",".join(e.model_dump_json() for e in events) + "]}"
+        headers = {**self._headers, "Content-Type": "application/json"}
+        try:
+            async with asyncio.timeout(self._timeout):
+                async with self._session.post(self.endpoint, data=body.encode(),
+                                              headers=headers) as resp:
+                    text = (await resp.text())[:500]
+                    status = resp.status
+        except (aiohttp.ClientError, TimeoutError, OSError) as e:
+            raise DeliveryError(f"cannot reach {self.endpoint}: {e or type(e).__name__}") from None
+        if 200 <= status < 300:
+            return
+        if status in (400, 413) and len(events) == 1:
+            raise Rejected(f"{self.endpoint} refused event {events[0].id}: {status} {text}")
+        raise DeliveryError(f"{self.endpoint} answered {status}: {text}")
+
+
+class Deliverer:
+    """Moves events from the outbox to a sender until cancelled."""
+
+    def __init__(self, outbox: Outbox, sender: Sender, batch: int = BATCH) -> None:
+        self.outbox = outbox
+        self.sender = sender
+        self.batch = batch
+        self.sent = 0
+        self.failing_since: str | None = None
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        backoff = MIN_BACKOFF
+        while True:
+            try:
+                delivered = await self.deliver_once()
+            except DeliveryError as e:
+                self._failing(str(e))
+                await asyncio.sleep(random.uniform(0, backoff))  # full jitter
+                backoff = min(backoff * 2, MAX_BACKOFF)
+                continue
+            self._recovered()
+            backoff = MIN_BACKOFF
+            if not delivered:
+                self._wake.clear()
+                try:
+                    async with asyncio.timeout(IDLE_RECHECK):
+                        await self._wake.wait()
+                except TimeoutError:
+                    pass
+
+    async def deliver_once(self) -> int:
+        """Send one batch; the number of events the store took (0 when empty)."""
+        async with asyncio.timeout(IO_TIMEOUT):
+            rows = await asyncio.to_thread(self.outbox.peek, self.batch)
+        if not rows:
+            return 0
+        events = [event for _, event in rows]
+        try:
+            await self.sender.send(events)
+        except Rejected as e:
+            log.error("%s; dropping it", e)
+        except DeliveryError:
+            if len(rows) > 1 and isinstance(self.sender, HttpSender):
+                return await self._one_by_one(rows)
+            raise
+        async with asyncio.timeout(IO_TIMEOUT):
+            await asyncio.to_thread(self.outbox.remove, [seq for seq, _ in rows])
+        self.sent += len(rows)
+        return len(rows)
+
+    async def _one_by_one(self, rows: list[tuple[int, Event]]) -> int:
+        """A refused batch may hold one bad event: find it instead of retrying forever."""
+        seq, event = rows[0]
+        try:
+            await self.sender.send([event])
+        except Rejected as e:
+            log.error("%s; dropping it", e)
+        async with asyncio.timeout(IO_TIMEOUT):
+            await asyncio.to_thread(self.outbox.remove, [seq])
+        self.sent += 1
+        return 1
+
+    async def flush(self, timeout: float) -> int:
+        """Deliver what can be delivered within ``timeout`` (at shutdown); events left."""
+        try:
+            async with asyncio.timeout(timeout):
+                while await self.deliver_once():
+                    pass
+        except (DeliveryError, TimeoutError) as e:
+            log.warning("outbox not emptied at shutdown (%s); it is kept for next start", e)
+        return await asyncio.to_thread(self.outbox.depth)
+
+    def _failing(self, reason: str) -> None:
+        if self.failing_since is None:
+            log.error("cannot deliver events: %s; retrying with backoff", reason)
+        self.failing_since = reason
+
+    def _recovered(self) -> None:
+        if self.failing_since is not None:
+            log.info("delivering events again")
+            self.failing_since = None

@@ -1,0 +1,1 @@
+"""The incident store and the central service the on-call team works from."""

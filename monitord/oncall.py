@@ -1,0 +1,156 @@
+"""``monitord incidents``: the on-call view of the store, embedded file or central service.
+
+    monitord incidents list [--all] [--priority P1] [--host web1]
+    monitord incidents show ID
+    monitord incidents ack ID [--note TEXT]
+    monitord incidents resolve ID [--note TEXT]
+    monitord incidents comment ID TEXT
+
+Without ``--url`` it opens the embedded store the agent's config points at; with
+``--url`` (or ``$MONITORD_CENTRAL_URL``) it talks to a central service with an operator
+token (``--token-file``, or ``$MONITORD_TOKEN``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import os
+from collections.abc import Sequence
+from typing import Protocol
+
+from monitord.central.store import Conflict, Incident, IncidentStatus, NotFound, Store
+from monitord.durations import format_duration
+from monitord.errors import MonitordError
+
+OPEN: tuple[IncidentStatus, ...] = ("open", "acknowledged")
+EVERY: tuple[IncidentStatus, ...] = ("open", "acknowledged", "resolved")
+
+
+class Desk(Protocol):
+    """What the on-call commands need, from either store."""
+
+    async def incidents(self, status: Sequence[IncidentStatus], priority: Sequence[str],
+                        host: str | None) -> list[Incident]: ...
+
+    async def incident(self, incident_id: int) -> Incident: ...
+
+    async def act(self, incident_id: int, action: str, who: str, text: str) -> Incident: ...
+
+    async def close(self) -> None: ...
+
+
+def who() -> str:
+    return os.environ.get("SUDO_USER") or getpass.getuser()
+
+
+def due_text(incident: Incident, now: dt.datetime) -> str:
+    """"due in 1h12m", "overdue 25m", or "resolved" for a closed incident."""
+    if incident.status == "resolved":
+        return "resolved"
+    left = (incident.due_at - now).total_seconds()
+    if left >= 0:
+        return f"due in {format_duration(left)}"
+    return f"overdue {format_duration(-left)}"
+
+
+def age_text(incident: Incident, now: dt.datetime) -> str:
+    return format_duration(max((now - incident.opened_at).total_seconds(), 0))
+
+
+def table(incidents: list[Incident], now: dt.datetime) -> str:
+    if not incidents:
+        return "no incidents"
+    rows = [("ID", "PRI", "STATUS", "HOST", "CHECK", "AGE", "DUE", "SUMMARY")]
+    for i in incidents:
+        status = "ack" if i.status == "acknowledged" else i.status
+        rows.append((str(i.id), i.priority, status, i.host, i.check, age_text(i, now),
+                     due_text(i, now), _one_line(i.summary, 70)))
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]) - 1)]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
+        for r in rows
+    )
+
+
+def details(incident: Incident, now: dt.datetime) -> str:
+    i = incident
+    lines = [
+        f"#{i.id} {i.priority} {i.status}: {i.title or i.key}",
+        f"  host {i.host}, check {i.check}, opened {_when(i.opened_at)} ({age_text(i, now)} "
+        f"ago), {due_text(i, now)}, seen {i.count} time{'s' if i.count != 1 else ''}",
+    ]
+    if i.acknowledged_by:
+        lines.append(f"  acknowledged by {i.acknowledged_by} at {_when(i.acknowledged_at)}")
+    if i.resolved_at:
+        lines.append(f"  resolved by {i.resolved_by} at {_when(i.resolved_at)}")
+    if i.attached:
+        lines.append(f"  also affected: {', '.join(i.attached)}")
+    lines.append(f"  last: {i.summary}")
+    lines.append("timeline:")
+    for entry in i.timeline:
+        lines.append(f"  {_when(entry.at)}  {entry.kind:<12} {entry.who}: {entry.text}")
+        for n, step in enumerate(entry.steps, start=1):
+            argv = step.get("argv")
+            shown = " ".join(str(a) for a in argv) if isinstance(argv, list) else ""
+            lines.append(f"      fix {n}: {shown}: {step.get('ended', '')}")
+            output = str(step.get("output", "")).rstrip()
+            lines.extend(f"        | {line}" for line in output.splitlines()[-10:])
+    return "\n".join(lines)
+
+
+async def run(desk: Desk, action: str, incident_id: int | None, text: str, show_all: bool,
+              priority: Sequence[str], host: str | None) -> str:
+    now = dt.datetime.now(dt.UTC)
+    try:
+        if action == "list":
+            found = await desk.incidents(EVERY if show_all else OPEN, priority, host)
+            return table(found, now)
+        if incident_id is None:
+            raise MonitordError(f"{action}: give the incident's ID")
+        if action == "show":
+            return details(await desk.incident(incident_id), now)
+        done = await desk.act(incident_id, action, who(), text)
+        verb = {"ack": "acknowledged", "resolve": "resolved", "comment": "commented on"}[action]
+        return f"#{done.id} {verb} ({done.priority} {done.host}/{done.check}, now {done.status})"
+    except NotFound:
+        raise MonitordError(f"no incident #{incident_id}") from None
+
+
+class StoreDesk:
+    """The on-call commands against a store in this process (the embedded SQLite file)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def incidents(self, status: Sequence[IncidentStatus], priority: Sequence[str],
+                        host: str | None) -> list[Incident]:
+        return await self.store.incidents(status, priority, host)
+
+    async def incident(self, incident_id: int) -> Incident:
+        return await self.store.incident(incident_id)
+
+    async def act(self, incident_id: int, action: str, who: str, text: str) -> Incident:
+        now = dt.datetime.now(dt.UTC)
+        try:
+            if action == "ack":
+                return await self.store.acknowledge(incident_id, who, text, now)
+            if action == "resolve":
+                return await self.store.resolve(incident_id, who, text, now)
+            if not text.strip():
+                raise MonitordError("comment: the text is empty")
+            return await self.store.comment(incident_id, who, text, now)
+        except Conflict as e:
+            raise MonitordError(f"#{incident_id}: {e}") from None
+
+    async def close(self) -> None:
+        await self.store.close()
+
+
+def _when(at: dt.datetime | None) -> str:
+    return at.astimezone().strftime("%Y-%m-%d %H:%M") if at else "-"
+
+
+def _one_line(text: str, width: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"

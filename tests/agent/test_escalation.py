@@ -1,0 +1,106 @@
+"""From a hard failure to one incident in the embedded store, and back to resolved."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+from monitord.agent.daemon import Agent
+from monitord.agent.escalation import Renderer
+from monitord.agent.healer import Outcome, Step
+from monitord.central.sqlite_store import SQLiteStore
+from monitord.config import load_config
+from monitord.model import Result, Status
+from tests.nginx import Nginx
+
+
+def write_config(tmp_path: Path, nginx: Nginx, heal: str = "[]") -> Path:
+    path = tmp_path / "monitord.toml"
+    path.write_text(f"""
+[agent]
+host = "web1"
+state_dir = "{tmp_path / 'state'}"
+
+[healer]
+grace = "0s"
+
+[templates]
+dir = "{tmp_path / 'templates'}"
+
+[[check]]
+name = "site"
+probe = "http"
+url = "http://127.0.0.1:{nginx.port}/"
+every = "1s"
+timeout = "1s"
+fail_after = 2
+recover_after = 1
+priority = "P1"
+start = {json.dumps(nginx.argv)}
+heal = {heal}
+""")
+    return path
+
+
+async def run_until_delivered(agent: Agent, runs: int) -> None:
+    check = agent.config.check("site")
+    for _ in range(runs):
+        await agent.run_once(check)
+    await agent.wait_for_ladders()
+    assert agent.deliverer is not None
+    while await agent.deliverer.deliver_once():
+        pass
+
+
+async def test_unfixable_failure_opens_one_incident_resolved_on_recovery(tmp_path: Path) -> None:
+    nginx = Nginx(tmp_path / "nginx")
+    config = load_config(write_config(tmp_path, nginx, heal="[]"))
+    agent = Agent(config)
+    await agent.start()
+    try:
+        await run_until_delivered(agent, runs=4)  # hard after 2; no second problem after
+        store = SQLiteStore(tmp_path / "state" / "incidents.db", config.policy.to_policy())
+        (incident,) = await store.incidents()
+        assert (incident.key, incident.priority, incident.status) == ("web1/site", "P1", "open")
+        assert incident.due_at - incident.opened_at == dt.timedelta(minutes=15)
+        assert "connection refused" in incident.summary
+        nginx.start()
+        await run_until_delivered(agent, runs=1)
+        (resolved,) = await store.incidents(status=["resolved"])
+        assert resolved.id == incident.id and resolved.resolved_by == "monitord"
+        assert not await store.incidents()
+        await store.close()
+    finally:
+        nginx.stop()
+        await agent.close()
+
+
+def test_admin_template_overrides_the_stock_one(tmp_path: Path) -> None:
+    (tmp_path / "problem.title.j2").write_text("[{{ priority }}] {{ check }} needs you")
+    renderer = Renderer(str(tmp_path))
+    title, body = renderer.render("problem", _context())
+    assert title == "[P1] site needs you"
+    assert "restart-service nginx" in body  # the stock body is still used
+
+
+def test_problem_body_carries_the_transcript(tmp_path: Path) -> None:
+    _, body = Renderer(str(tmp_path)).render("problem", _context())
+    assert "Why it is escalated: not fixed: 1 fix tried" in body
+    assert "1. restart-service: /x/restart-service nginx" in body
+    assert "exit 1 in 0.2s" in body and "Job for nginx.service failed" in body
+
+
+def _context() -> dict[str, object]:
+    step = Step("restart-service", ("/x/restart-service", "nginx"), 1, 0.2,
+                "Job for nginx.service failed\n", "exit 1 in 0.2s")
+    outcome = Outcome("problem", "site", "P1", "not fixed: 1 fix tried",
+                      Result(Status.CRITICAL, "HTTP 502"), (step,))
+    return {
+        "host": "web1", "check": outcome.check, "priority": outcome.priority,
+        "status": "CRITICAL", "summary": outcome.result.summary, "reason": outcome.reason,
+        "recurring": False, "suppressed_by": None, "fix": "restart-service",
+        "failure": "", "steps": [{"fix": step.fix, "argv": list(step.argv),
+                                  "ended": step.ended, "output": step.output,
+                                  "reprobe_status": None, "reprobe_summary": ""}],
+    }
