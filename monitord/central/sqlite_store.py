@@ -100,6 +100,8 @@ SILENT = """(h.last_heartbeat IS NOT NULL
 SILENT_HOSTS = f"""SELECT h.host, h.last_heartbeat, h.interval_seconds FROM host h
     WHERE h.down_since IS NULL AND {SILENT} ORDER BY h.host"""
 MARK_DOWN = "UPDATE host SET down_since = :now WHERE host = :host"
+FORGET_HEARTBEATS = "DELETE FROM event WHERE kind = 'heartbeat' AND received_at < :before"
+HEARTBEAT_MEMORY_SECONDS = 7 * 86400.0
 HOSTS = f"""SELECT h.host, h.last_heartbeat, h.interval_seconds,
         (h.down_since IS NOT NULL OR {SILENT}) AS down,
         (SELECT count(*) FROM incident i WHERE i.host = h.host AND i.status != 'resolved')
@@ -386,6 +388,7 @@ class SQLiteStore:
     def _sweep(self, now: float) -> list[Incident]:
         opened = []
         with self._transaction():
+            self._db.execute(FORGET_HEARTBEATS, {"before": now - HEARTBEAT_MEMORY_SECONDS})
             for row in self._rows(SILENT_HOSTS, {"now": now, **self._silence()}):
                 self._db.execute(MARK_DOWN, {"host": row["host"], "now": now})
                 incident_id, new = self._open(_server_down(row, now), now, _Entry(

@@ -451,3 +451,12 @@ async def test_everything_survives_closing_and_reopening(open_store: OpenStore) 
 async def test_a_naive_now_is_refused(store: Store) -> None:
     with pytest.raises(ValueError, match="timezone"):
         await store.apply([problem()], dt.datetime(2026, 11, 25, 17, 0))
+
+
+async def test_sweep_forgets_heartbeat_ids_after_a_week(store: Store) -> None:
+    beat = heartbeat()
+    await store.apply([beat], T0)
+    assert (await store.apply([beat], minutes(1))).duplicates == 1
+    week = 7 * 24 * 60
+    await store.sweep(minutes(week + 1))
+    assert (await store.apply([beat], minutes(week + 2))).applied == 1

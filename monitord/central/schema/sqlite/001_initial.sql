@@ -12,6 +12,8 @@ CREATE TABLE event (
     at           REAL NOT NULL,            -- the agent's clock
     received_at  REAL NOT NULL             -- the store's clock
 ) WITHOUT ROWID;
+-- Heartbeat ids are forgotten after a week (re-applying an old heartbeat is harmless).
+CREATE INDEX event_heartbeats ON event (received_at) WHERE kind = 'heartbeat';
 
 CREATE TABLE incident (
     id               INTEGER PRIMARY KEY,
