@@ -1,4 +1,4 @@
-"""The ``monitord`` command: run, test, check-config."""
+"""The ``monitord`` command: run, test, check-config, packs, maintenance, central."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from monitord import __version__
 from monitord.config import Config, load_config
@@ -72,7 +72,28 @@ def _parser() -> argparse.ArgumentParser:
                        help='how long, like "30m" or "2h" (default 1h; at most 7d)')
     maint.add_argument("--reason", default="", help="why, for whoever looks next")
     maint.set_defaults(func=_maintenance)
+    _central_parser(sub)
     return parser
+
+
+def _central_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from monitord.central.config import DEFAULT_PATH, ENV_VAR, default_path
+
+    config_help = f"central config file (default: ${ENV_VAR} or {DEFAULT_PATH})"
+    central = sub.add_parser(
+        "central", help="run the central incident service, or add tokens",
+        description="Without an ACTION, run the central incident service in the foreground "
+                    "(SIGTERM or SIGINT stops it).")
+    central.add_argument("-c", "--config", default=default_path(), help=config_help)
+    central.set_defaults(func=_central)
+    tokens = central.add_subparsers(dest="central_command", metavar="ACTION")
+    for kind, help_text in (("agent", "print a new token for agent HOST (replaces its old one)"),
+                            ("operator", "print a new token for person NAME (replaces theirs)")):
+        action = tokens.add_parser(f"add-{kind}", help=help_text)
+        action.add_argument("name", metavar="HOST" if kind == "agent" else "NAME")
+        # SUPPRESS: a -c given before the action is not reset by this parser's default.
+        action.add_argument("-c", "--config", default=argparse.SUPPRESS, help=config_help)
+        action.set_defaults(func=_add_token, kind=kind)
 
 
 def _config_arg(parser: argparse.ArgumentParser) -> None:
@@ -131,6 +152,42 @@ def _maintenance(args: argparse.Namespace) -> int:
     print(command(args.config, args.state_dir, args.action, args.check, args.duration,
                   args.reason))
     return 0
+
+
+def _central(args: argparse.Namespace) -> int:
+    from monitord.central.config import load_central_config
+    from monitord.central.server import serve
+
+    _setup_logging(logging.INFO)
+    config = load_central_config(args.config)
+    asyncio.run(_until_signal(lambda stop: serve(config, stop)))
+    log.info("central: stopped")
+    return 0
+
+
+def _add_token(args: argparse.Namespace) -> int:
+    from monitord.central.config import load_central_config
+    from monitord.central.server import add_token
+
+    config = load_central_config(args.config)
+    print(asyncio.run(add_token(config, args.kind, args.name)))
+    return 0
+
+
+async def _until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run ``main(stop)``; SIGTERM or SIGINT sets ``stop``, a second one exits at once."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            log.warning("monitord: second %s, exiting at once", signal.Signals(signum).name)
+            os._exit(1)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    await main(stop)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -1,0 +1,71 @@
+"""Bearer tokens for agents and operators: made at random, kept only as a hash.
+
+A token is ``secrets.token_urlsafe(32)``: 256 random bits. Against that, a fast hash is
+enough (nobody can guess a preimage), and it must be unsalted so that the store can look a
+token up by its hash. Slow salted hashes (scrypt) are for the passwords people choose.
+The token itself is shown once, by the command that makes it, and never logged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+
+from monitord.central.store import Store
+
+TOKEN_BYTES = 32
+_MAX_TOKEN_CHARS = 200
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The token in an ``Authorization: Bearer TOKEN`` header, or None."""
+    if not header:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > _MAX_TOKEN_CHARS:
+        return None
+    return token
+
+
+# Operators' tokens live beside the agents' in the store's one token table, under a name no
+# host can have (host names start with a letter or digit), so that the Store interface needs
+# nothing new. Only this module knows; dedicated Store methods can replace it here alone.
+OPERATOR_PREFIX = "@"
+
+
+async def add_agent(store: Store, host: str, now: dt.datetime) -> str:
+    """A new token for ``host``, replacing its old one; returns the token (shown once)."""
+    token = new_token()
+    await store.add_agent(host, token_hash(token), now)
+    return token
+
+
+async def add_operator(store: Store, name: str, now: dt.datetime) -> str:
+    """A new token for the person ``name``, replacing their old one."""
+    token = new_token()
+    await store.add_agent(OPERATOR_PREFIX + name, token_hash(token), now)
+    return token
+
+
+async def agent_for(store: Store, token: str) -> str | None:
+    """The host an agent token belongs to; None for an unknown or an operator's token."""
+    owner = await store.agent_for(token_hash(token))
+    return owner if owner is not None and not owner.startswith(OPERATOR_PREFIX) else None
+
+
+async def operator_for(store: Store, token: str) -> str | None:
+    """The person an operator token belongs to; None for an unknown or an agent's token."""
+    owner = await store.agent_for(token_hash(token))
+    if owner is None or not owner.startswith(OPERATOR_PREFIX):
+        return None
+    return owner[len(OPERATOR_PREFIX) :]

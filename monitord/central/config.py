@@ -1,0 +1,104 @@
+"""The central service's config: ``[central]`` (where it listens, where its store is) and
+``[policy]`` (how the store judges time), from one TOML file.
+
+Every problem is reported at once, in the agent config's words:
+``FILE: [section] key: expected ..., got ...`` (the helpers are monitord.config's).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, NamedTuple
+
+from pydantic import Field, PlainValidator
+
+from monitord.config import PolicyConfig, _check_keys, _found, _Loader, _section
+from monitord.errors import ConfigError
+from monitord.probes.base import Duration, StrictModel
+
+DEFAULT_PATH = "/etc/monitord/central.toml"
+ENV_VAR = "MONITORD_CENTRAL_CONFIG"
+SQLITE_PREFIX = "sqlite://"
+EXAMPLE_URL = '"sqlite:///var/lib/monitord/central.db"'
+
+
+class Address(NamedTuple):
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def _address(value: object) -> Address:
+    form = 'expected "HOST:PORT" like "127.0.0.1:8460" or "[::1]:8460"'
+    if not isinstance(value, str):
+        raise ValueError(form)
+    host, sep, port = value.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    bracketed = value.startswith("[")
+    if not sep or not host or (":" in host and not bracketed) or not port.isdigit():
+        raise ValueError(form)
+    if not 1 <= int(port) <= 65535:
+        raise ValueError("expected a port from 1 to 65535")
+    return Address(host, int(port))
+
+
+Listen = Annotated[Address, PlainValidator(_address)]
+
+
+class CentralSection(StrictModel):
+    listen: Listen = Address("127.0.0.1", 8460)
+    store_url: str = "sqlite:///var/lib/monitord/central.db"
+    max_body_bytes: int = Field(default=1048576, ge=1024, le=104857600)
+    sweep_every: Duration = 30.0
+
+
+@dataclass(frozen=True)
+class CentralConfig:
+    central: CentralSection
+    policy: PolicyConfig    # the agent's [policy] too: the same keys mean the same there
+    path: Path | None = None
+
+    @property
+    def sqlite_path(self) -> Path:
+        return Path(self.central.store_url[len(SQLITE_PREFIX) :])
+
+
+def default_path() -> str:
+    return os.environ.get(ENV_VAR) or DEFAULT_PATH
+
+
+def load_central_config(path: str | Path) -> CentralConfig:
+    """Load and validate ``path``; raise ConfigError listing every problem."""
+    main = Path(path)
+    loader = _Loader(main)
+    data = loader.read(main)
+    if data is None:
+        raise ConfigError(loader.problems)
+    _check_keys(loader, main, data, {"central", "policy"})
+    central = _section(loader, main, data, "central", CentralSection)
+    policy = _section(loader, main, data, "policy", PolicyConfig)
+    raw = data.get("central")
+    url = raw.get("store_url") if isinstance(raw, dict) else None
+    if isinstance(url, str) and _store_url_problem(url):
+        loader.fail(main, f"[central] store_url: {_store_url_problem(url)}")
+    if loader.problems:
+        raise ConfigError(loader.problems)
+    return CentralConfig(central, policy, main)
+
+
+def _store_url_problem(url: str) -> str:
+    """What is wrong with ``url``, or "". Never echoes a URL that may carry a password."""
+    scheme, sep, rest = url.partition("://")
+    if scheme in ("postgresql", "postgres"):
+        return f"PostgreSQL is not supported yet; use a SQLite file like {EXAMPLE_URL}"
+    if scheme != "sqlite" or not sep:
+        got = f'a "{scheme}://" URL' if sep else _found(url)
+        return f'expected "sqlite:///PATH" like {EXAMPLE_URL}, got {got}'
+    if not rest.startswith("/"):
+        return f'expected an absolute path after "sqlite://", like {EXAMPLE_URL}'
+    return ""

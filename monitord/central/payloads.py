@@ -1,0 +1,190 @@
+"""What the central API reads and writes besides events: action bodies in; incidents, hosts
+and errors out, each in one stable JSON shape (described in openapi.json).
+
+Validation problems name the field by its location in the request, the way config errors
+do: ``events[3].priority: expected "P1", "P2" or "P3", got "P9"``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, Field, ValidationError
+
+from monitord.central.store import HostInfo, Incident, TimelineEntry
+from monitord.config import _expected_text, _model_at, _suggest
+from monitord.events import Name, WireModel
+
+Json = dict[str, Any]
+M = TypeVar("M", bound=BaseModel)
+Note = Annotated[str, Field(max_length=2000)]
+
+
+class ActionBody(WireModel):
+    """The body of ``acknowledge`` and ``resolve``; ``who`` defaults to the token's owner."""
+
+    who: Name | None = None
+    note: Note = ""
+
+
+class CommentBody(WireModel):
+    who: Name | None = None
+    text: Annotated[str, Field(min_length=1, max_length=20000)]
+
+
+class ApiError(Exception):
+    """An answer other than success: rendered as ``{"error", "message", "problems"}``."""
+
+    def __init__(self, status: int, code: str, message: str,
+                 problems: list[str] | None = None) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        self.problems = problems or []
+        super().__init__(message)
+
+    def body(self) -> Json:
+        return {"error": self.code, "message": self.message, "problems": self.problems}
+
+
+def invalid(problems: list[str]) -> ApiError:
+    """A 400 whose message is the first problems, each one also listed on its own."""
+    shown = "; ".join(problems[:3])
+    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+    return ApiError(400, "invalid", shown + more, problems)
+
+
+def parse_json(body: bytes) -> object:
+    """The JSON document in ``body``; ApiError 400 saying where it is broken."""
+    try:
+        return json.loads(body, parse_constant=_no_constant)
+    except UnicodeDecodeError:
+        raise invalid(["body: expected JSON in UTF-8"]) from None
+    except ValueError as e:
+        raise invalid([f"body: not valid JSON: {e}"]) from None
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def validate(model: type[M], data: object) -> M:
+    """``data`` as ``model``; ApiError 400 listing every problem with its location."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise invalid(problems(e, model)) from None
+
+
+# --- problems ---------------------------------------------------------------------------
+
+_PATTERNS = {
+    r"^[0-9a-f]{32}$": "expected 32 lowercase hexadecimal digits",
+    r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$":
+        'expected letters, digits, ".", "_", ":" or "-", starting with a letter or digit',
+}
+
+_EXPECTED = {
+    "int_type": "an integer", "int_parsing": "an integer", "int_from_float": "an integer",
+    "float_type": "a number", "float_parsing": "a number",
+    "bool_type": "true or false", "bool_parsing": "true or false",
+    "string_type": "a string", "list_type": "a list",
+    "dict_type": "an object", "model_type": "an object", "model_attributes_type": "an object",
+    "datetime_type": 'a timestamp like "2026-11-25T17:00:00Z"',
+    "datetime_parsing": 'a timestamp like "2026-11-25T17:00:00Z"',
+    "datetime_from_date_parsing": 'a timestamp like "2026-11-25T17:00:00Z"',
+}
+
+_FIELD_FIRST = re.compile(r"^([A-Za-z_]\w*): ")
+
+
+def problems(error: ValidationError, model: type[BaseModel]) -> list[str]:
+    return [_problem(item, model) for item in error.errors(include_url=False)]
+
+
+def _problem(item: Any, model: type[BaseModel]) -> str:
+    loc: tuple[int | str, ...] = item["loc"]
+    key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    kind, found, context = item["type"], item.get("input"), item.get("ctx") or {}
+    if kind == "extra_forbidden":
+        known = sorted(_model_at(model, loc[:-1]).model_fields)
+        return f"{key}: unknown field{_suggest(str(loc[-1]), known)}"
+    if kind == "missing":
+        return f"{key}: required field is missing"
+    if kind == "value_error" and isinstance(found, dict):
+        # A whole-object check (events.py says "field: why"): point at the field.
+        text = item["msg"].removeprefix("Value error, ")
+        match = _FIELD_FIRST.match(text)
+        if match and key:
+            return f"{key}.{text}"
+        return f"{key}: {text}" if key else text
+    text, got = _expectation(kind, item["msg"], context, found)
+    return f"{key}: {text}, got {got}" if key else f"{text}, got {got}"
+
+
+def _expectation(kind: str, msg: str, context: dict[str, Any], found: object
+                 ) -> tuple[str, str]:
+    if kind in ("too_long", "too_short", "string_too_long", "string_too_short"):
+        unit = "characters" if isinstance(found, str) else "items"
+        size = len(found) if isinstance(found, str | list | dict) else "?"
+        bound = "at most" if kind.endswith("long") else "at least"
+        limit = context.get("max_length" if kind.endswith("long") else "min_length")
+        return f"expected {bound} {limit} {unit}", f"{size}"
+    if kind == "string_pattern_mismatch":
+        pattern = str(context.get("pattern", ""))
+        return _PATTERNS.get(pattern, f"expected text matching {pattern}"), _found(found)
+    if kind in _EXPECTED:
+        return f"expected {_EXPECTED[kind]}", _found(found)
+    return _expected_text(kind, msg, context), _found(found)
+
+
+def _found(value: object) -> str:
+    """``value`` as JSON would spell it, shortened."""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# --- out --------------------------------------------------------------------------------
+
+def timestamp(at: dt.datetime | None) -> str | None:
+    """RFC 3339 in UTC with a "Z"; a naive time from a backend is taken as UTC."""
+    if at is None:
+        return None
+    utc = at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at.astimezone(dt.UTC)
+    return utc.isoformat().replace("+00:00", "Z")
+
+
+def incident_json(incident: Incident, timeline: bool = False) -> Json:
+    out: Json = {
+        "id": incident.id, "key": incident.key, "host": incident.host,
+        "check": incident.check, "priority": incident.priority, "status": incident.status,
+        "title": incident.title, "summary": incident.summary,
+        "opened_at": timestamp(incident.opened_at), "due_at": timestamp(incident.due_at),
+        "last_seen_at": timestamp(incident.last_seen_at), "count": incident.count,
+        "acknowledged_at": timestamp(incident.acknowledged_at),
+        "acknowledged_by": incident.acknowledged_by,
+        "resolved_at": timestamp(incident.resolved_at), "resolved_by": incident.resolved_by,
+        "reopened": incident.reopened, "attached": list(incident.attached),
+    }
+    if timeline:
+        out["timeline"] = [entry_json(e) for e in incident.timeline]
+    return out
+
+
+def entry_json(entry: TimelineEntry) -> Json:
+    return {"at": timestamp(entry.at), "kind": entry.kind, "who": entry.who,
+            "text": entry.text, "event_id": entry.event_id,
+            "steps": [dict(step) for step in entry.steps]}
+
+
+def host_json(info: HostInfo) -> Json:
+    return {"host": info.host, "last_heartbeat": timestamp(info.last_heartbeat),
+            "interval_seconds": info.interval_seconds,
+            "open_incidents": info.open_incidents, "down": info.down}

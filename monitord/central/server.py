@@ -1,0 +1,58 @@
+"""Running the central service, and registering the tokens of agents and operators.
+
+``serve`` is uvicorn's lifecycle in small: start (store, sweeper, listening socket), wait
+for the stop flag the signal handlers set, then shut down: connections get
+``SHUTDOWN_TIMEOUT_SECONDS`` to finish, then the sweeper is cancelled and the store closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+
+from aiohttp import web
+
+from monitord.central import auth
+from monitord.central.app import create_app, open_store
+from monitord.central.config import CentralConfig
+from monitord.errors import MonitordError
+from monitord.events import utc_now
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_TIMEOUT_SECONDS = 10.0
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")   # events.Name
+
+
+async def serve(config: CentralConfig, stop: asyncio.Event) -> None:
+    runner = web.AppRunner(create_app(config), access_log=None,
+                           shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
+    await runner.setup()
+    try:
+        listen = config.central.listen
+        site = web.TCPSite(runner, listen.host, listen.port)
+        try:
+            await site.start()
+        except OSError as e:
+            raise MonitordError(f"cannot listen on {listen}: {e.strerror}; "
+                                "change [central] listen or stop what uses it") from None
+        log.info("central: listening on http://%s/ (store %s)", listen, config.sqlite_path)
+        await stop.wait()
+        log.info("central: stopping")
+    finally:
+        await runner.cleanup()
+
+
+async def add_token(config: CentralConfig, kind: str, name: str) -> str:
+    """Make and register a new token for agent host or operator ``name``; returns it."""
+    if not NAME.fullmatch(name):
+        raise MonitordError(f"{kind} name {name!r}: expected letters, digits, \".\", \"_\", "
+                            "\":\" or \"-\", starting with a letter or digit")
+    store = await open_store(config)
+    try:
+        if kind == "agent":
+            return await auth.add_agent(store, name, utc_now())
+        return await auth.add_operator(store, name, utc_now())
+    finally:
+        await store.close()

@@ -1,0 +1,170 @@
+"""The service against its OpenAPI document: every documented operation and answer is
+exercised and each response validated against the spec (openapi-core), the app's routes
+and the spec's paths are the same set, and the spec's wire schemas match the models."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from openapi_core import OpenAPI
+from openapi_core.testing import MockRequest, MockResponse
+from pydantic import BaseModel
+
+from monitord.central.app import create_app
+from monitord.central.payloads import ActionBody, CommentBody
+from monitord.central.store import Store
+from monitord.central.views import spec
+from monitord.events import Batch, Event, Step
+from tests.central.apiclient import MAX_BODY_BYTES, Api, config, heartbeat, problem, running
+
+SPEC = spec()
+SERVER = SPEC["servers"][0]["url"]
+METHODS = ("get", "post", "put", "patch", "delete")
+
+
+@pytest.fixture(scope="module")
+def openapi() -> OpenAPI:
+    return OpenAPI.from_dict(SPEC)   # also validates the document itself
+
+
+@pytest.fixture
+async def api(store: Store) -> AsyncIterator[Api]:
+    async with running(store) as started:
+        yield started
+
+
+def operations() -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in SPEC["paths"].items():
+        for method in METHODS:
+            if method in item:
+                yield path, method, item[method]
+
+
+def documented() -> set[tuple[str, int]]:
+    return {(op["operationId"], int(status)) for _, _, op in operations()
+            for status in op["responses"]}
+
+
+class Exerciser:
+    """Sends requests, validates each answer against the spec, and notes what it saw."""
+
+    def __init__(self, api: Api, openapi: OpenAPI) -> None:
+        self.api = api
+        self.openapi = openapi
+        self.seen: set[tuple[str, int]] = set()
+
+    async def call(self, operation: str, method: str, path: str, status: int, *,
+                   token: str | None = None, body: object = None, raw: bytes | None = None,
+                   query: dict[str, str] | None = None) -> Any:
+        data = raw if raw is not None else None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        response = await self.api.client.request(method, path, params=query, data=data,
+                                                 headers=headers)
+        content = await response.read()
+        assert response.status == status, content
+        request = MockRequest(SERVER, method.lower(), path, args=query, headers=headers,
+                              data=data)
+        if status < 300:
+            self.openapi.validate_request(request)
+        self.openapi.validate_response(request, MockResponse(
+            content, status_code=response.status, headers=dict(response.headers),
+            content_type=response.content_type))
+        self.seen.add((operation, status))
+        return json.loads(content)
+
+
+async def test_every_documented_answer_matches_the_spec(api: Api, openapi: OpenAPI) -> None:
+    x = Exerciser(api, openapi)
+    agent, person = api.agents["web1"], api.operator
+    events = "/api/v1/events"
+    await x.call("postEvents", "POST", events, 200, token=agent,
+                 body={"events": [problem("web"), problem("db", "P1"), heartbeat()]})
+    await x.call("postEvents", "POST", events, 400, token=agent, raw=b"{")
+    await x.call("postEvents", "POST", events, 401, token="wrong", body={"events": []})
+    await x.call("postEvents", "POST", events, 403, token=agent,
+                 body={"events": [problem(host="web2")]})
+    await x.call("postEvents", "POST", events, 413, token=agent,
+                 raw=b" " * (MAX_BODY_BYTES + 1))
+
+    listed = await x.call("listIncidents", "GET", "/api/v1/incidents", 200, token=person,
+                          query={"status": "open,acknowledged", "priority": "P1,P2",
+                                 "host": "web1", "limit": "10"})
+    first, second = (i["id"] for i in listed["incidents"])
+    await x.call("listIncidents", "GET", "/api/v1/incidents", 400, token=person,
+                 query={"status": "closed"})
+    await x.call("listIncidents", "GET", "/api/v1/incidents", 401)
+
+    one = f"/api/v1/incidents/{first}"
+    await x.call("getIncident", "GET", one, 200, token=person)
+    await x.call("getIncident", "GET", one, 401, token=agent)
+    await x.call("getIncident", "GET", "/api/v1/incidents/999", 404, token=person)
+
+    for action, operation in (("acknowledge", "acknowledgeIncident"),
+                              ("resolve", "resolveIncident"), ("comment", "commentIncident")):
+        good = {"text": "seen"} if action == "comment" else {"note": "seen"}
+        path = f"{one}/{action}"
+        await x.call(operation, "POST", path, 200, token=person, body=good)
+        await x.call(operation, "POST", path, 400, token=person, body={"note": 1, "text": 1})
+        await x.call(operation, "POST", path, 401, body=good)
+        await x.call(operation, "POST", path, 403, token=person, body=good | {"who": "bob"})
+        await x.call(operation, "POST", f"/api/v1/incidents/999/{action}", 404,
+                     token=person, body=good)
+        await x.call(operation, "POST", path, 413, token=person,
+                     raw=b" " * (MAX_BODY_BYTES + 1))
+    await x.call("acknowledgeIncident", "POST", f"{one}/acknowledge", 409, token=person,
+                 body={})
+    await x.call("resolveIncident", "POST", f"{one}/resolve", 409, token=person, body={})
+    await x.call("resolveIncident", "POST", f"/api/v1/incidents/{second}/resolve", 200,
+                 token=person)
+
+    await x.call("listHosts", "GET", "/api/v1/hosts", 200, token=person)
+    await x.call("listHosts", "GET", "/api/v1/hosts", 401, token=agent)
+    await x.call("getOpenapi", "GET", "/api/v1/openapi.json", 200)
+    await x.call("healthz", "GET", "/healthz", 200)
+
+    await api.store.close()   # from here on the store does not answer
+    await x.call("postEvents", "POST", events, 503, token=agent,
+                 body={"events": [heartbeat()]})
+    await x.call("listIncidents", "GET", "/api/v1/incidents", 503, token=person)
+    await x.call("getIncident", "GET", one, 503, token=person)
+    for action, operation in (("acknowledge", "acknowledgeIncident"),
+                              ("resolve", "resolveIncident"), ("comment", "commentIncident")):
+        await x.call(operation, "POST", f"{one}/{action}", 503, token=person,
+                     body={"text": "x"} if action == "comment" else {})
+    await x.call("listHosts", "GET", "/api/v1/hosts", 503, token=person)
+    await x.call("healthz", "GET", "/healthz", 503)
+
+    assert x.seen == documented()
+
+
+async def test_served_document_is_the_spec(api: Api) -> None:
+    response = await api.client.get("/api/v1/openapi.json")
+    assert await response.json() == SPEC
+
+
+def test_every_route_is_in_the_spec_and_every_path_is_a_route(store: Store) -> None:
+    app = create_app(config(), store)
+    routes = {(r.method.lower(), _template(r.resource)) for r in app.router.routes()}
+    assert routes == {(method, path) for path, method, _ in operations()}
+
+
+def _template(resource: web.AbstractResource | None) -> str:
+    assert resource is not None
+    return resource.canonical
+
+
+@pytest.mark.parametrize(("model", "schema"), [
+    (Batch, "Batch"), (Event, "Event"), (Step, "Step"),
+    (ActionBody, "ActionBody"), (CommentBody, "CommentBody"),
+])
+def test_spec_schema_has_the_models_fields(model: type[BaseModel], schema: str) -> None:
+    described = SPEC["components"]["schemas"][schema]
+    assert set(described["properties"]) == set(model.model_fields)
+    required = {name for name, f in model.model_fields.items() if f.is_required()}
+    assert set(described.get("required", [])) == required
