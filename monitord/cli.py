@@ -73,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     maint.add_argument("--reason", default="", help="why, for whoever looks next")
     maint.set_defaults(func=_maintenance)
     _central_parser(sub)
+    _incidents_parser(sub)
     return parser
 
 
@@ -94,6 +95,41 @@ def _central_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         # SUPPRESS: a -c given before the action is not reset by this parser's default.
         action.add_argument("-c", "--config", default=argparse.SUPPRESS, help=config_help)
         action.set_defaults(func=_add_token, kind=kind)
+
+
+def _incidents_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    incidents = sub.add_parser(
+        "incidents", help="the on-call view: list, show, ack, resolve, comment",
+        description="Without --url: the embedded store of this agent's config. With --url: "
+                    "a central service, with an operator token.")
+    _config_arg(incidents)
+    incidents.add_argument("--url", help="a central service (default $MONITORD_CENTRAL_URL)")
+    incidents.add_argument("--token-file", help="operator token (default $MONITORD_TOKEN)")
+    incidents.add_argument("action", choices=["list", "show", "ack", "resolve", "comment"])
+    incidents.add_argument("id", nargs="?", type=int, help="the incident's number")
+    incidents.add_argument("text", nargs="?", default="", help="the comment (comment only)")
+    incidents.add_argument("--note", default="", help="a note with ack or resolve")
+    incidents.add_argument("--all", action="store_true", help="list resolved ones too")
+    incidents.add_argument("--priority", action="append", default=[],
+                           choices=["P1", "P2", "P3"], help="only this priority (repeatable)")
+    incidents.add_argument("--host", help="only this host")
+    incidents.set_defaults(func=_incidents)
+
+
+def _incidents(args: argparse.Namespace) -> int:
+    from monitord import oncall
+
+    async def work() -> str:
+        desk = await oncall.open_desk(args.config, args.url, args.token_file)
+        try:
+            text = args.text if args.action == "comment" else args.note
+            return await oncall.run(desk, args.action, args.id, text, args.all,
+                                    args.priority, args.host)
+        finally:
+            await desk.close()
+
+    print(asyncio.run(work()))
+    return 0
 
 
 def _config_arg(parser: argparse.ArgumentParser) -> None:

@@ -21,8 +21,10 @@ def format_duration(seconds: float) -> str:
     """A short human form: 0.25 -> "250ms", 5 -> "5s", 90 -> "1m30s", 7200 -> "2h"."""
     if seconds < 1:
         return f"{round(seconds * 1000)}ms"
+    if seconds < 10:
+        return f"{seconds:.1f}".rstrip("0").rstrip(".") + "s"
     if seconds < 60:
-        return f"{seconds:g}s" if seconds != int(seconds) else f"{int(seconds)}s"
+        return f"{round(seconds)}s"
     total = round(seconds)
     parts = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):

@@ -13,13 +13,22 @@ token (``--token-file``, or ``$MONITORD_TOKEN``).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import getpass
 import os
 from collections.abc import Sequence
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
-from monitord.central.store import Conflict, Incident, IncidentStatus, NotFound, Store
+from monitord.central.store import (
+    Conflict,
+    Incident,
+    IncidentStatus,
+    NotFound,
+    Store,
+    TimelineEntry,
+)
 from monitord.durations import format_duration
 from monitord.errors import MonitordError
 
@@ -89,7 +98,9 @@ def details(incident: Incident, now: dt.datetime) -> str:
     lines.append(f"  last: {i.summary}")
     lines.append("timeline:")
     for entry in i.timeline:
-        lines.append(f"  {_when(entry.at)}  {entry.kind:<12} {entry.who}: {entry.text}")
+        first, *rest = entry.text.strip().splitlines() or [""]
+        lines.append(f"  {_when(entry.at)}  {entry.kind:<12} {entry.who}: {first}")
+        lines.extend(f"      {line}" if line else "" for line in rest)
         for n, step in enumerate(entry.steps, start=1):
             argv = step.get("argv")
             shown = " ".join(str(a) for a in argv) if isinstance(argv, list) else ""
@@ -145,6 +156,125 @@ class StoreDesk:
 
     async def close(self) -> None:
         await self.store.close()
+
+
+class HttpDesk:
+    """The on-call commands against a central service, with an operator token."""
+
+    ACTIONS = {"ack": ("acknowledge", "note"), "resolve": ("resolve", "note"),
+               "comment": ("comment", "text")}
+
+    def __init__(self, url: str, token: str) -> None:
+        import aiohttp
+
+        self.base = url.rstrip("/") + "/api/v1"
+        self._session = aiohttp.ClientSession(
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=aiohttp.ClientTimeout(total=30))
+
+    async def incidents(self, status: Sequence[IncidentStatus], priority: Sequence[str],
+                        host: str | None) -> list[Incident]:
+        query: list[tuple[str, str]] = [("status", s) for s in status]
+        query += [("priority", p) for p in priority]
+        if host:
+            query.append(("host", host))
+        data = await self._call("GET", "/incidents", params=query)
+        return [incident_from_json(i) for i in data["incidents"]]
+
+    async def incident(self, incident_id: int) -> Incident:
+        data = await self._call("GET", f"/incidents/{incident_id}")
+        return incident_from_json(data["incident"])
+
+    async def act(self, incident_id: int, action: str, who: str, text: str) -> Incident:
+        path, field = self.ACTIONS[action]
+        body: dict[str, str] = {field: text} if text or field == "text" else {}
+        data = await self._call("POST", f"/incidents/{incident_id}/{path}", json=body)
+        return incident_from_json(data["incident"])
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        import aiohttp
+
+        url = self.base + path
+        try:
+            async with self._session.request(method, url, **kwargs) as resp:
+                data = await resp.json(content_type=None)
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError, ValueError) as e:
+            raise MonitordError(f"cannot reach {url}: {e or type(e).__name__}") from None
+        if status == 404 and "/incidents/" in path:
+            raise NotFound(path)
+        if status >= 400:
+            message = data.get("message") if isinstance(data, dict) else None
+            raise MonitordError(f"{url}: {status}: {message or 'error'}")
+        if not isinstance(data, dict):
+            raise MonitordError(f"{url}: unexpected answer")
+        return data
+
+    async def close(self) -> None:
+        await self._session.close()
+
+
+def incident_from_json(data: dict[str, Any]) -> Incident:
+    timeline = tuple(
+        TimelineEntry(_time(e["at"]) or dt.datetime.now(dt.UTC), e["kind"], e["who"],
+                      e["text"], e.get("event_id"), tuple(e.get("steps") or ()))
+        for e in data.get("timeline", [])
+    )
+    return Incident(
+        id=data["id"], key=data["key"], host=data["host"], check=data["check"],
+        priority=data["priority"], status=data["status"], title=data["title"],
+        summary=data["summary"], opened_at=_required_time(data["opened_at"]),
+        due_at=_required_time(data["due_at"]), last_seen_at=_required_time(data["last_seen_at"]),
+        count=data["count"], acknowledged_at=_time(data.get("acknowledged_at")),
+        acknowledged_by=data.get("acknowledged_by"), resolved_at=_time(data.get("resolved_at")),
+        resolved_by=data.get("resolved_by"), reopened=data.get("reopened", 0),
+        attached=tuple(data.get("attached", ())), timeline=timeline,
+    )
+
+
+def _time(text: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+def _required_time(text: str) -> dt.datetime:
+    found = _time(text)
+    if found is None:
+        raise MonitordError("the central service sent an incident without its times")
+    return found
+
+
+async def open_desk(config_path: str, url: str | None, token_file: str | None) -> Desk:
+    """The central service at ``url`` (or $MONITORD_CENTRAL_URL), else the embedded store."""
+    url = url or os.environ.get("MONITORD_CENTRAL_URL")
+    if url:
+        return HttpDesk(url, _operator_token(token_file))
+    from monitord.central.sqlite_store import SQLiteStore
+    from monitord.config import load_config
+
+    config = load_config(config_path)
+    store_url = config.store_url
+    if not store_url.startswith("sqlite://"):
+        raise MonitordError(f"this agent sends incidents to {store_url}; use --url {store_url} "
+                            "with an operator token")
+    path = Path(store_url.removeprefix("sqlite://"))
+    if not await asyncio.to_thread(path.exists):
+        raise MonitordError(f"no incident store at {path} yet: the agent makes it when it "
+                            "first starts")
+    return StoreDesk(await SQLiteStore.open(path, config.policy.to_policy()))
+
+
+def _operator_token(token_file: str | None) -> str:
+    if token_file:
+        try:
+            token = Path(token_file).read_text().strip()
+        except OSError as e:
+            raise MonitordError(f"--token-file: cannot read {token_file}: {e.strerror}") from None
+    else:
+        token = os.environ.get("MONITORD_TOKEN", "").strip()
+    if not token:
+        raise MonitordError("a central service needs an operator token: --token-file FILE or "
+                            "$MONITORD_TOKEN (from `monitord central add-operator NAME`)")
+    return token
 
 
 def _when(at: dt.datetime | None) -> str:
