@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 100
 MIN_BACKOFF = 1.0
-MAX_BACKOFF = 300.0
+MAX_BACKOFF = 60.0
 IDLE_RECHECK = 5.0
 IO_TIMEOUT = 30.0
 

@@ -59,8 +59,11 @@ async def _own_store(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _sweeper(app: web.Application) -> AsyncIterator[None]:
+    # Agents that were cut off while the service was down need time to reconnect (their
+    # backoff tops out at a minute) before their silence means anything.
     task = asyncio.create_task(sweep_forever(app[STORE], app[CLOCK],
-                                             app[CONFIG].central.sweep_every))
+                                             app[CONFIG].central.sweep_every,
+                                             first_after=app[CONFIG].policy.min_silence))
     app[SWEEPER] = task
     try:
         yield
@@ -75,8 +78,10 @@ async def _sweeper(app: web.Application) -> AsyncIterator[None]:
                 raise
 
 
-async def sweep_forever(store: Store, clock: Clock, every_seconds: float) -> None:
+async def sweep_forever(store: Store, clock: Clock, every_seconds: float,
+                        first_after: float = 0.0) -> None:
     """Every ``every_seconds``: open "server down" for silent hosts, log each one."""
+    await asyncio.sleep(first_after)
     while True:
         await sweep_once(store, clock)
         await asyncio.sleep(every_seconds)
