@@ -233,28 +233,16 @@ def _run(args: argparse.Namespace) -> int:
         config.healer = config.healer.model_copy(update={"dry_run": True})
     if not config.checks:
         log.warning("monitord: %s defines no checks; nothing to watch", args.config)
-    asyncio.run(_serve(config))
+    from monitord.agent.service import serve
+
+    def reload() -> Config:
+        new = load_config(args.config, state_dir=args.state_dir)
+        if args.dry_run:
+            new.healer = new.healer.model_copy(update={"dry_run": True})
+        return new
+
+    asyncio.run(serve(config, reload))
     return 0
-
-
-async def _serve(config: Config) -> None:
-    from monitord.agent.daemon import Agent
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-
-    def on_signal(signum: int) -> None:
-        if stop.is_set():
-            log.warning("monitord: second %s, exiting at once", signal.Signals(signum).name)
-            os._exit(1)
-        stop.set()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
-    agent = Agent(config)
-    await agent.start()
-    await agent.run(stop)
-    log.info("monitord: stopped")
 
 
 def _setup_logging(level: int) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from monitord.agent.delivery import Deliverer, EmbeddedSender, HttpSender, Sender
 from monitord.agent.escalation import EventMaker, Renderer
 from monitord.agent.healer import Healer, Outcome, priority_for
+from monitord.agent.notify import Notifier
 from monitord.agent.outbox import Limits, Outbox
 from monitord.agent.runner import run_check
 from monitord.agent.scheduler import Scheduler
@@ -36,12 +37,14 @@ OUTBOX_FILE = "outbox.db"
 FLUSH_SECONDS = 2.0
 STATE_IO_TIMEOUT = 10.0
 SHUTDOWN_DELIVERY_SECONDS = 5.0
+TICK_SECONDS = 10.0
 
 OutcomeHandler = Callable[[Outcome], Awaitable[None]]
 
 
 class Agent:
-    def __init__(self, config: Config, shared: Shared | None = None) -> None:
+    def __init__(self, config: Config, shared: Shared | None = None,
+                 notifier: Notifier | None = None, started: float | None = None) -> None:
         self.config = config
         self.shared = shared or Shared()
         self.states: dict[str, CheckState] = {}
@@ -52,7 +55,10 @@ class Agent:
         self._store: StateStore | None = None
         self._healer: Healer | None = None
         self._ladders: set[asyncio.Task[Outcome]] = set()
-        self._started = time.monotonic()
+        self._started = started if started is not None else time.monotonic()
+        self._keep_start = started is not None
+        self.notifier = notifier or Notifier({})
+        self._outbox_depth = 0
         self.outbox: Outbox | None = None
         self.deliverer: Deliverer | None = None
         self._closers: list[Callable[[], Awaitable[None]]] = []
@@ -81,7 +87,8 @@ class Agent:
         sender, closer = await make_sender(self.config)
         self._closers.append(closer)
         self.deliverer = Deliverer(self.outbox, sender, self.config.outbox.batch)
-        self._started = time.monotonic()
+        if not self._keep_start:
+            self._started = time.monotonic()
         restored = sum(1 for n in names if n in saved)
         dry = "; dry run: fixes are logged, not run" if self.config.healer.dry_run else ""
         log.info("monitord: watching %d checks from %d files on %s; state of %d restored "
@@ -101,6 +108,9 @@ class Agent:
             ]
             if self.deliverer is not None:
                 tasks.append(group.create_task(self.deliverer.run(), name="delivery"))
+            tasks.append(group.create_task(self._tick(), name="notify"))
+            await asyncio.sleep(0)  # let the scheduler start before saying ready
+            self.notifier.ready(self.status_line())
             await stop.wait()
             log.info("monitord: stopping")
             for task in tasks:
@@ -242,6 +252,28 @@ class Agent:
             return
         if self.deliverer is not None:
             self.deliverer.wake()
+
+    def status_line(self) -> str:
+        """One line for systemd's STATUS: "42 checks, 2 failing, 1 fixing, outbox 0"."""
+        failing = sum(1 for s in self.states.values() if s.hard_failing)
+        fixing = len(self._ladders)
+        return (f"{len(self.config.checks)} checks, {failing} failing, {fixing} fixing, "
+                f"outbox {self._outbox_depth}")
+
+    async def _tick(self) -> None:
+        """Ping the watchdog and refresh STATUS from the event loop's own schedule."""
+        every = min(self.notifier.watchdog_seconds or TICK_SECONDS, TICK_SECONDS)
+        while True:
+            if self.outbox is not None:
+                try:
+                    async with asyncio.timeout(STATE_IO_TIMEOUT):
+                        self._outbox_depth = await asyncio.to_thread(self.outbox.depth)
+                except (StateError, TimeoutError):
+                    pass
+            if self.notifier.watchdog_seconds:
+                self.notifier.watchdog()
+            self.notifier.status(self.status_line())
+            await asyncio.sleep(every)
 
     async def _heartbeats(self) -> None:
         every = self.config.heartbeat.every

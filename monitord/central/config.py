@@ -21,7 +21,7 @@ from monitord.probes.base import Duration, StrictModel
 DEFAULT_PATH = "/etc/monitord/central.toml"
 ENV_VAR = "MONITORD_CENTRAL_CONFIG"
 SQLITE_PREFIX = "sqlite://"
-EXAMPLE_URL = '"sqlite:///var/lib/monitord/central.db"'
+EXAMPLE_URL = '"sqlite:///var/lib/monitord-central/central.db"'
 
 
 class Address(NamedTuple):
@@ -52,7 +52,7 @@ Listen = Annotated[Address, PlainValidator(_address)]
 
 class CentralSection(StrictModel):
     listen: Listen = Address("127.0.0.1", 8460)
-    store_url: str = "sqlite:///var/lib/monitord/central.db"
+    store_url: str = "sqlite:///var/lib/monitord-central/central.db"
     max_body_bytes: int = Field(default=1048576, ge=1024, le=104857600)
     sweep_every: Duration = 30.0
 

@@ -44,7 +44,7 @@ def test_example_is_all_defaults() -> None:
     assert config.central == CentralSection()
     assert config.policy == PolicyConfig()
     assert config.central.listen == Address("127.0.0.1", 8460)
-    assert config.sqlite_path == Path("/var/lib/monitord/central.db")
+    assert config.sqlite_path == Path("/var/lib/monitord-central/central.db")
 
 
 def test_example_documents_every_option() -> None:

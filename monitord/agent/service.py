@@ -1,0 +1,106 @@
+"""The daemon as a service: signals, reload, and systemd's notify protocol around the Agent.
+
+SIGTERM or SIGINT stops it (a second one exits at once). SIGHUP reloads: the new config
+is validated whole while the old one keeps running; a bad one is refused (logged, and in
+systemd's STATUS) and the old config goes on. A good one replaces the agent: check
+states live in the state file, so unchanged checks keep their state and their place in
+the schedule (first runs are spread by a stable hash of the name), and the startup
+grace for fixes is not taken again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+
+from monitord.agent.daemon import Agent
+from monitord.agent.notify import Notifier
+from monitord.config import Config
+from monitord.errors import ConfigError
+
+log = logging.getLogger("monitord")
+
+
+async def serve(config: Config, load: Callable[[], Config]) -> None:
+    notifier = Notifier()
+    stop, reload = asyncio.Event(), asyncio.Event()
+    _handle_signals(stop, reload)
+    started = time.monotonic()
+    while True:
+        agent = Agent(config, notifier=notifier, started=started)
+        await agent.start()
+        new = await _run_until_replaced(agent, load, stop, reload, notifier)
+        if new is None:
+            break
+        config = new
+    log.info("monitord: stopped")
+
+
+async def _run_until_replaced(agent: Agent, load: Callable[[], Config], stop: asyncio.Event,
+                              reload: asyncio.Event, notifier: Notifier) -> Config | None:
+    """Run ``agent`` until a stop (None) or a reload with a valid config (that config)."""
+    agent_stop = asyncio.Event()
+    running = asyncio.create_task(agent.run(agent_stop), name="agent")
+    try:
+        while True:
+            await _first(stop, reload, running)
+            if running.done() or stop.is_set():
+                notifier.stopping()
+                agent_stop.set()
+                await running
+                return None
+            reload.clear()
+            new = await _validated(load, notifier, agent)
+            if new is not None:
+                log.info("monitord: reloading: %d checks from %d files", len(new.checks),
+                         len(new.files))
+                agent_stop.set()
+                await running
+                return new
+    finally:
+        if not running.done():
+            running.cancel()
+
+
+async def _validated(load: Callable[[], Config], notifier: Notifier,
+                     agent: Agent) -> Config | None:
+    notifier.send("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
+    try:
+        return await asyncio.to_thread(load)
+    except ConfigError as e:
+        first = e.problems[0] if e.problems else "invalid config"
+        more = f" (and {len(e.problems) - 1} more)" if len(e.problems) > 1 else ""
+        for problem in e.problems:
+            log.error("monitord: reload refused, the running config stays: %s", problem)
+        notifier.ready(f"reload refused: {first}{more}; {agent.status_line()}")
+        return None
+
+
+async def _first(stop: asyncio.Event, reload: asyncio.Event,
+                 running: asyncio.Task[None]) -> None:
+    """Wait until a stop or a reload is asked for, or the agent ends by itself."""
+    waits = [asyncio.create_task(stop.wait()), asyncio.create_task(reload.wait())]
+    try:
+        await asyncio.wait([*waits, running], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
+
+
+def _handle_signals(stop: asyncio.Event, reload: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+
+    def on_stop(signum: int) -> None:
+        if stop.is_set():
+            log.warning("monitord: second %s, exiting at once", signal.Signals(signum).name)
+            os._exit(1)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_stop, signum)
+    loop.add_signal_handler(signal.SIGHUP, reload.set)
