@@ -37,7 +37,7 @@ INSTALLED_PACKS = Path("/usr/share/monitord/checks")
 
 
 class AgentConfig(StrictModel):
-    host: str = ""
+    host: str = Field(default="", pattern=r"^([A-Za-z0-9][A-Za-z0-9_.:-]{0,199})?$")
     state_dir: str = "/var/lib/monitord"
     max_concurrent_probes: int = Field(default=100, ge=1, le=10000)
     start_rate: float = Field(default=50.0, gt=0)

@@ -17,6 +17,7 @@ import asyncio
 import datetime as dt
 import getpass
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -110,17 +111,26 @@ def details(incident: Incident, now: dt.datetime) -> str:
     return "\n".join(lines)
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Untrusted text (probe output, customers' command lines) made safe for a terminal:
+    control characters, escape sequences among them, become "?"; newlines and tabs stay."""
+    return _CONTROL.sub("?", text)
+
+
 async def run(desk: Desk, action: str, incident_id: int | None, text: str, show_all: bool,
               priority: Sequence[str], host: str | None) -> str:
     now = dt.datetime.now(dt.UTC)
     try:
         if action == "list":
             found = await desk.incidents(EVERY if show_all else OPEN, priority, host)
-            return table(found, now)
+            return printable(table(found, now))
         if incident_id is None:
             raise MonitordError(f"{action}: give the incident's ID")
         if action == "show":
-            return details(await desk.incident(incident_id), now)
+            return printable(details(await desk.incident(incident_id), now))
         done = await desk.act(incident_id, action, who(), text)
         verb = {"ack": "acknowledged", "resolve": "resolved", "comment": "commented on"}[action]
         return f"#{done.id} {verb} ({done.priority} {done.host}/{done.check}, now {done.status})"

@@ -100,30 +100,40 @@ class Agent:
         agent = self.config.agent
         scheduler = Scheduler(self.config.checks, self.run_once, agent.max_concurrent_probes,
                               agent.start_rate)
-        async with asyncio.TaskGroup() as group:
-            tasks = [
-                group.create_task(scheduler.run(), name="scheduler"),
-                group.create_task(self._flush_loop(), name="state-flusher"),
-                group.create_task(self._heartbeats(), name="heartbeat"),
-            ]
-            if self.deliverer is not None:
-                tasks.append(group.create_task(self.deliverer.run(), name="delivery"))
-            tasks.append(group.create_task(self._tick(), name="notify"))
-            await asyncio.sleep(0)  # let the scheduler start before saying ready
-            self.notifier.ready(self.status_line())
-            await stop.wait()
-            log.info("monitord: stopping")
-            for task in tasks:
-                task.cancel()
-        await self.close()
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [
+                    group.create_task(scheduler.run(), name="scheduler"),
+                    group.create_task(self._flush_loop(), name="state-flusher"),
+                    group.create_task(self._heartbeats(), name="heartbeat"),
+                ]
+                if self.deliverer is not None:
+                    tasks.append(group.create_task(self.deliverer.run(), name="delivery"))
+                tasks.append(group.create_task(self._tick(), name="notify"))
+                await asyncio.sleep(0)  # let the scheduler start before saying ready
+                self.notifier.ready(self.status_line())
+                await stop.wait()
+                log.info("monitord: stopping")
+                for task in tasks:
+                    task.cancel()
+        finally:
+            await self.close()
 
     async def close(self) -> None:
+        """Cancel ladders (their checks stay pending), save states, deliver what can be."""
         for task in self._ladders:
             task.cancel()
         await asyncio.gather(*self._ladders, return_exceptions=True)
-        await self.flush()
+        try:
+            await self.flush()
+        except (StateError, TimeoutError) as e:
+            log.error("cannot save check states at shutdown: %s", e)
         if self.deliverer is not None:
-            left = await self.deliverer.flush(SHUTDOWN_DELIVERY_SECONDS)
+            try:
+                left = await self.deliverer.flush(SHUTDOWN_DELIVERY_SECONDS)
+            except (StateError, TimeoutError) as e:
+                log.error("outbox not read at shutdown: %s; it is kept for the next start", e)
+                left = 0
             if left:
                 log.info("monitord: %d events stay in the outbox for the next start", left)
             self.deliverer = None
@@ -156,15 +166,20 @@ class Agent:
         state = self.states.setdefault(check.name, CheckState(check.name))
         was = state.status
         changes = state.update(result, _rules(check))
-        if Change.HARD in changes:
+        healing = self._healer is not None and self._healer.busy(check.name)
+        if Change.HARD in changes or (Change.CHANGED in changes and not healing):
+            # A new hard failure, a relapse after a fix seemed to work, or a change of
+            # severity: the junior tier looks again (within the budget) and escalates anew,
+            # so a worse failure raises the incident's priority.
             state.heal_pending = True
         elif Change.RECOVERED in changes:
             state.heal_pending = False
-            if state.escalated:
+            if state.escalated and await self.send(self.events.recovery(check.name, result)):
                 state.escalated = False
-                await self.send(self.events.recovery(check.name, result))
         suppressed = self._suppressor(check) if state.status is not Status.OK else None
         moved = suppressed != state.suppressed_by
+        if moved and suppressed is None and state.hard_failing:
+            state.heal_pending = True  # the parent is back but this check is not: its turn
         state.suppressed_by = suppressed
         if changes or moved or was is not Status.OK or result.status is not Status.OK:
             self._dirty.add(check.name)
@@ -185,18 +200,34 @@ class Agent:
         if window is not None:
             log.debug("%s: in maintenance until %s; not fixing", check.name, window.until)
             return
-        state.heal_pending = False
-        self._dirty.add(check.name)
-        if state.suppressed_by:
-            await self.escalate(Outcome("problem", check.name,
-                                        priority_for(check, result.status),
-                                        f"suppressed by {state.suppressed_by}, which is "
-                                        "failing", result, suppressed_by=state.suppressed_by))
-            return
-        task = asyncio.create_task(self._healer.handle(check, result, state.flapping),
+        parent = state.suppressed_by
+        if parent and (self._healer.busy(parent) or self.states[parent].heal_pending):
+            return  # the parent's outcome first: this check's problem joins its incident
+        task = asyncio.create_task(self._heal(check, result, state),
                                    name=f"heal:{check.name}")
         self._ladders.add(task)
         task.add_done_callback(self._ladder_done)
+
+    async def _heal(self, check: CheckBase, result: Result, state: CheckState) -> Outcome:
+        """Handle a pending hard failure; it stays pending unless its outcome was sent, so
+        a ladder cut short (shutdown, reload, crash) is taken up again."""
+        assert self._healer is not None
+        if state.suppressed_by:
+            outcome = Outcome("problem", check.name, priority_for(check, result.status),
+                              f"suppressed by {state.suppressed_by}, which is failing",
+                              result, suppressed_by=state.suppressed_by)
+            await self.escalate(outcome)
+        else:
+            try:
+                outcome = await self._healer.handle(check, result, state.flapping)
+            except (StateError, TimeoutError, OSError) as e:
+                outcome = Outcome("problem", check.name, priority_for(check, result.status),
+                                  f"the healer failed ({e or type(e).__name__}); nothing "
+                                  "was fixed", result)
+                await self.escalate(outcome)
+        state.heal_pending = False
+        self._dirty.add(check.name)
+        return outcome
 
     async def wait_for_ladders(self) -> None:
         """Wait until every running fix ladder has ended (and escalated)."""
@@ -204,6 +235,7 @@ class Agent:
             await asyncio.gather(*self._ladders, return_exceptions=True)
 
     def _ladder_done(self, task: asyncio.Task[Outcome]) -> None:
+        """Forget a finished ladder; an unexpected error is logged (the check stays pending)."""
         self._ladders.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("fix ladder failed: %s", task.exception(), exc_info=task.exception())
@@ -233,25 +265,32 @@ class Agent:
                         outcome.reason, outcome.result.summary)
             state = self.states.get(outcome.check)
             if state is not None:
+                # Saved before the event is: after a crash between the two, a recovery
+                # is still sent (the store ignores one with no incident).
                 state.escalated = True
                 self._dirty.add(outcome.check)
+                try:
+                    await self.flush()
+                except (StateError, TimeoutError) as e:
+                    log.error("cannot save check states (%s); will retry", e)
         await self.send(self.events.from_outcome(outcome))
         for handler in self.outcome_handlers:
             await handler(outcome)
 
-    async def send(self, event: Event) -> None:
-        """Put ``event`` in the outbox (durably) and wake the delivery."""
+    async def send(self, event: Event) -> bool:
+        """Put ``event`` in the outbox (durably) and wake the delivery; False if it failed."""
         if self.outbox is None:
             log.error("no outbox: event not kept: %s", event.title or event.kind)
-            return
+            return False
         try:
             async with asyncio.timeout(STATE_IO_TIMEOUT):
                 await asyncio.to_thread(self.outbox.put, event)
         except (StateError, TimeoutError) as e:
             log.error("cannot keep an event in the outbox (%s): %s", e, event.title or event.kind)
-            return
+            return False
         if self.deliverer is not None:
             self.deliverer.wake()
+        return True
 
     def status_line(self) -> str:
         """One line for systemd's STATUS: "42 checks, 2 failing, 1 fixing, outbox 0"."""

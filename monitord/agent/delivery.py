@@ -68,7 +68,7 @@ class HttpSender:
             async with asyncio.timeout(self._timeout):
                 async with self._session.post(self.endpoint, data=body.encode(),
                                               headers=headers) as resp:
-                    text = (await resp.text())[:500]
+                    text = (await resp.text(errors="replace"))[:500]
                     status = resp.status
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
             raise DeliveryError(f"cannot reach {self.endpoint}: {e or type(e).__name__}") from None
@@ -98,10 +98,14 @@ class Deliverer:
         while True:
             try:
                 delivered = await self.deliver_once()
-            except DeliveryError as e:
-                self._failing(str(e))
-                await asyncio.sleep(random.uniform(0, backoff))  # full jitter
-                backoff = min(backoff * 2, MAX_BACKOFF)
+            except (DeliveryError, StateError, TimeoutError) as e:
+                self._failing(str(e) or type(e).__name__)
+                backoff = await _back_off(backoff)
+                continue
+            except Exception as e:  # never let one bad row or answer stop delivery for good
+                log.exception("delivery failed unexpectedly")
+                self._failing(f"{type(e).__name__}: {e}")
+                backoff = await _back_off(backoff)
                 continue
             self._recovered()
             backoff = MIN_BACKOFF
@@ -164,3 +168,9 @@ class Deliverer:
         if self.failing_since is not None:
             log.info("delivering events again")
             self.failing_since = None
+
+
+async def _back_off(backoff: float) -> float:
+    """Sleep a random time up to ``backoff`` (full jitter); the next, doubled, bound."""
+    await asyncio.sleep(random.uniform(0, backoff))
+    return min(backoff * 2, MAX_BACKOFF)

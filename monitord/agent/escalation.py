@@ -9,6 +9,7 @@ text; probe output in them is untrusted, so whatever renders them as HTML escape
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from monitord.agent.healer import Outcome
 from monitord.events import Event, Step, new_id, utc_now
 from monitord.model import Result
 
+log = logging.getLogger(__name__)
 STOCK_TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "events"
 
 
@@ -29,20 +31,36 @@ class Renderer:
             jinja2.FileSystemLoader(admin_dir),
             jinja2.FileSystemLoader(STOCK_TEMPLATES),
         ]
-        self._env = jinja2.Environment(
-            loader=jinja2.ChoiceLoader(loaders),
-            autoescape=jinja2.select_autoescape(enabled_extensions=("html",),
-                                                default_for_string=False, default=False),
-            undefined=jinja2.StrictUndefined,
-            keep_trailing_newline=False,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
+        self._env = _environment(jinja2.ChoiceLoader(loaders))
+        self._stock = _environment(jinja2.FileSystemLoader(STOCK_TEMPLATES))
 
     def render(self, kind: str, context: dict[str, Any]) -> tuple[str, str]:
-        title = self._env.get_template(f"{kind}.title.j2").render(context)
-        body = self._env.get_template(f"{kind}.body.j2").render(context)
+        """Title and body; a broken admin template falls back to the stock one (logged),
+        so a typo never costs an incident."""
+        try:
+            return self._render(self._env, kind, context)
+        except jinja2.TemplateError as e:
+            log.error("template for %s events failed (%s); using the stock one", kind, e)
+            return self._render(self._stock, kind, context)
+
+    @staticmethod
+    def _render(env: jinja2.Environment, kind: str,
+                context: dict[str, Any]) -> tuple[str, str]:
+        title = env.get_template(f"{kind}.title.j2").render(context)
+        body = env.get_template(f"{kind}.body.j2").render(context)
         return " ".join(title.split())[:500], body.strip()[:20000]
+
+
+def _environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=loader,
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",),
+                                            default_for_string=False, default=False),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 class EventMaker:

@@ -35,17 +35,22 @@ def find_fix(name: str, dirs: Sequence[Path]) -> Path | None:
         return None
     for directory in dirs:
         path = directory / name
-        if path.is_file() and os.access(path, os.X_OK):
-            return path
+        try:
+            if path.is_file() and os.access(path, os.X_OK):
+                return path
+        except OSError:  # an unreadable directory (not root) hides its fixes
+            continue
     return None
 
 
 def available_fixes(dirs: Sequence[Path]) -> list[str]:
     names: set[str] = set()
     for directory in dirs:
-        if directory.is_dir():
+        try:
             names.update(p.name for p in directory.iterdir()
                          if p.is_file() and os.access(p, os.X_OK))
+        except OSError:  # missing, or unreadable to a user who is not root
+            continue
     return sorted(names)
 
 

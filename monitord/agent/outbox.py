@@ -128,7 +128,17 @@ class Outbox:
             rows = self._db.execute(
                 "SELECT seq, body FROM outbox ORDER BY seq LIMIT :limit", {"limit": limit}
             ).fetchall()
-        return [(seq, Event.model_validate_json(body)) for seq, body in rows]
+        events, unreadable = [], []
+        for seq, body in rows:
+            try:
+                events.append((seq, Event.model_validate_json(body)))
+            except ValueError as e:  # written by another version, or damaged: cannot be sent
+                log.error("outbox: dropping unreadable event #%d: %s", seq, str(e)[:200])
+                unreadable.append(seq)
+        if unreadable:
+            self.counters.count("unreadable", len(unreadable))
+            self.remove(unreadable)
+        return events
 
     def remove(self, seqs: list[int]) -> None:
         """Forget events the store accepted."""

@@ -197,7 +197,7 @@ def _choices(values: list[str], allowed: tuple[str, ...], name: str,
 def _limit(text: str | None, problems: list[str]) -> int:
     if text is None:
         return MAX_LIMIT
-    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIMIT:
         problems.append(f"limit: expected a whole number from 1 to {MAX_LIMIT}, "
                         f"got {json.dumps(text)}")
         return MAX_LIMIT

@@ -84,6 +84,12 @@ def test_admin_template_overrides_the_stock_one(tmp_path: Path) -> None:
     assert "restart-service nginx" in body  # the stock body is still used
 
 
+def test_broken_admin_template_falls_back_to_the_stock_one(tmp_path: Path) -> None:
+    (tmp_path / "problem.title.j2").write_text("{{ no_such_field }} {% if %}")
+    title, _ = Renderer(str(tmp_path)).render("problem", _context())
+    assert title.startswith("P1 web1/site: CRITICAL - HTTP 502")
+
+
 def test_problem_body_carries_the_transcript(tmp_path: Path) -> None:
     _, body = Renderer(str(tmp_path)).render("problem", _context())
     assert "Why it is escalated: not fixed: 1 fix tried" in body

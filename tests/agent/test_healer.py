@@ -22,7 +22,8 @@ OUTCOME_WAIT_SECONDS = 60
 
 
 def write_config(tmp_path: Path, nginx: Nginx, *, heal: str = '[{ run = "start", '
-                 'settle = "100ms" }]', budget: int = 3, dry_run: bool = False) -> Path:
+                 'settle = "100ms" }]', budget: int = 3, dry_run: bool = False,
+                 recover_after: int = 1, start: list[str] | None = None) -> Path:
     path = tmp_path / "monitord.toml"
     path.write_text(f"""
 [agent]
@@ -39,10 +40,10 @@ url = "http://127.0.0.1:{nginx.port}/"
 every = "1s"
 timeout = "1s"
 fail_after = 2
-recover_after = 1
+recover_after = {recover_after}
 priority = "P1"
 heal_budget = {budget}
-start = {json.dumps(nginx.argv)}
+start = {json.dumps(start or nginx.argv)}
 heal = {heal}
 """)
     return path
@@ -64,6 +65,14 @@ class Harness:
         for _ in range(check.fail_after):
             result = await self.agent.run_once(check)
             assert result is not None and result.status is Status.CRITICAL
+
+    async def fail_until_hard_or_relapse(self) -> None:
+        """Run until a failure starts a ladder (a new hard failure, or a relapse)."""
+        check = self.agent.config.check("site")
+        for _ in range(check.fail_after):
+            await self.agent.run_once(check)
+            if self.agent._ladders:
+                return
 
     async def outcome(self) -> Outcome:
         async with asyncio.timeout(OUTCOME_WAIT_SECONDS):
@@ -193,3 +202,36 @@ async def test_check_without_a_ladder_is_escalated_at_once(
     await harness.fail_until_hard()
     outcome = await harness.outcome()
     assert (outcome.kind, outcome.reason, outcome.steps) == ("problem", "no fix configured", ())
+
+
+async def test_a_relapse_after_a_fix_is_taken_up_again(
+    tmp_path: Path, harness_factory: list[Harness]
+) -> None:
+    nginx = Nginx(tmp_path / "nginx")
+    nginx.start()
+    try:
+        harness = await started(write_config(tmp_path, nginx, recover_after=2),
+                                harness_factory)
+        for _ in range(2):  # healed, then down again before it counted as recovered
+            nginx.kill()
+            await harness.fail_until_hard_or_relapse()
+            assert (await harness.outcome()).kind == "healed"
+        assert harness.agent.states["site"].hard_failing  # still recovering: 1 OK of 2
+    finally:
+        nginx.stop()
+
+
+async def test_a_ladder_cut_short_is_still_pending_after_a_restart(
+    tmp_path: Path, harness_factory: list[Harness]
+) -> None:
+    nginx = Nginx(tmp_path / "nginx")
+    config = write_config(tmp_path, nginx, start=["/bin/sleep", "300"])
+    harness = await started(config, harness_factory)
+    await harness.fail_until_hard()
+    assert harness.agent._ladders  # the ladder hangs in its fix
+    await harness.agent.close()
+    harness_factory.remove(harness)
+
+    again = await started(config, harness_factory)
+    assert again.agent.states["site"].heal_pending
+    assert not again.agent.states["site"].escalated

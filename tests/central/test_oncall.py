@@ -87,3 +87,9 @@ def test_incidents_command_without_a_store_says_so(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr == (f"monitord: no incident store at {tmp_path}/incidents.db yet: the "
                            "agent makes it when it first starts\n")
+
+
+def test_escape_sequences_in_untrusted_text_are_defused() -> None:
+    from monitord.oncall import printable
+
+    assert printable("ok\x1b]0;pwned\x07\x1b[2Jline\n\tnext") == "ok?]0;pwned??[2Jline\n\tnext"

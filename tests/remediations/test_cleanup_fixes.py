@@ -214,6 +214,19 @@ def assert_usage_error(result: CommandResult, name: str) -> None:
 # --- free-disk ----------------------------------------------------------------------------
 
 
+async def test_free_disk_never_touches_database_binary_logs(
+    tree: Path, fix_env: dict[str, str]
+) -> None:
+    logs = tree / "logs"
+    binlogs = [write(logs / "mysql" / "mysql-bin.000123", LOG_TEXT, 30),
+               write(logs / "mysql" / "relay-bin.000002", LOG_TEXT, 30),
+               write(logs / "data.5", LOG_TEXT, 30)]
+    result = await run_fix(FREE_DISK, "--days", "7", "--logs", str(logs), env=fix_env)
+    assert result.exit_code == 0, result.output
+    assert all(path.read_text() == LOG_TEXT for path in binlogs)
+    assert not list(logs.rglob("*.gz"))
+
+
 async def test_free_disk_compresses_rotated_logs_and_removes_only_old_gz_files(
     tree: Path, fix_env: dict[str, str], mount_tmpfs: Mount
 ) -> None:
