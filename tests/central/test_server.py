@@ -26,6 +26,7 @@ from monitord.central.sqlite_store import SQLiteStore
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_SECONDS = 30.0
+POLL_SECONDS = 0.05
 
 
 def central(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -82,7 +83,7 @@ def wait_healthy(base: str, proc: subprocess.Popen[bytes]) -> None:
         with contextlib.suppress(OSError):
             if request(f"{base}/healthz") == (200, {"status": "ok"}):
                 return
-        time.sleep(0.05)   # between polls, not instead of them
+        time.sleep(POLL_SECONDS)   # between polls, not instead of them
     raise AssertionError(f"no healthy /healthz within {READY_SECONDS:g}s")
 
 
