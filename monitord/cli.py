@@ -59,6 +59,11 @@ def _parser() -> argparse.ArgumentParser:
     _config_arg(check)
     check.set_defaults(func=_check_config)
 
+    status_cmd = sub.add_parser(
+        "status", help="the running daemon's checks, failing first; exit 2 if any fails hard")
+    _config_arg(status_cmd)
+    status_cmd.set_defaults(func=_status)
+
     packs = sub.add_parser("packs", help="list the stock check packs and what they watch")
     _config_arg(packs)
     packs.set_defaults(func=_packs)
@@ -173,6 +178,14 @@ def _value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from monitord.agent.statusview import show_status
+
+    text, failing = asyncio.run(show_status(load_config(args.config)))
+    print(text)
+    return 2 if failing else 0
 
 
 def _packs(args: argparse.Namespace) -> int:

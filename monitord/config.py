@@ -105,6 +105,13 @@ class PolicyConfig(StrictModel):
                       self.missed_heartbeats, self.min_silence)
 
 
+class StatusConfig(StrictModel):
+    """The local status endpoint: "127.0.0.1:PORT", "unix:/PATH", or "" for none."""
+
+    listen: str = Field(default="127.0.0.1:8461",
+                        pattern=r"^(|unix:/.+|(127\.0\.0\.1|localhost|\[::1\]):\d{1,5})$")
+
+
 class TemplatesConfig(StrictModel):
     dir: str = "/etc/monitord/templates"
 
@@ -121,6 +128,7 @@ class Config:
     heartbeat: HeartbeatConfig = field(default_factory=HeartbeatConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     templates: TemplatesConfig = field(default_factory=TemplatesConfig)
+    status: StatusConfig = field(default_factory=StatusConfig)
 
     @property
     def store_url(self) -> str:
@@ -145,6 +153,7 @@ SECTIONS: dict[str, type[StrictModel]] = {
     "heartbeat": HeartbeatConfig,
     "policy": PolicyConfig,
     "templates": TemplatesConfig,
+    "status": StatusConfig,
 }
 TOP_LEVEL = {"include", "agent", "defaults", "healer", "check", *SECTIONS}
 

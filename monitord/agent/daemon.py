@@ -14,6 +14,9 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from aiohttp import web
+
+from monitord.agent import status
 from monitord.agent.delivery import Deliverer, EmbeddedSender, HttpSender, Sender
 from monitord.agent.escalation import EventMaker, Renderer
 from monitord.agent.healer import Healer, Outcome, priority_for
@@ -59,6 +62,9 @@ class Agent:
         self._keep_start = started is not None
         self.notifier = notifier or Notifier({})
         self._outbox_depth = 0
+        self.last_duration: dict[str, float] = {}
+        self.outcome_counts: dict[tuple[str, str], int] = {}
+        self._status_runner: web.AppRunner | None = None
         self.outbox: Outbox | None = None
         self.deliverer: Deliverer | None = None
         self._closers: list[Callable[[], Awaitable[None]]] = []
@@ -110,6 +116,7 @@ class Agent:
                 if self.deliverer is not None:
                     tasks.append(group.create_task(self.deliverer.run(), name="delivery"))
                 tasks.append(group.create_task(self._tick(), name="notify"))
+                await self._serve_status()
                 await asyncio.sleep(0)  # let the scheduler start before saying ready
                 self.notifier.ready(self.status_line())
                 await stop.wait()
@@ -121,6 +128,9 @@ class Agent:
 
     async def close(self) -> None:
         """Cancel ladders (their checks stay pending), save states, deliver what can be."""
+        if self._status_runner is not None:
+            await self._status_runner.cleanup()
+            self._status_runner = None
         for task in self._ladders:
             task.cancel()
         await asyncio.gather(*self._ladders, return_exceptions=True)
@@ -163,6 +173,7 @@ class Agent:
     async def probe(self, check: CheckBase) -> Result:
         """Run ``check`` now, update its state and log what changed."""
         result = await run_check(check, self._contexts[check.name])
+        self.last_duration[check.name] = round(result.duration_seconds, 6)
         state = self.states.setdefault(check.name, CheckState(check.name))
         was = state.status
         changes = state.update(result, _rules(check))
@@ -250,7 +261,9 @@ class Agent:
         return next((w for w in windows if w.scope in (check, HOST_SCOPE)), None)
 
     async def escalate(self, outcome: Outcome) -> None:
-        """Log an outcome and hand it to every outcome handler (the outbox, in time)."""
+        """Log an outcome, count it, and send it to the store through the outbox."""
+        key = (outcome.check, outcome.kind if outcome.steps else f"{outcome.kind}-no-fix")
+        self.outcome_counts[key] = self.outcome_counts.get(key, 0) + 1
         if outcome.kind == "healed":
             log.info("%s: healed: %s after %d step%s", outcome.check, outcome.reason,
                      len(outcome.steps), "s" if len(outcome.steps) != 1 else "")
@@ -291,6 +304,36 @@ class Agent:
         if self.deliverer is not None:
             self.deliverer.wake()
         return True
+
+    async def _serve_status(self) -> None:
+        listen = self.config.status.listen
+        if not listen:
+            return
+        try:
+            self._status_runner = await status.start(self, listen)
+        except OSError as e:  # the daemon's work matters more than its window on it
+            log.error("status endpoint: cannot listen on %s (%s); running without it",
+                      listen, e.strerror or e)
+
+    @property
+    def outbox_depth(self) -> int:
+        return self._outbox_depth
+
+    def fixing(self, name: str) -> bool:
+        return self._healer is not None and self._healer.busy(name)
+
+    async def budgets_left(self) -> dict[str, int]:
+        """Ladder runs each check may still make in its heal window."""
+        if self._store is None:
+            return {}
+        store, now = self._store, time.time()
+
+        def count() -> dict[str, int]:
+            return {c.name: max(c.heal_budget - len(store.heal_runs_since(
+                c.name, now - c.heal_window)), 0) for c in self.config.checks}
+
+        async with asyncio.timeout(STATE_IO_TIMEOUT):
+            return await asyncio.to_thread(count)
 
     def status_line(self) -> str:
         """One line for systemd's STATUS: "42 checks, 2 failing, 1 fixing, outbox 0"."""
