@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     _config_arg(run)
     run.add_argument("--state-dir", help="keep state here instead of [agent] state_dir")
     run.add_argument("-v", "--verbose", action="store_true", help="log every probe result")
+    run.add_argument("--log-format", choices=["auto", "plain", "journal", "json"],
+                     default="auto", help="auto: journal lines under systemd, else plain")
     run.add_argument("--dry-run", action="store_true",
                      help="log the fixes that would run instead of running them")
     run.set_defaults(func=_run)
@@ -240,7 +242,7 @@ async def _until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> Non
 
 
 def _run(args: argparse.Namespace) -> int:
-    _setup_logging(logging.DEBUG if args.verbose else logging.INFO)
+    _setup_logging(logging.DEBUG if args.verbose else logging.INFO, args.log_format)
     config = load_config(args.config, state_dir=args.state_dir)
     if args.dry_run:
         config.healer = config.healer.model_copy(update={"dry_run": True})
@@ -258,13 +260,10 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _setup_logging(level: int) -> None:
-    # Under systemd, journald stamps each line itself.
-    journal = bool(os.environ.get("JOURNAL_STREAM"))
-    fmt = "%(message)s" if journal else "%(asctime)s %(levelname)s %(message)s"
-    logging.basicConfig(level=level, format=fmt, datefmt="%Y-%m-%d %H:%M:%S", stream=sys.stderr)
-    if level > logging.DEBUG:
-        logging.getLogger("asyncio").setLevel(logging.WARNING)
+def _setup_logging(level: int, log_format: str = "auto") -> None:
+    from monitord.logs import setup
+
+    setup(level, log_format)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ class AgentConfig(StrictModel):
     max_concurrent_probes: int = Field(default=100, ge=1, le=10000)
     start_rate: float = Field(default=50.0, gt=0)
     packs_dir: str = ""
+    shutdown_timeout: Duration = 10.0
 
 
 class Defaults(StrictModel):

@@ -30,6 +30,7 @@ from monitord.config import Config
 from monitord.durations import format_duration
 from monitord.errors import StateError
 from monitord.events import Event
+from monitord.logs import register_secret
 from monitord.model import Result, Status
 from monitord.probes.base import CheckBase, ProbeContext, Shared
 
@@ -65,6 +66,7 @@ class Agent:
         self.last_duration: dict[str, float] = {}
         self.outcome_counts: dict[tuple[str, str], int] = {}
         self._status_runner: web.AppRunner | None = None
+        self._scheduler: Scheduler | None = None
         self.outbox: Outbox | None = None
         self.deliverer: Deliverer | None = None
         self._closers: list[Callable[[], Awaitable[None]]] = []
@@ -106,6 +108,7 @@ class Agent:
         agent = self.config.agent
         scheduler = Scheduler(self.config.checks, self.run_once, agent.max_concurrent_probes,
                               agent.start_rate)
+        self._scheduler = scheduler
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [
@@ -121,6 +124,7 @@ class Agent:
                 self.notifier.ready(self.status_line())
                 await stop.wait()
                 log.info("monitord: stopping")
+                await self._wind_down(scheduler, tasks[0])
                 for task in tasks:
                     task.cancel()
         finally:
@@ -305,6 +309,18 @@ class Agent:
             self.deliverer.wake()
         return True
 
+    async def _wind_down(self, scheduler: Scheduler, checks: asyncio.Task[None]) -> None:
+        """Start nothing new; let running probes and fixes finish within the shutdown
+        timeout; cancel the rest and say how many."""
+        scheduler.stop()
+        running = [checks, *self._ladders]
+        _, late = await asyncio.wait(running, timeout=self.config.agent.shutdown_timeout)
+        if late:
+            probes = scheduler.running if checks in late else 0
+            fixes = len([t for t in late if t is not checks])
+            log.warning("monitord: shutdown timeout: cancelling %d running probes and %d fix "
+                        "ladders (their checks stay pending)", probes, fixes)
+
     async def _serve_status(self) -> None:
         listen = self.config.status.listen
         if not listen:
@@ -314,6 +330,10 @@ class Agent:
         except OSError as e:  # the daemon's work matters more than its window on it
             log.error("status endpoint: cannot listen on %s (%s); running without it",
                       listen, e.strerror or e)
+
+    @property
+    def probes_running(self) -> int:
+        return self._scheduler.running if self._scheduler is not None else 0
 
     @property
     def outbox_depth(self) -> int:
@@ -419,6 +439,7 @@ def _read_token(path: str) -> str:
         raise StateError(f"[store] token_file: cannot read {path}: {e.strerror}") from None
     if not token:
         raise StateError(f"[store] token_file: {path} is empty")
+    register_secret(token)
     return token
 
 

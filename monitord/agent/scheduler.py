@@ -43,7 +43,12 @@ class Scheduler:
         self._slots = asyncio.Semaphore(max_concurrent)
         self._offsets = start_offsets(self._checks, start_rate)
         self._clock = clock
+        self._stopping = asyncio.Event()
         self.running = 0  # probes running right now
+
+    def stop(self) -> None:
+        """Start no more runs; runs in progress finish (``run`` returns when they have)."""
+        self._stopping.set()
 
     async def run(self) -> None:
         """Run every check until cancelled; cancelling cancels and awaits every check task."""
@@ -54,10 +59,15 @@ class Scheduler:
                                   name=f"check:{check.name}")
 
     async def _loop(self, check: CheckBase, next_at: float) -> None:
-        while True:
+        while not self._stopping.is_set():
             delay = next_at - self._clock()
             if delay > 0:
-                await asyncio.sleep(delay)
+                try:
+                    async with asyncio.timeout(delay):
+                        await self._stopping.wait()
+                    return
+                except TimeoutError:
+                    pass
             async with self._slots:
                 self.running += 1
                 try:
