@@ -48,7 +48,8 @@ OutcomeHandler = Callable[[Outcome], Awaitable[None]]
 
 class Agent:
     def __init__(self, config: Config, shared: Shared | None = None,
-                 notifier: Notifier | None = None, started: float | None = None) -> None:
+                 notifier: Notifier | None = None, started: float | None = None,
+                 resume: dict[str, float] | None = None) -> None:
         self.config = config
         self.shared = shared or Shared()
         self.states: dict[str, CheckState] = {}
@@ -67,6 +68,7 @@ class Agent:
         self.outcome_counts: dict[tuple[str, str], int] = {}
         self._status_runner: web.AppRunner | None = None
         self._scheduler: Scheduler | None = None
+        self._resume = resume or {}
         self.outbox: Outbox | None = None
         self.deliverer: Deliverer | None = None
         self._closers: list[Callable[[], Awaitable[None]]] = []
@@ -107,7 +109,7 @@ class Agent:
         """Run the checks until ``stop`` is set, then shut down."""
         agent = self.config.agent
         scheduler = Scheduler(self.config.checks, self.run_once, agent.max_concurrent_probes,
-                              agent.start_rate)
+                              agent.start_rate, resume=self._resume)
         self._scheduler = scheduler
         try:
             async with asyncio.TaskGroup() as group:
@@ -330,6 +332,10 @@ class Agent:
         except OSError as e:  # the daemon's work matters more than its window on it
             log.error("status endpoint: cannot listen on %s (%s); running without it",
                       listen, e.strerror or e)
+
+    def schedule(self) -> dict[str, float]:
+        """When each check runs next (monotonic clock), to keep after a reload."""
+        return dict(self._scheduler.next_at) if self._scheduler is not None else {}
 
     @property
     def probes_running(self) -> int:

@@ -37,6 +37,7 @@ class Scheduler:
         max_concurrent: int = 100,
         start_rate: float = 50.0,
         clock: Callable[[], float] = time.monotonic,
+        resume: dict[str, float] | None = None,
     ) -> None:
         self._checks = list(checks)
         self._run = run
@@ -44,6 +45,8 @@ class Scheduler:
         self._offsets = start_offsets(self._checks, start_rate)
         self._clock = clock
         self._stopping = asyncio.Event()
+        self._resume = resume or {}
+        self.next_at: dict[str, float] = {}  # each check's next run (monotonic clock)
         self.running = 0  # probes running right now
 
     def stop(self) -> None:
@@ -55,11 +58,12 @@ class Scheduler:
         start = self._clock()
         async with asyncio.TaskGroup() as group:
             for check in self._checks:
-                group.create_task(self._loop(check, start + self._offsets[check.name]),
-                                  name=f"check:{check.name}")
+                first = self._resume.get(check.name, start + self._offsets[check.name])
+                group.create_task(self._loop(check, first), name=f"check:{check.name}")
 
     async def _loop(self, check: CheckBase, next_at: float) -> None:
         while not self._stopping.is_set():
+            self.next_at[check.name] = next_at
             delay = next_at - self._clock()
             if delay > 0:
                 try:
@@ -77,6 +81,7 @@ class Scheduler:
                 finally:
                     self.running -= 1
             next_at = _next_slot(next_at, check.every, self._clock())
+            self.next_at[check.name] = next_at
 
 
 def _next_slot(previous: float, every: float, now: float) -> float:

@@ -3,9 +3,9 @@
 SIGTERM or SIGINT stops it (a second one exits at once). SIGHUP reloads: the new config
 is validated whole while the old one keeps running; a bad one is refused (logged, and in
 systemd's STATUS) and the old config goes on. A good one replaces the agent: check
-states live in the state file, so unchanged checks keep their state and their place in
-the schedule (first runs are spread by a stable hash of the name), and the startup
-grace for fixes is not taken again.
+states live in the state file, so unchanged checks keep their state, and their next run
+time is handed to the new scheduler, so they keep their rhythm; the startup grace for
+fixes is not taken again.
 """
 
 from __future__ import annotations
@@ -30,12 +30,14 @@ async def serve(config: Config, load: Callable[[], Config]) -> None:
     stop, reload = asyncio.Event(), asyncio.Event()
     _handle_signals(stop, reload)
     started = time.monotonic()
+    resume: dict[str, float] = {}
     while True:
-        agent = Agent(config, notifier=notifier, started=started)
+        agent = Agent(config, notifier=notifier, started=started, resume=resume)
         await agent.start()
         new = await _run_until_replaced(agent, load, stop, reload, notifier)
         if new is None:
             break
+        resume = unchanged_schedule(config, new, agent.schedule())
         config = new
     log.info("monitord: stopped")
 
@@ -90,6 +92,13 @@ async def _first(stop: asyncio.Event, reload: asyncio.Event,
         for wait in waits:
             wait.cancel()
         await asyncio.gather(*waits, return_exceptions=True)
+
+
+def unchanged_schedule(old: Config, new: Config, schedule: dict[str, float]) -> dict[str, float]:
+    """Next run times of the checks a reload did not change: they keep their rhythm."""
+    before = {c.name: c for c in old.checks}
+    return {c.name: schedule[c.name] for c in new.checks
+            if c.name in schedule and before.get(c.name) == c}
 
 
 def _handle_signals(stop: asyncio.Event, reload: asyncio.Event) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
+from pathlib import Path
 
 from monitord.agent.scheduler import Scheduler, _next_slot, start_offsets
 from monitord.probes.base import CheckBase
@@ -113,3 +114,41 @@ async def test_a_failing_run_does_not_stop_the_check_or_the_others() -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_resumed_checks_keep_their_next_run_time() -> None:
+    ran: list[tuple[str, float]] = []
+    done = asyncio.Event()
+    clock = asyncio.get_running_loop().time
+
+    async def run(check: CheckBase) -> None:
+        ran.append((check.name, clock()))
+        done.set()
+
+    later = clock() + 0.3
+    scheduler = Scheduler(checks(2, every="1h"), run, start_rate=1000, clock=clock,
+                          resume={"c0": later, "c1": later + 3600})
+    task = asyncio.create_task(scheduler.run())
+    try:
+        async with asyncio.timeout(10):
+            await done.wait()
+    finally:
+        scheduler.stop()
+        await task
+    assert [name for name, _ in ran] == ["c0"]  # c1's resumed slot is an hour away
+    assert ran[0][1] >= later
+    assert scheduler.next_at["c1"] == later + 3600
+
+
+def test_reload_keeps_the_schedule_of_unchanged_checks_only(tmp_path: Path) -> None:
+    from monitord.agent.service import unchanged_schedule
+    from monitord.config import load_config
+
+    def config(every_b: str) -> Path:
+        path = tmp_path / f"m{every_b}.toml"
+        path.write_text(f'[[check]]\nname = "a"\nprobe = "load"\n\n'
+                        f'[[check]]\nname = "b"\nprobe = "load"\nevery = "{every_b}"\n')
+        return path
+
+    old, new = load_config(config("1m")), load_config(config("2m"))
+    assert unchanged_schedule(old, new, {"a": 5.0, "b": 7.0}) == {"a": 5.0}
