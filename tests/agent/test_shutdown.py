@@ -16,7 +16,7 @@ from monitord.config import load_config
 
 
 @pytest.fixture
-async def silent_port() -> AsyncIterator[int]:
+async def silent_port() -> AsyncIterator[tuple[int, asyncio.Event]]:
     """A server that accepts and never says a word."""
     accepted = asyncio.Event()
 
@@ -27,12 +27,14 @@ async def silent_port() -> AsyncIterator[int]:
         writer.close()
 
     server = await asyncio.start_server(hold, "127.0.0.1", 0)
-    yield server.sockets[0].getsockname()[1]
+    yield server.sockets[0].getsockname()[1], accepted
     server.close()
     await server.wait_closed()
 
 
-async def run_and_stop(tmp_path: Path, port: int, shutdown_timeout: str) -> Agent:
+async def run_and_stop(tmp_path: Path, silent: tuple[int, asyncio.Event],
+                       shutdown_timeout: str) -> Agent:
+    port, accepted = silent
     config = tmp_path / "monitord.toml"
     config.write_text(f"""
 [agent]
@@ -53,15 +55,14 @@ timeout = "2s"
     stop = asyncio.Event()
     task = asyncio.create_task(agent.run(stop))
     async with asyncio.timeout(10):
-        while agent.probes_running == 0:  # until the probe is waiting for its banner
-            await asyncio.sleep(0.01)
+        await accepted.wait()  # the probe is connected and waiting for its banner
     stop.set()
     await task
     return agent
 
 
 async def test_late_probes_are_cancelled_and_counted(
-    tmp_path: Path, silent_port: int, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, silent_port: tuple[int, asyncio.Event], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="monitord")
     agent = await run_and_stop(tmp_path, silent_port, "100ms")
@@ -70,7 +71,7 @@ async def test_late_probes_are_cancelled_and_counted(
 
 
 async def test_running_probes_may_finish_within_the_timeout(
-    tmp_path: Path, silent_port: int, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, silent_port: tuple[int, asyncio.Event], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="monitord")
     agent = await run_and_stop(tmp_path, silent_port, "30s")
