@@ -5,7 +5,16 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean install uninstall
+
+# `make install` (as root) puts monitord on a Debian server: a virtualenv in /opt/monitord,
+# the stock packs and fixes in /usr/share/monitord, the example config in /etc/monitord
+# (never overwriting one that is there), and the systemd units. DESTDIR stages it elsewhere.
+DESTDIR  ?=
+OPT      := $(DESTDIR)/opt/monitord
+SHARE    := $(DESTDIR)/usr/share/monitord
+ETC      := $(DESTDIR)/etc/monitord
+UNITS    := $(DESTDIR)/etc/systemd/system
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,3 +37,27 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+install:
+	$(PYTHON) -m venv $(OPT)
+	$(OPT)/bin/pip install --quiet --upgrade pip
+	$(OPT)/bin/pip install --quiet .
+	install -d -m 755 $(SHARE)/checks $(SHARE)/remediations $(ETC)/checks.d $(UNITS)
+	install -d -m 700 $(ETC)/remediations.d
+	install -m 644 checks/*.toml $(SHARE)/checks/
+	install -m 755 remediations/* $(SHARE)/remediations/
+	test -e $(ETC)/monitord.toml || install -m 644 etc/monitord/monitord.toml $(ETC)/
+	test -e $(ETC)/central.toml || install -m 600 etc/monitord/central.toml $(ETC)/
+	install -m 644 systemd/monitord.service systemd/monitord-central.service $(UNITS)/
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+	@echo "installed; start it with: systemctl enable --now monitord"
+
+# Removes what install put in place except your config (/etc/monitord) and the daemon's
+# state and incidents (/var/lib/monitord), which are yours to keep or delete.
+uninstall:
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
+		systemctl disable --now monitord monitord-central 2>/dev/null || true; fi
+	rm -f $(UNITS)/monitord.service $(UNITS)/monitord-central.service
+	rm -rf $(OPT) $(SHARE)
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+	@echo "removed; kept $(ETC) and /var/lib/monitord"
