@@ -94,3 +94,61 @@ def test_children_never_inherit_the_notify_variables(tmp_path: Path) -> None:
     notifier = Notifier(environ)
     assert environ == {"PATH": "/bin"}
     assert notifier.watchdog_seconds == 0.5
+
+
+BLOCK_SECONDS = 1.0
+
+
+async def test_watchdog_pings_stop_while_the_event_loop_is_blocked(
+    tmp_path: Path, notify_socket: socket.socket
+) -> None:
+    import asyncio
+    import threading
+    import time
+
+    from monitord.agent.daemon import Agent
+    from monitord.agent.notify import Notifier
+    from monitord.config import load_config
+
+    config = tmp_path / "monitord.toml"
+    config.write_text(GOOD.format(state=tmp_path / "state") + '[status]\nlisten = ""\n')
+    notifier = Notifier({"NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "100000"})
+    pings: list[float] = []
+    done = threading.Event()
+    arrived = threading.Condition()
+
+    def wait_for_pings(count: int) -> None:
+        with arrived:
+            assert arrived.wait_for(lambda: len(pings) >= count, timeout=10), pings
+
+    def receive() -> None:  # another thread: it sees what the blocked loop does not send
+        notify_socket.settimeout(0.2)
+        while not done.is_set():
+            try:
+                if b"WATCHDOG=1" in notify_socket.recv(4096):
+                    with arrived:
+                        pings.append(time.monotonic())
+                        arrived.notify_all()
+            except TimeoutError:
+                continue
+
+    receiver = threading.Thread(target=receive)
+    receiver.start()
+    agent = Agent(load_config(config), notifier=notifier)
+    await agent.start()
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    try:
+        await asyncio.to_thread(wait_for_pings, 3)
+        blocked_at = time.monotonic()
+        time.sleep(BLOCK_SECONDS)  # noqa: ASYNC251  the whole event loop stalls, on purpose
+        unblocked_at = time.monotonic()
+        await asyncio.to_thread(wait_for_pings, len(pings) + 2)
+    finally:
+        stop.set()
+        await task
+        done.set()
+        receiver.join()
+    during = [t for t in pings if blocked_at + 0.1 < t < unblocked_at]
+    assert during == []  # no ping while stalled: systemd would restart the daemon
+    assert any(t > unblocked_at for t in pings)  # and they come back once it runs
