@@ -20,7 +20,7 @@ from collections.abc import Callable
 from monitord.agent.daemon import Agent
 from monitord.agent.notify import Notifier
 from monitord.config import Config
-from monitord.errors import ConfigError
+from monitord.errors import ConfigError, MonitordError
 
 log = logging.getLogger("monitord")
 
@@ -31,14 +31,25 @@ async def serve(config: Config, load: Callable[[], Config]) -> None:
     _handle_signals(stop, reload)
     started = time.monotonic()
     resume: dict[str, float] = {}
+    previous: Config | None = None
     while True:
         agent = Agent(config, notifier=notifier, started=started, resume=resume)
-        await agent.start()
+        try:
+            await agent.start()
+        except MonitordError as e:
+            if previous is None:
+                raise
+            # The new config validated but cannot start (a token file, a state directory):
+            # go back to the one that ran, rather than stop watching the server.
+            log.error("monitord: reload failed (%s); going back to the previous config", e)
+            await agent.close()
+            config, previous = previous, None
+            continue
         new = await _run_until_replaced(agent, load, stop, reload, notifier)
         if new is None:
             break
         resume = unchanged_schedule(config, new, agent.schedule())
-        config = new
+        config, previous = new, config
     log.info("monitord: stopped")
 
 
