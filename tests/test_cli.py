@@ -138,3 +138,36 @@ def test_run_restores_state_after_restart(tmp_path: Path) -> None:
     with daemon(tmp_path) as proc:
         assert "state of 6 restored" in read_until(proc, "watching")[-1]
         stop(proc)
+
+
+def test_second_signal_exits_at_once(tmp_path: Path) -> None:
+    with socket.socket() as silent:  # the kernel accepts; nobody ever answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        config = tmp_path / "m.toml"
+        config.write_text(f"""
+[agent]
+state_dir = "{tmp_path / 'state'}"
+shutdown_timeout = "5m"
+[status]
+listen = ""
+[[check]]
+name = "smtp"
+probe = "tcp"
+port = {silent.getsockname()[1]}
+expect_banner = "^220"
+every = "10m"
+timeout = "9m"
+""")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        with subprocess.Popen([sys.executable, "-m", "monitord", "run", "-c", str(config)],
+                              cwd=ROOT, stderr=subprocess.PIPE, text=True, env=env) as proc:
+            try:
+                read_until(proc, "watching 1 checks")
+                proc.send_signal(signal.SIGTERM)
+                read_until(proc, "monitord: stopping")  # waits for the hung probe...
+                proc.send_signal(signal.SIGTERM)
+                read_until(proc, "second SIGTERM, exiting at once")
+                assert proc.wait(timeout=30) == 1
+            finally:
+                proc.kill()
