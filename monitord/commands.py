@@ -22,6 +22,7 @@ from dataclasses import dataclass
 SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CHUNK = 65536
 AFTER_EXIT_READ_SECONDS = 1.0  # a daemonized grandchild may keep the pipe open
+EXIT_POLL_SECONDS = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,20 +84,23 @@ async def run_command(
     try:
         try:
             async with asyncio.timeout(timeout):
-                await proc.wait()
+                await _exited(proc)
         except TimeoutError:
             timed_out = True
             await _kill_group(proc, kill_grace)
-        with contextlib.suppress(TimeoutError):
+        try:
             async with asyncio.timeout(AFTER_EXIT_READ_SECONDS):
                 await asyncio.shield(reader)
+        except TimeoutError:
+            # The leader is gone but something it started still holds the output open:
+            # a leftover of the command's own group, killed so it cannot linger.
+            _signal_group(proc.pid, signal.SIGKILL)
     except asyncio.CancelledError:
         await _kill_group(proc, kill_grace)
         raise
     finally:
         reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
+        await asyncio.gather(reader, return_exceptions=True)
     return CommandResult(
         tuple(argv), None if timed_out else proc.returncode, time.monotonic() - start,
         capture.text(), capture.truncated, timed_out,
@@ -122,19 +126,24 @@ class _Capture:
         return self.data.decode("utf-8", "replace")
 
 
+async def _exited(proc: asyncio.subprocess.Process) -> None:
+    """Until the child has exited. ``proc.wait()`` would also wait for its pipes to close
+    (cpython issue 119710), which a grandchild holding stdout can put off forever."""
+    while proc.returncode is None:  # noqa: ASYNC110  (no event to wait on: see above)
+        await asyncio.sleep(EXIT_POLL_SECONDS)
+
+
 async def _kill_group(proc: asyncio.subprocess.Process, grace: float) -> None:
     """SIGTERM to the child's process group, SIGKILL after ``grace``, then reap the child."""
     _signal_group(proc.pid, signal.SIGTERM)
-    try:
+    with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(grace):
-            await proc.wait()
-    except TimeoutError:
-        pass
+            await _exited(proc)
     # Grandchildren may outlive the leader; the group id stays valid while any member runs.
     _signal_group(proc.pid, signal.SIGKILL)
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(grace):
-            await proc.wait()
+            await _exited(proc)
 
 
 def _signal_group(pgid: int, signum: signal.Signals) -> None:

@@ -340,10 +340,11 @@ def _cross_check(loader: _Loader, checks: list[CheckBase], sources: dict[str, Pa
                             f"{_suggest(parent, sorted(names))}")
         for key in ("warn", "crit"):
             for metric in getattr(check, key):
-                if metric not in check.METRICS:
+                known = sorted(check.metric_names())
+                if metric not in known:
                     loader.fail(where, f"{label}: {key}.{metric}: unknown metric for probe "
-                                f"{_found(check.probe)}{_suggest(metric, sorted(check.METRICS))}"
-                                f" (known: {', '.join(sorted(check.METRICS))})")
+                                f"{_found(check.probe)}{_suggest(metric, known)}"
+                                f" (known: {', '.join(known)})")
     for cycle in _cycles(checks):
         loader.fail(sources[cycle[0]], f'check "{cycle[0]}": depends_on: dependency cycle '
                     + " -> ".join(cycle))

@@ -99,6 +99,10 @@ class CheckBase(StrictModel):
     start: list[str] = []       # Monit-style: argv that starts a service no manager runs
     stop: list[str] = []
 
+    def metric_names(self) -> set[str]:
+        """The metrics thresholds may name (a probe whose metrics the admin names widens it)."""
+        return set(self.METRICS)
+
     def expectations(self) -> list[Expectation]:
         """Facts the probe reports that must hold; the evaluator judges them."""
         return []
