@@ -11,7 +11,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitord.model import Observation
-from monitord.probes import disk, http, load, memory, process, reboot, tcp
+from monitord.probes import (
+    disk,
+    dns,
+    http,
+    load,
+    mail,
+    memory,
+    mysql,
+    nagios,
+    postgres,
+    process,
+    reboot,
+    snmp,
+    systemd,
+    tcp,
+    tls,
+)
 from monitord.probes.base import CheckBase, ProbeContext
 
 ProbeFn = Callable[[Any, ProbeContext], Awaitable[Observation]]
@@ -31,5 +47,13 @@ REGISTRY: dict[str, ProbeKind] = {
     "process": ProbeKind(process.Config, process.probe, "processes by name, pattern or pidfile"),
     "tcp": ProbeKind(tcp.Config, tcp.probe, "TCP connect, banner and latency"),
     "http": ProbeKind(http.Config, http.probe, "HTTP status, body, latency and certificate"),
+    "mysql": ProbeKind(mysql.Config, mysql.probe, "MySQL/MariaDB login, connections, slow queries"),
+    "postgres": ProbeKind(postgres.Config, postgres.probe, "PostgreSQL connections, lag, size"),
+    "dns": ProbeKind(dns.Config, dns.probe, "one DNS query: response code, answers, latency"),
+    "nagios": ProbeKind(nagios.Config, nagios.probe, "any Nagios plugin: status, text, perfdata"),
+    "systemd": ProbeKind(systemd.Config, systemd.probe, "a systemd unit's state and restarts"),
+    "mail": ProbeKind(mail.Config, mail.probe, "SMTP/IMAP/POP3 greeting, STARTTLS, login"),
+    "tls": ProbeKind(tls.Config, tls.probe, "TLS certificate days left, implicit or STARTTLS"),
     "reboot": ProbeKind(reboot.Config, reboot.probe, "a reboot required by packages or kernel"),
+    "snmp": ProbeKind(snmp.Config, snmp.probe, "SNMP values, counter rates, interfaces down"),
 }
