@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator
 
 from monitord.durations import parse_duration
 from monitord.model import Status, Value
@@ -51,7 +51,20 @@ def _regex(value: object) -> re.Pattern[str]:
         raise ValueError(f"not a valid regular expression ({e})") from None
 
 
+def _absolute_path(value: str) -> str:
+    if value and not os.path.isabs(value):
+        raise ValueError('expected an absolute path like "/etc/monitord/secret"')
+    return value
+
+
+def ca_file_needs_verify(ca_file: str, verify_tls: bool) -> None:
+    """A CA file only serves to verify: asking for both off and a CA is a mistake."""
+    if ca_file and not verify_tls:
+        raise ValueError("ca_file: needs verify_tls = true (it is only used to verify)")
+
+
 Duration = Annotated[float, PlainValidator(_duration)]
+AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]  # or "" for unset
 DurationOrZero = Annotated[float, PlainValidator(_duration_or_zero)]
 Threshold = Annotated[Range, PlainValidator(parse_range)]
 Regex = Annotated[re.Pattern[str], PlainValidator(_regex)]

@@ -19,7 +19,14 @@ from pydantic import Field, field_validator, model_validator
 
 from monitord.errors import ProbeError
 from monitord.model import Observation, Status
-from monitord.probes.base import CheckBase, Expectation, ProbeContext, Regex
+from monitord.probes.base import (
+    AbsolutePath,
+    CheckBase,
+    Expectation,
+    ProbeContext,
+    Regex,
+    ca_file_needs_verify,
+)
 
 METRICS = {
     "response_seconds": "time from sending the request to the end of the body",
@@ -46,7 +53,7 @@ class Config(CheckBase):
     max_redirects: int = Field(default=5, ge=0, le=30)
     verify_tls: bool = True
     # PEM file of the CAs to trust instead of the system store (sites behind an internal CA).
-    ca_file: str = ""
+    ca_file: AbsolutePath = ""
     max_body_bytes: int = Field(default=1048576, ge=0)
 
     @field_validator("url")
@@ -57,17 +64,9 @@ class Config(CheckBase):
             raise ValueError('expected an http:// or https:// URL like "http://127.0.0.1/"')
         return value
 
-    @field_validator("ca_file")
-    @classmethod
-    def _absolute(cls, value: str) -> str:
-        if value and not os.path.isabs(value):
-            raise ValueError('expected an absolute path like "/etc/monitord/ca.pem"')
-        return value
-
     @model_validator(mode="after")
     def _ca_file_verifies(self) -> Config:
-        if self.ca_file and not self.verify_tls:
-            raise ValueError("ca_file: needs verify_tls = true (it is only used to verify)")
+        ca_file_needs_verify(self.ca_file, self.verify_tls)
         return self
 
     def expectations(self) -> list[Expectation]:

@@ -11,20 +11,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 import ssl
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from monitord.durations import format_duration
 from monitord.errors import ProbeError
 from monitord.model import Observation, Status
 from monitord.probes import wire
-from monitord.probes.base import CheckBase, Expectation, ProbeContext, Range, parse_range
+from monitord.probes.base import (
+    AbsolutePath,
+    CheckBase,
+    Expectation,
+    ProbeContext,
+    Range,
+    ca_file_needs_verify,
+    parse_range,
+)
 
 METRICS = {
     "connect_seconds": "time to open the TCP connection",
@@ -47,23 +54,15 @@ class Config(CheckBase):
     tls: Literal["starttls", "implicit", "none"] = "starttls"
     server_name: str = Field(default="", max_length=253)
     verify_tls: bool = True
-    ca_file: str = ""
+    ca_file: AbsolutePath = ""
     user: str = Field(default="", max_length=200)
-    password_file: str = ""
-
-    @field_validator("ca_file", "password_file")
-    @classmethod
-    def _absolute(cls, value: str) -> str:
-        if value and not os.path.isabs(value):
-            raise ValueError('expected an absolute path like "/etc/monitord/secret"')
-        return value
+    password_file: AbsolutePath = ""
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:
         if bool(self.user) != bool(self.password_file):
             raise ValueError("user and password_file: set both to log in, or neither")
-        if self.ca_file and not self.verify_tls:
-            raise ValueError("ca_file: needs verify_tls = true (it is only used to verify)")
+        ca_file_needs_verify(self.ca_file, self.verify_tls)
         return self
 
     @property

@@ -4,18 +4,24 @@ with the site's server name (SNI), verified or only read."""
 from __future__ import annotations
 
 import asyncio
-import os
 import ssl
 import time
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from monitord.durations import format_duration
 from monitord.errors import ProbeError
 from monitord.model import Observation
 from monitord.probes import wire
-from monitord.probes.base import CheckBase, ProbeContext, Range, parse_range
+from monitord.probes.base import (
+    AbsolutePath,
+    CheckBase,
+    ProbeContext,
+    Range,
+    ca_file_needs_verify,
+    parse_range,
+)
 
 METRICS = {
     "cert_days_left": "days until the server certificate expires (negative once expired)",
@@ -38,19 +44,11 @@ class Config(CheckBase):
     starttls: Literal["", "smtp", "imap", "pop3", "ftp"] = ""
     server_name: str = Field(default="", max_length=253)
     verify_tls: bool = True
-    ca_file: str = ""
-
-    @field_validator("ca_file")
-    @classmethod
-    def _absolute(cls, value: str) -> str:
-        if value and not os.path.isabs(value):
-            raise ValueError('expected an absolute path like "/etc/monitord/ca.pem"')
-        return value
+    ca_file: AbsolutePath = ""
 
     @model_validator(mode="after")
     def _ca_file_verifies(self) -> Config:
-        if self.ca_file and not self.verify_tls:
-            raise ValueError("ca_file: needs verify_tls = true (it is only used to verify)")
+        ca_file_needs_verify(self.ca_file, self.verify_tls)
         return self
 
     def default_thresholds(self) -> tuple[dict[str, Range], dict[str, Range]]:
