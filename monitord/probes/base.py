@@ -21,6 +21,8 @@ from typing import Annotated, Any, ClassVar, Literal, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator
 
 from monitord.durations import parse_duration
+from monitord.errors import ProbeError
+from monitord.logs import register_secret
 from monitord.model import Status, Value
 from monitord.ranges import Range, parse_range
 
@@ -61,6 +63,19 @@ def ca_file_needs_verify(ca_file: str, verify_tls: bool) -> None:
     """A CA file only serves to verify: asking for both off and a CA is a mistake."""
     if ca_file and not verify_tls:
         raise ValueError("ca_file: needs verify_tls = true (it is only used to verify)")
+
+
+def read_secret_file(path: str, key: str = "password_file") -> str:
+    """The first line of a password or key file, registered so no log line shows it; a file
+    that cannot be read is a configuration problem (UNKNOWN), not an outage."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            secret = f.readline().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise ProbeError(f"cannot read {key} {path}: {reason}", Status.UNKNOWN) from None
+    register_secret(secret)
+    return secret
 
 
 Duration = Annotated[float, PlainValidator(_duration)]

@@ -19,7 +19,14 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from monitord.durations import format_duration
 from monitord.errors import ProbeError
 from monitord.model import Observation, Status
-from monitord.probes.base import CheckBase, Expectation, ProbeContext, Range, parse_range
+from monitord.probes.base import (
+    CheckBase,
+    Expectation,
+    ProbeContext,
+    Range,
+    parse_range,
+    read_secret_file,
+)
 
 METRICS = {
     "connect_seconds": "time to connect and log in",
@@ -258,13 +265,7 @@ def _failure(cfg: Config, e: Exception) -> ProbeError:
 def _password(cfg: Config) -> str:
     if not cfg.password_file:
         return cfg.password.get_secret_value()
-    try:
-        with open(cfg.password_file, encoding="utf-8") as f:
-            return f.readline().rstrip("\r\n")
-    except (OSError, UnicodeDecodeError) as e:
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        raise ProbeError(f"cannot read password_file {cfg.password_file}: {reason}",
-                         Status.UNKNOWN) from None
+    return read_secret_file(cfg.password_file)
 
 
 def _cause(e: Exception) -> str:
