@@ -22,7 +22,13 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from monitord.durations import format_duration
 from monitord.errors import ProbeError
 from monitord.model import Observation, Status
-from monitord.probes.base import CheckBase, Expectation, ProbeContext, Regex
+from monitord.probes.base import (
+    CheckBase,
+    Expectation,
+    ProbeContext,
+    Regex,
+    read_secret_file,
+)
 
 METRICS = {
     "response_seconds": "time to answer the GET of the named OIDs",
@@ -339,20 +345,12 @@ def _auth(cfg: Config) -> Any:
     from pysnmp.hlapi.v3arch import asyncio as hlapi
 
     if cfg.version == "2c":
-        community = (_secret(cfg.community_file, "community_file") if cfg.community_file
+        community = (read_secret_file(cfg.community_file, "community_file") if cfg.community_file
                      else cfg.community.get_secret_value())
         return hlapi.CommunityData(community, mpModel=1)
     return hlapi.UsmUserData(
-        cfg.user, _secret(cfg.auth_key_file, "auth_key_file"),
-        _secret(cfg.priv_key_file, "priv_key_file"),
+        cfg.user, read_secret_file(cfg.auth_key_file, "auth_key_file"),
+        read_secret_file(cfg.priv_key_file, "priv_key_file"),
         authProtocol=getattr(hlapi, AUTH[cfg.auth_protocol]),
         privProtocol=getattr(hlapi, PRIV[cfg.priv_protocol]))
 
-
-def _secret(path: str, key: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.readline().rstrip("\r\n")
-    except (OSError, UnicodeDecodeError) as e:
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        raise ProbeError(f"cannot read {key} {path}: {reason}", Status.UNKNOWN) from None
