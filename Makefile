@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench clean install uninstall
+.PHONY: run test lint bench clean install uninstall incidents status
 
 # `make install` (as root) puts monitord on a Debian server: a virtualenv in /opt/monitord,
 # the stock packs and fixes in /usr/share/monitord, the example config in /etc/monitord
@@ -24,6 +24,12 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/monitord run -c etc/monitord/monitord.toml --state-dir var/lib/monitord
+
+incidents: $(STAMP)
+	$(BIN)/monitord incidents list --all -c etc/monitord/monitord.toml --state-dir var/lib/monitord
+
+status: $(STAMP)
+	$(BIN)/monitord status -c etc/monitord/monitord.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -111,6 +111,7 @@ def _incidents_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
                     "a central service, with an operator token.")
     _config_arg(incidents)
     incidents.add_argument("--url", help="a central service (default $MONITORD_CENTRAL_URL)")
+    incidents.add_argument("--state-dir", help="the agent's state directory, if not the config's")
     incidents.add_argument("--token-file", help="operator token (default $MONITORD_TOKEN)")
     incidents.add_argument("action", choices=["list", "show", "ack", "resolve", "comment"])
     incidents.add_argument("id", nargs="?", type=int, help="the incident's number")
@@ -127,7 +128,7 @@ def _incidents(args: argparse.Namespace) -> int:
     from monitord import oncall
 
     async def work() -> str:
-        desk = await oncall.open_desk(args.config, args.url, args.token_file)
+        desk = await oncall.open_desk(args.config, args.url, args.token_file, args.state_dir)
         try:
             text = args.text if args.action == "comment" else args.note
             return await oncall.run(desk, args.action, args.id, text, args.all,

@@ -253,7 +253,8 @@ def _required_time(text: str) -> dt.datetime:
     return found
 
 
-async def open_desk(config_path: str, url: str | None, token_file: str | None) -> Desk:
+async def open_desk(config_path: str, url: str | None, token_file: str | None,
+                    state_dir: str | None = None) -> Desk:
     """The central service at ``url`` (or $MONITORD_CENTRAL_URL), else the embedded store."""
     url = url or os.environ.get("MONITORD_CENTRAL_URL")
     if url:
@@ -261,7 +262,7 @@ async def open_desk(config_path: str, url: str | None, token_file: str | None) -
     from monitord.central.sqlite_store import SQLiteStore
     from monitord.config import load_config
 
-    config = load_config(config_path)
+    config = load_config(config_path, state_dir=state_dir)
     store_url = config.store_url
     if not store_url.startswith("sqlite://"):
         raise MonitordError(f"this agent sends incidents to {store_url}; use --url {store_url} "
