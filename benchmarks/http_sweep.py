@@ -11,6 +11,11 @@ nginx is missing, an aiohttp server in another process), then for each N:
 * Monit (when installed): ``monit -I`` with one ``check host`` per site and a 1 s cycle.
   Its checks are counted in the access log by User-Agent; its CPU is read from
   /proc/PID/task/*/schedstat in the pause after the warm-up cycle and after the last one.
+* With ``--hung H``: H more sites (``hungNNNN.test``) point at a listener on 127.0.0.1
+  that accepts connections and never answers. monitord runs one sweep over the N healthy
+  and H hung sites (every check with ``timeout`` = ``--hung-timeout``), Monit one cycle
+  (``with timeout`` on the hung hosts), and a second table shows each one's wall time and
+  what the hung sites added to a healthy-only sweep.
 
 Run: ``.venv/bin/python benchmarks/http_sweep.py --sites 100,1000 --sweeps 5``.
 This is a measurement, not a test: it prints a table and asserts nothing about speed.
@@ -24,6 +29,7 @@ import json
 import os
 import platform
 import resource
+import selectors
 import shutil
 import signal
 import socket
@@ -31,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -38,6 +45,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from monitord.durations import format_duration, parse_duration
 
 NGINX = "/usr/sbin/nginx"
 MONIT = "/usr/bin/monit"
@@ -49,6 +58,7 @@ CHILD_SECONDS = 120.0
 MONIT_CYCLE_SECONDS = 1
 POLL_SECONDS = 0.02
 MIB = 1024 * 1024
+HUNG_SPARE = 16  # connections the hung listener holds beyond H before leaving them queued
 
 
 @dataclass
@@ -73,6 +83,31 @@ class LogLine:
     agent: str
     host: str
     status: int
+
+
+@dataclass
+class HungFigures:
+    tool: str
+    sites: int
+    hung: int
+    timeout: float
+    sweep_seconds: float      # one sweep over the N healthy + H hung sites
+    healthy_seconds: float    # a sweep over the N healthy sites alone
+    held_seconds: float       # median time a hung connection stayed open
+    at_once: int              # most hung connections open at the same time
+    note: str = ""
+
+    @property
+    def added_seconds(self) -> float:
+        return self.sweep_seconds - self.healthy_seconds
+
+
+@dataclass
+class Hold:
+    """One connection to the hung listener: accepted and closed by the peer (wall clock)."""
+
+    opened: float
+    closed: float | None = None
 
 
 # ---------------------------------------------------------------------------- servers
@@ -244,6 +279,137 @@ async def serve_forever(app: Any, ports: tuple[int, int]) -> None:
     await asyncio.Event().wait()  # until the parent's SIGTERM ends the process
 
 
+# ----------------------------------------------------------------------- hung listener
+
+
+def hung_name(index: int) -> str:
+    return f"hung{index:04d}"
+
+
+class HungListener:
+    """A TCP listener on 127.0.0.1 that accepts connections and never answers.
+
+    A thread in this process accepts up to ``limit`` connections at once (more wait in the
+    kernel's backlog), reads and discards what they send, and notes when it accepted each
+    and when the peer closed it, by the wall clock like nginx's ``$msec``.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._listener = socket.socket()
+        self._listener.bind((ADDRESS, 0))
+        self._listener.listen(limit)
+        self._listener.setblocking(False)
+        self.port = int(self._listener.getsockname()[1])
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._listener, selectors.EVENT_READ)
+        self._accepting = True
+        self._open: dict[socket.socket, Hold] = {}
+        self._closed: list[Hold] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="hung-listener", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stopping.is_set():
+            for key, _ in self._selector.select(timeout=0.05):
+                if key.fileobj is self._listener:
+                    self._accept()
+                else:
+                    self._read(key.fileobj)  # type: ignore[arg-type]
+
+    def _accept(self) -> None:
+        try:
+            conn, _ = self._listener.accept()
+        except BlockingIOError:
+            return
+        conn.setblocking(False)
+        with self._lock:
+            self._open[conn] = Hold(time.time())
+            if len(self._open) >= self._limit:  # full: leave the rest in the backlog
+                self._selector.unregister(self._listener)
+                self._accepting = False
+        self._selector.register(conn, selectors.EVENT_READ)
+
+    def _read(self, conn: socket.socket) -> None:
+        try:
+            if conn.recv(65536):
+                return  # a request: read, never answered
+        except BlockingIOError:
+            return
+        except OSError:
+            pass
+        self._selector.unregister(conn)
+        conn.close()
+        with self._lock:
+            hold = self._open.pop(conn)
+            hold.closed = time.time()
+            self._closed.append(hold)
+            if not self._accepting:
+                self._selector.register(self._listener, selectors.EVENT_READ)
+                self._accepting = True
+
+    def take(self) -> tuple[list[Hold], int]:
+        """The connections closed since the last call, and how many are open now."""
+        with self._lock:
+            closed, self._closed = self._closed, []
+            return closed, len(self._open)
+
+    def close(self) -> None:
+        self._stopping.set()
+        self._thread.join(5)
+        for conn in list(self._open):
+            conn.close()
+        self._listener.close()
+        self._selector.close()
+
+
+@contextlib.contextmanager
+def hung_listener(hung: int) -> Iterator[HungListener | None]:
+    if not hung:
+        yield None
+        return
+    listener = HungListener(hung + HUNG_SPARE)
+    try:
+        yield listener
+    finally:
+        listener.close()
+
+
+def most_at_once(holds: list[Hold]) -> int:
+    events = sorted([(h.opened, 1) for h in holds] +
+                    [(h.closed if h.closed is not None else h.opened, -1) for h in holds],
+                    key=lambda e: (e[0], e[1]))
+    peak = now = 0
+    for _, step in events:
+        now += step
+        peak = max(peak, now)
+    return peak
+
+
+def held_seconds(holds: list[Hold]) -> float:
+    return statistics.median((h.closed or h.opened) - h.opened for h in holds)
+
+
+def wait_for_holds(listener: HungListener, hung: int, seconds: float) -> list[Hold]:
+    """The ``hung`` connections, once their peer has closed them all."""
+    holds: list[Hold] = []
+    deadline = time.monotonic() + seconds
+    while True:
+        closed, still_open = listener.take()
+        holds += closed
+        if len(holds) >= hung and not still_open:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"hung listener: {len(holds)} connections closed, "
+                               f"{still_open} open; expected {hung}")
+        time.sleep(POLL_SECONDS)
+    if len(holds) != hung:
+        raise RuntimeError(f"hung listener saw {len(holds)} connections, expected {hung}")
+    return holds
+
+
 # ------------------------------------------------------------------------- access log
 
 
@@ -297,11 +463,33 @@ def run_monitord(server: Server, sites: int, sweeps: int, reuse: bool,
     return replace(figures, connections="reused" if reuse else "new")
 
 
-def run_child(port: int, sites: int, sweeps: int, work_dir: Path, profile: bool) -> str:
+def run_monitord_hung(server: Server, sites: int, listener: HungListener, hung: int,
+                      timeout: float) -> HungFigures:
+    """One sweep over N healthy + H hung sites (new connections), beside a healthy-only one."""
+    log = AccessLog(server.access_log)
+    listener.take()
+    try:
+        with tempfile.TemporaryDirectory(prefix="http-sweep-monitord-hung-") as tmp:
+            extra = ["--hung", str(hung), "--hung-port", str(listener.port),
+                     "--hung-timeout", f"{timeout:g}s"]
+            output = run_child(server.close_port, sites, 1, Path(tmp), False, extra)
+        holds = wait_for_holds(listener, hung, 5.0)
+        lines = [line for line in log.new_lines() if line.agent != MONIT_AGENT]
+    finally:
+        log.close()
+    check_log(lines, sites, 3, "monitord (hung)")  # warm-up, healthy-only, healthy + hung
+    walls = json.loads(output.strip().splitlines()[-1])
+    return HungFigures("monitord", sites, hung, timeout, walls["sweep"], walls["healthy"],
+                       held_seconds(holds), most_at_once(holds), "new connections")
+
+
+def run_child(port: int, sites: int, sweeps: int, work_dir: Path, profile: bool,
+              extra: list[str] | None = None) -> str:
     """The child's stdout (its figures as JSON); its stderr passes through."""
     argv = [sys.executable, __file__, "--role", "child", "--port", str(port),
             "--sites", str(sites), "--sweeps", str(sweeps), "--work-dir", str(work_dir)]
     argv += ["--profile"] if profile else []
+    argv += extra or []
     child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                              start_new_session=True)
     try:
@@ -314,23 +502,31 @@ def run_child(port: int, sites: int, sweeps: int, work_dir: Path, profile: bool)
     return output.decode()
 
 
-def child_main(port: int, sites: int, sweeps: int, work_dir: Path, profile: bool) -> None:
+def child_main(port: int, sites: int, sweeps: int, work_dir: Path, profile: bool,
+               hung: tuple[int, int, float]) -> None:
     import asyncio
 
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if hung[0]:
+        print(json.dumps(asyncio.run(child_hung_sweep(port, sites, work_dir, hung))))
+        return
     figures = asyncio.run(child_sweeps(port, sites, sweeps, work_dir, profile))
     print(json.dumps(asdict(figures)))
 
 
-def write_config(path: Path, port: int, sites: int) -> None:
-    checks = "\n".join(
-        f'[[check]]\nname = "{site_name(i)}"\nprobe = "http"\n'
-        f'url = "http://{ADDRESS}:{port}/"\nhost_header = "{site_name(i)}.test"\n'
-        f"expect_status = [200]\n"
-        for i in range(sites)
-    )
-    path.write_text(checks)
+def write_config(path: Path, port: int, sites: int,
+                 hung: tuple[int, int, float] = (0, 0, 0.0)) -> None:
+    count, hung_port, timeout = hung
+    limit = f'timeout = "{format_duration(timeout)}"\n' if count else ""
+    checks = [
+        f'[[check]]\nname = "{name}"\nprobe = "http"\n'
+        f'url = "http://{ADDRESS}:{where}/"\nhost_header = "{name}.test"\n'
+        f"expect_status = [200]\n{limit}"
+        for name, where in [(site_name(i), port) for i in range(sites)] +
+                           [(hung_name(i), hung_port) for i in range(count)]
+    ]
+    path.write_text("\n".join(checks))
 
 
 async def child_sweeps(port: int, sites: int, sweeps: int, work_dir: Path,
@@ -352,6 +548,31 @@ async def child_sweeps(port: int, sites: int, sweeps: int, work_dir: Path,
     note = "profiled" if profile else f"concurrency {config.agent.max_concurrent_probes}"
     return Figures("monitord", sites, sites * sweeps, cpu, peak, statistics.median(walls),
                    "", note)
+
+
+async def child_hung_sweep(port: int, sites: int, work_dir: Path,
+                           hung: tuple[int, int, float]) -> dict[str, float]:
+    """A warm-up and a timed sweep over the healthy sites, then one over healthy + hung."""
+    from monitord.agent.daemon import Agent
+    from monitord.config import load_config
+
+    path = work_dir / "monitord.toml"
+    write_config(path, port, sites, hung)
+    config = load_config(path, state_dir=str(work_dir / "state"))
+    healthy = config.checks[:sites]
+    hung_names = frozenset(c.name for c in config.checks[sites:])
+    agent = Agent(config)
+    await agent.start()
+    try:
+        await sweep(agent, healthy)  # warm-up: imports aiohttp
+        start = time.monotonic()
+        await sweep(agent, healthy)
+        middle = time.monotonic()
+        await sweep(agent, config.checks, hung_names)
+        end = time.monotonic()
+    finally:
+        await agent.close()
+    return {"healthy": middle - start, "sweep": end - middle}
 
 
 async def measured_sweeps(agent: Any, sweeps: int, profile: bool) -> tuple[float, list[float]]:
@@ -377,8 +598,10 @@ async def timed_sweep(agent: Any) -> float:
     return time.monotonic() - start
 
 
-async def sweep(agent: Any) -> None:
-    """Run every check once, concurrently up to max_concurrent_probes; all must be OK."""
+async def sweep(agent: Any, checks: list[Any] | None = None,
+                hung: frozenset[str] = frozenset()) -> None:
+    """Run every check once, concurrently up to max_concurrent_probes; all must be OK
+    but the ``hung`` ones, which must all fail."""
     import asyncio
 
     from monitord.model import Status
@@ -389,10 +612,13 @@ async def sweep(agent: Any) -> None:
         async with limit:
             return await agent.run_once(check)
 
-    results = await asyncio.gather(*(bounded(c) for c in agent.config.checks))
-    failed = [r.summary for r in results if r.status is not Status.OK]
-    if failed:
-        raise RuntimeError(f"{len(failed)} of {len(results)} checks not OK, e.g. {failed[0]}")
+    checks = agent.config.checks if checks is None else checks
+    results = await asyncio.gather(*(bounded(c) for c in checks))
+    wrong = [f"{c.name}: {r.summary}" for c, r in zip(checks, results, strict=True)
+             if (r.status is Status.OK) == (c.name in hung)]
+    if wrong:
+        raise RuntimeError(f"{len(wrong)} of {len(results)} checks not as expected "
+                           f"(OK, or failed if hung), e.g. {wrong[0]}")
 
 
 def report_profile(profiler: Any) -> None:
@@ -406,7 +632,8 @@ def report_profile(profiler: Any) -> None:
 # ------------------------------------------------------------------------------- monit
 
 
-def monitrc(directory: Path, port: int, sites: int) -> str:
+def monitrc(directory: Path, port: int, sites: int,
+            hung: tuple[int, int, float] = (0, 0, 0.0)) -> str:
     head = "\n".join([
         f"set daemon {MONIT_CYCLE_SECONDS}",
         f"set logfile {directory / 'monit.log'}",
@@ -421,7 +648,16 @@ def monitrc(directory: Path, port: int, sites: int) -> str:
         f"  then alert"
         for i in range(sites)
     )
-    return f"{head}\n{checks}\n"
+    count, hung_port, timeout = hung
+    hung_checks = "".join(
+        f"check host {hung_name(i)} with address {ADDRESS}\n"
+        f'  if failed port {hung_port} protocol http method GET request "/"\n'
+        f"     with http headers [Host: {hung_name(i)}.test, User-Agent: {MONIT_AGENT}]\n"
+        f"     with timeout {round(timeout)} seconds\n"
+        f"  then alert\n"
+        for i in range(count)
+    )
+    return f"{head}\n{checks}\n{hung_checks}"
 
 
 def task_cpu_seconds(pid: int) -> float:
@@ -489,6 +725,60 @@ def watch_monit(process: subprocess.Popen[bytes], log: AccessLog, sites: int,
                    statistics.median(spans), "new", note)
 
 
+def run_monit_hung(server: Server, sites: int, listener: HungListener, hung: int,
+                   timeout: float, healthy_seconds: float) -> HungFigures:
+    """Monit's first cycle over N healthy + H hung sites, from its first request (or
+    connection) to its last request or the close of its last hung connection."""
+    with tempfile.TemporaryDirectory(prefix="http-sweep-monit-hung-") as tmp:
+        directory = Path(tmp)
+        rc = directory / "monitrc"
+        rc.write_text(monitrc(directory, server.port, sites, (hung, listener.port, timeout)))
+        rc.chmod(0o600)
+        subprocess.run([MONIT, "-t", "-c", str(rc)], check=True, stdout=subprocess.DEVNULL,
+                       stdin=subprocess.DEVNULL)
+        log = AccessLog(server.access_log)
+        listener.take()
+        errors = directory / "monit.stderr"  # it reports every failed test there too
+        with errors.open("wb") as sink:
+            process = subprocess.Popen([MONIT, "-I", "-c", str(rc)], stdin=subprocess.DEVNULL,
+                                       stdout=subprocess.DEVNULL, stderr=sink,
+                                       start_new_session=True)
+        try:
+            lines, holds = watch_monit_hung(process, log, listener, sites, hung, timeout)
+        except RuntimeError as e:
+            tail = errors.read_text(errors="replace").splitlines()[-5:]
+            raise RuntimeError("\n".join([str(e), "monit's stderr ends:", *tail])) from e
+        finally:
+            stop(process)
+            log.close()
+    check_log(lines, sites, 1, "monit (hung)")
+    times = [line.at for line in lines] + [h.opened for h in holds] + \
+        [h.closed for h in holds if h.closed is not None]
+    return HungFigures("monit", sites, hung, timeout, max(times) - min(times),
+                       healthy_seconds, held_seconds(holds), most_at_once(holds),
+                       "healthy-only: monit row above")
+
+
+def watch_monit_hung(process: subprocess.Popen[bytes], log: AccessLog,
+                     listener: HungListener, sites: int, hung: int,
+                     timeout: float) -> tuple[list[LogLine], list[Hold]]:
+    """Wait for one whole cycle: N requests in the log and H hung connections closed."""
+    deadline = time.monotonic() + 30 + hung * timeout * 2 + sites * 0.01
+    lines: list[LogLine] = []
+    holds: list[Hold] = []
+    while len(lines) < sites or len(holds) < hung:
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"monit stopped or overran: {len(lines)} requests and "
+                               f"{len(holds)} hung connections seen")
+        time.sleep(POLL_SECONDS)
+        lines += [line for line in log.new_lines() if line.agent == MONIT_AGENT]
+        holds += listener.take()[0]
+    if len(lines) != sites or len(holds) != hung:
+        raise RuntimeError(f"monit cycle boundary missed: {len(lines)} requests, "
+                           f"{len(holds)} hung connections")
+    return lines, holds
+
+
 def cycles(lines: list[LogLine], sites: int) -> list[list[LogLine]]:
     return [lines[i : i + sites] for i in range(0, len(lines), sites)]
 
@@ -535,6 +825,18 @@ def table(rows: list[Figures]) -> str:
     return "\n".join([head, "-" * len(head), *body])
 
 
+def hung_table(rows: list[HungFigures]) -> str:
+    head = (f"{'tool':<9} {'N':>5} {'H':>4} {'timeout':>7} {'sweep wall s':>13} "
+            f"{'healthy-only s':>15} {'added s':>8} {'held s':>7} {'at once':>8}  note")
+    body = [
+        f"{r.tool:<9} {r.sites:>5} {r.hung:>4} {format_duration(r.timeout):>7} "
+        f"{r.sweep_seconds:>13.3f} {r.healthy_seconds:>15.3f} {r.added_seconds:>8.3f} "
+        f"{r.held_seconds:>7.3f} {r.at_once:>8}  {r.note}"
+        for r in rows
+    ]
+    return "\n".join([head, "-" * len(head), *body])
+
+
 def has(path: str) -> bool:
     return shutil.which(path) is not None
 
@@ -543,21 +845,42 @@ def exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds through the finally blocks that stop servers
 
 
-def parent_main(sites_list: list[int], sweeps: int, server_kind: str, profile: bool) -> None:
+def parent_main(sites_list: list[int], sweeps: int, server_kind: str, profile: bool,
+                hung: int, hung_timeout: float) -> None:
     signal.signal(signal.SIGTERM, exit_on_sigterm)
     kind = server_kind if server_kind != "auto" else ("nginx" if has(NGINX) else "aiohttp")
     started = time.monotonic()
     rows: list[Figures] = []
-    for sites in sites_list:
-        with site_server(kind, sites) as server:
-            rows.append(run_monitord(server, sites, sweeps, True, profile))
-            rows.append(run_monitord(server, sites, sweeps, False, profile))
-            if has(MONIT):
-                rows.append(run_monit(server, sites, sweeps))
+    hung_rows: list[HungFigures] = []
+    with hung_listener(hung) as listener:
+        for sites in sites_list:
+            with site_server(kind, sites) as server:
+                rows.append(run_monitord(server, sites, sweeps, True, profile))
+                rows.append(run_monitord(server, sites, sweeps, False, profile))
+                if has(MONIT):
+                    rows.append(run_monit(server, sites, sweeps))
+                if listener is not None:
+                    hung_rows.append(run_monitord_hung(server, sites, listener, hung,
+                                                       hung_timeout))
+                    if has(MONIT):
+                        hung_rows.append(run_monit_hung(server, sites, listener, hung,
+                                                        hung_timeout, rows[-1].sweep_seconds))
     print("\n".join(machine_lines(kind)))
     print(f"sweeps: 1 warm-up + {sweeps} measured per tool; "
           f"run took {time.monotonic() - started:.0f} s\n")
     print(table(rows))
+    if hung_rows:
+        print(f"\none sweep over N healthy + H hung sites (a listener that accepts and never "
+              f"answers), timeout {format_duration(hung_timeout)}:\n")
+        print(hung_table(hung_rows))
+
+
+def whole_seconds(text: str) -> float:
+    """A duration of whole seconds, at least 1 (Monit's ``with timeout`` takes no less)."""
+    seconds = parse_duration(text)
+    if seconds < 1 or seconds != int(seconds):
+        raise argparse.ArgumentTypeError("expected whole seconds, like 1s or 5s")
+    return seconds
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -570,11 +893,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true",
                         help="cProfile monitord's measured sweeps, stats to stderr "
                              "(inflates its CPU figure)")
+    parser.add_argument("--hung", type=int, default=0, metavar="H",
+                        help="also sweep N healthy + H hung sites, once per tool (default 0)")
+    parser.add_argument("--hung-timeout", type=whole_seconds, default=1.0, metavar="T",
+                        help="the checks' timeout in that sweep, whole seconds (default 1s)")
     hidden = argparse.SUPPRESS
     parser.add_argument("--role", choices=["parent", "child", "serve"], default="parent",
                         help=hidden)
     parser.add_argument("--port", type=int, default=0, help=hidden)
     parser.add_argument("--close-port", type=int, default=0, help=hidden)
+    parser.add_argument("--hung-port", type=int, default=0, help=hidden)
     parser.add_argument("--work-dir", type=Path, help=hidden)
     parser.add_argument("--access-log", type=Path, help=hidden)
     return parser.parse_args(argv)
@@ -583,12 +911,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> None:
     args = parse_args(argv)
     if args.role == "child":
-        child_main(args.port, int(args.sites), args.sweeps, args.work_dir, args.profile)
+        child_main(args.port, int(args.sites), args.sweeps, args.work_dir, args.profile,
+                   (args.hung, args.hung_port, args.hung_timeout))
     elif args.role == "serve":
         serve_aiohttp((args.port, args.close_port), int(args.sites), args.access_log)
     else:
         sites = [int(n) for n in args.sites.split(",")]
-        parent_main(sites, args.sweeps, args.server, args.profile)
+        parent_main(sites, args.sweeps, args.server, args.profile, args.hung,
+                    args.hung_timeout)
 
 
 if __name__ == "__main__":
