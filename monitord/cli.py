@@ -89,7 +89,7 @@ def _central_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     config_help = f"central config file (default: ${ENV_VAR} or {DEFAULT_PATH})"
     central = sub.add_parser(
-        "central", help="run the central incident service, or add tokens",
+        "central", help="run the central incident service, migrate its store, or add tokens",
         description="Without an ACTION, run the central incident service in the foreground "
                     "(SIGTERM or SIGINT stops it).")
     central.add_argument("-c", "--config", default=default_path(), help=config_help)
@@ -102,6 +102,12 @@ def _central_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         # SUPPRESS: a -c given before the action is not reset by this parser's default.
         action.add_argument("-c", "--config", default=argparse.SUPPRESS, help=config_help)
         action.set_defaults(func=_add_token, kind=kind)
+    migrate = tokens.add_parser(
+        "migrate", help="create or upgrade the store's schema, and say what was done",
+        description="Apply the schema files the store lacks (running the service does "
+                    "this too); several processes may run it at once.")
+    migrate.add_argument("-c", "--config", default=argparse.SUPPRESS, help=config_help)
+    migrate.set_defaults(func=_central_migrate)
 
 
 def _incidents_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -214,6 +220,15 @@ def _central(args: argparse.Namespace) -> int:
     config = load_central_config(args.config)
     asyncio.run(_until_signal(lambda stop: serve(config, stop)))
     log.info("central: stopped")
+    return 0
+
+
+def _central_migrate(args: argparse.Namespace) -> int:
+    from monitord.central.backends import migrate
+    from monitord.central.config import load_central_config
+
+    config = load_central_config(args.config)
+    print(asyncio.run(migrate(config)))
     return 0
 
 

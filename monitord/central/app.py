@@ -43,14 +43,9 @@ def create_app(config: CentralConfig, store: Store | None = None,
     return app
 
 
-async def open_store(config: CentralConfig) -> Store:
-    """The backend ``store_url`` names (only SQLite so far; the config loader says so)."""
-    from monitord.central.sqlite_store import SQLiteStore
-
-    return await SQLiteStore.open(config.sqlite_path, config.policy.to_policy())
-
-
 async def _own_store(app: web.Application) -> AsyncIterator[None]:
+    from monitord.central.backends import open_store
+
     app[STORE] = await open_store(app[CONFIG])
     try:
         yield

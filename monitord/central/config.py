@@ -10,18 +10,21 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, NamedTuple
+from typing import Annotated, Literal, NamedTuple
+from urllib.parse import urlsplit
 
 from pydantic import Field, PlainValidator
 
 from monitord.config import PolicyConfig, _check_keys, _found, _Loader, _section
 from monitord.errors import ConfigError
-from monitord.probes.base import Duration, StrictModel
+from monitord.probes.base import AbsolutePath, Duration, StrictModel
 
 DEFAULT_PATH = "/etc/monitord/central.toml"
 ENV_VAR = "MONITORD_CENTRAL_CONFIG"
 SQLITE_PREFIX = "sqlite://"
+POSTGRES_SCHEMES = ("postgresql", "postgres")
 EXAMPLE_URL = '"sqlite:///var/lib/monitord-central/central.db"'
+EXAMPLE_PG_URL = '"postgresql://monitord@127.0.0.1:5432/monitord"'
 
 
 class Address(NamedTuple):
@@ -53,6 +56,7 @@ Listen = Annotated[Address, PlainValidator(_address)]
 class CentralSection(StrictModel):
     listen: Listen = Address("127.0.0.1", 8460)
     store_url: str = "sqlite:///var/lib/monitord-central/central.db"
+    store_password_file: AbsolutePath = ""     # PostgreSQL only; "" = none (or in the URL)
     max_body_bytes: int = Field(default=1048576, ge=1024, le=104857600)
     sweep_every: Duration = 30.0
 
@@ -64,8 +68,28 @@ class CentralConfig:
     path: Path | None = None
 
     @property
+    def store_backend(self) -> Literal["sqlite", "postgres"]:
+        return "sqlite" if self.central.store_url.startswith(SQLITE_PREFIX) else "postgres"
+
+    @property
+    def store_name(self) -> str:
+        """The store for log lines and messages: never its password."""
+        return redact_url(self.central.store_url)
+
+    @property
     def sqlite_path(self) -> Path:
+        if self.store_backend != "sqlite":
+            raise ValueError(f"the store is not SQLite but {self.store_name}")
         return Path(self.central.store_url[len(SQLITE_PREFIX) :])
+
+
+def redact_url(url: str) -> str:
+    """``url`` without the password its user part may carry."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    return parts._replace(netloc=f"{user.partition(':')[0]}@{host}").geturl()
 
 
 def default_path() -> str:
@@ -86,6 +110,13 @@ def load_central_config(path: str | Path) -> CentralConfig:
     url = raw.get("store_url") if isinstance(raw, dict) else None
     if isinstance(url, str) and _store_url_problem(url):
         loader.fail(main, f"[central] store_url: {_store_url_problem(url)}")
+    elif central is not None and central.store_password_file:
+        if not central.store_url.startswith(POSTGRES_SCHEMES):
+            loader.fail(main, "[central] store_password_file: only a PostgreSQL store_url "
+                              f"takes a password, like {EXAMPLE_PG_URL}")
+        elif urlsplit(central.store_url).password is not None:
+            loader.fail(main, "[central] store_password_file: the store_url has a password "
+                              "already; keep it in one place")
     if loader.problems:
         raise ConfigError(loader.problems)
     return CentralConfig(central, policy, main)
@@ -94,11 +125,24 @@ def load_central_config(path: str | Path) -> CentralConfig:
 def _store_url_problem(url: str) -> str:
     """What is wrong with ``url``, or "". Never echoes a URL that may carry a password."""
     scheme, sep, rest = url.partition("://")
-    if scheme in ("postgresql", "postgres"):
-        return f"PostgreSQL is not supported yet; use a SQLite file like {EXAMPLE_URL}"
+    if scheme in POSTGRES_SCHEMES and sep:
+        return _postgres_url_problem(url)
     if scheme != "sqlite" or not sep:
-        got = f'a "{scheme}://" URL' if sep else _found(url)
-        return f'expected "sqlite:///PATH" like {EXAMPLE_URL}, got {got}'
+        got = f'a "{scheme}://" URL' if sep else _found(redact_url(url))
+        return (f'expected "sqlite:///PATH" like {EXAMPLE_URL} or '
+                f'"postgresql://USER@HOST:PORT/DATABASE", got {got}')
     if not rest.startswith("/"):
         return f'expected an absolute path after "sqlite://", like {EXAMPLE_URL}'
+    return ""
+
+
+def _postgres_url_problem(url: str) -> str:
+    form = f'in "postgresql://USER@HOST:PORT/DATABASE" like {EXAMPLE_PG_URL}'
+    parts = urlsplit(url)
+    try:
+        parts.port    # noqa: B018 -- parsing it is the check
+    except ValueError:
+        return f"expected a port from 1 to 65535 {form}"
+    if not parts.path.strip("/"):
+        return f"expected a database name {form}"
     return ""

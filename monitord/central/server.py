@@ -3,6 +3,8 @@
 ``serve`` is uvicorn's lifecycle in small: start (store, sweeper, listening socket), wait
 for the stop flag the signal handlers set, then shut down: connections get
 ``SHUTDOWN_TIMEOUT_SECONDS`` to finish, then the sweeper is cancelled and the store closed.
+The store is the one ``store_url`` names (``backends.open_store``), opened (and migrated)
+before the socket listens.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import re
 from aiohttp import web
 
 from monitord.central import auth
-from monitord.central.app import create_app, open_store
+from monitord.central.app import create_app
+from monitord.central.backends import open_store
 from monitord.central.config import CentralConfig
+from monitord.central.store import Store
 from monitord.errors import MonitordError
 from monitord.events import utc_now
 
@@ -26,7 +30,15 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")   # events.Name
 
 
 async def serve(config: CentralConfig, stop: asyncio.Event) -> None:
-    runner = web.AppRunner(create_app(config), access_log=None,
+    store = await open_store(config)
+    try:
+        await _serve(config, store, stop)
+    finally:
+        await store.close()
+
+
+async def _serve(config: CentralConfig, store: Store, stop: asyncio.Event) -> None:
+    runner = web.AppRunner(create_app(config, store), access_log=None,
                            shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
     await runner.setup()
     try:
@@ -37,7 +49,7 @@ async def serve(config: CentralConfig, stop: asyncio.Event) -> None:
         except OSError as e:
             raise MonitordError(f"cannot listen on {listen}: {e.strerror}; "
                                 "change [central] listen or stop what uses it") from None
-        log.info("central: listening on http://%s/ (store %s)", listen, config.sqlite_path)
+        log.info("central: listening on http://%s/ (store %s)", listen, config.store_name)
         await stop.wait()
         log.info("central: stopping")
     finally:

@@ -1,24 +1,39 @@
 """The store suite's fixtures: every backend behind one ``store`` fixture, and event makers.
 
 A backend is a name in BACKENDS and an ``open`` function that opens that backend's store
-at the test's own location (a file under tmp_path for SQLite; a fresh database or schema
-for PostgreSQL, in time). Opening twice opens the same data, which is how the suite
-checks that incidents survive a restart.
+at the test's own location (a file under tmp_path for SQLite; a fresh database, made
+for the test and dropped after it, for PostgreSQL). Opening twice opens the same data,
+which is how the suite checks that incidents survive a restart.
+
+PostgreSQL is the server at $MONITORD_TEST_POSTGRES (an admin DSN; default the local
+server's ``postgres`` database over 127.0.0.1); if it does not answer, the PostgreSQL
+half of the suite is ``unavailable`` (skipped locally, failed in CI).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
+import os
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import asyncpg
 import pytest
 
+from monitord.central.postgres_store import PostgresStore
 from monitord.central.sqlite_store import SQLiteStore
 from monitord.central.store import Policy, Store
 from monitord.events import Event, PriorityName, Step, new_id
+from tests.conftest import unavailable
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgres"]
+POSTGRES_ADMIN = os.environ.get("MONITORD_TEST_POSTGRES",
+                                "postgresql://postgres@127.0.0.1:5432/postgres")
+POSTGRES_TIMEOUT_SECONDS = 10.0
 POLICY = Policy()                     # P1 15 min, P2 2 h, P3 48 h; reopen 1 h; 3 x interval
 T0 = dt.datetime(2026, 11, 25, 17, 0, tzinfo=dt.UTC)
 HOST = "web1"
@@ -31,26 +46,68 @@ def minutes(n: float) -> dt.datetime:
     return T0 + dt.timedelta(minutes=n)
 
 
-async def _open_sqlite(location: Path, policy: Policy) -> Store:
-    return await SQLiteStore.open(location / "store.db", policy, timeout_seconds=30.0)
+@contextlib.asynccontextmanager
+async def fresh_database() -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database for one test (its DSN); dropped afterwards."""
+    name = f"monitord_test_{uuid.uuid4().hex[:16]}"
+    # CREATE DATABASE takes no parameters; the name is made here, from hex digits only.
+    await _admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlsplit(POSTGRES_ADMIN)._replace(path=f"/{name}").geturl()
+    finally:
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-OPENERS: dict[str, Callable[[Path, Policy], Awaitable[Store]]] = {"sqlite": _open_sqlite}
+async def _admin(statement: str) -> None:
+    try:
+        async with asyncio.timeout(POSTGRES_TIMEOUT_SECONDS):
+            conn = await asyncpg.connect(POSTGRES_ADMIN)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as e:
+        unavailable(f"PostgreSQL at {POSTGRES_ADMIN} does not answer: {e or 'timeout'}")
+    try:
+        async with asyncio.timeout(POSTGRES_TIMEOUT_SECONDS):
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def _location(backend: str, tmp_path: Path) -> AsyncIterator[str]:
+    if backend == "postgres":
+        async with fresh_database() as dsn:
+            yield dsn
+    else:
+        yield str(tmp_path / "store.db")
+
+
+async def _open_sqlite(location: str, policy: Policy) -> Store:
+    return await SQLiteStore.open(Path(location), policy, timeout_seconds=30.0)
+
+
+async def _open_postgres(location: str, policy: Policy) -> Store:
+    return await PostgresStore.open(location, policy, timeout_seconds=30.0, pool_size=4)
+
+
+OPENERS: dict[str, Callable[[str, Policy], Awaitable[Store]]] = {
+    "sqlite": _open_sqlite, "postgres": _open_postgres}
 
 
 @pytest.fixture(params=BACKENDS)
 async def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[OpenStore]:
     """Opens the backend's store at this test's location; closes every one it opened."""
-    opened: list[Store] = []
+    async with _location(request.param, tmp_path) as location:
+        opened: list[Store] = []
 
-    async def open_(policy: Policy = POLICY) -> Store:
-        store = await OPENERS[request.param](tmp_path, policy)
-        opened.append(store)
-        return store
+        async def open_(policy: Policy = POLICY) -> Store:
+            store = await OPENERS[request.param](location, policy)
+            opened.append(store)
+            return store
 
-    yield open_
-    for store in opened:
-        await store.close()
+        try:
+            yield open_
+        finally:
+            for store in opened:
+                await store.close()
 
 
 @pytest.fixture

@@ -148,10 +148,11 @@ def test_bad_name_is_one_clear_line(tmp_path: Path) -> None:
 
 def test_bad_config_is_reported_without_traceback(tmp_path: Path) -> None:
     config = tmp_path / "central.toml"
-    config.write_text('[central]\nstore_url = "postgresql://db/monitord"\n')
+    config.write_text('[central]\nstore_url = "postgresql://db.example/"\n')
     done = central("-c", str(config))
     assert done.returncode == 2
-    assert done.stderr.startswith(f"monitord: {config}: [central] store_url: PostgreSQL")
+    assert done.stderr.startswith(
+        f"monitord: {config}: [central] store_url: expected a database name")
     assert "Traceback" not in done.stderr
 
 
