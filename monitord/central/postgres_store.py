@@ -39,11 +39,11 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from importlib import resources
 from typing import Any, TypeVar
 
 import asyncpg
 
+from monitord.central.common import Trouble, event_text, schema_files, server_down
 from monitord.central.config import redact_url
 from monitord.central.store import (
     SERVER_DOWN,
@@ -185,18 +185,6 @@ VERSION_TABLE = query("""CREATE TABLE IF NOT EXISTS schema_version (
     applied_at timestamptz NOT NULL DEFAULT now())""")
 CURRENT_VERSION = query("SELECT coalesce(max(version), 0) FROM schema_version")
 RECORD_VERSION = query("INSERT INTO schema_version (version, name) VALUES (:version, :name)")
-
-
-@dataclass(frozen=True)
-class _Trouble:
-    """What opens, reopens or updates an incident: a problem event or a silent host."""
-
-    key: str
-    host: str
-    check: str
-    priority: str
-    title: str
-    summary: str
 
 
 @dataclass(frozen=True)
@@ -397,7 +385,7 @@ class PostgresStore:
                 await _add_entry(conn, parent, replace(entry, kind="attached"))
                 return
         assert event.check is not None and event.priority is not None  # Event validates
-        trouble = _Trouble(event.key, event.host, event.check, event.priority,
+        trouble = Trouble(event.key, event.host, event.check, event.priority,
                            event.title or event.summary or event.key, event.summary)
         await self._open(conn, trouble, now, entry)
 
@@ -415,7 +403,7 @@ class PostgresStore:
         entry = _Entry(event.at, "recovery", event.host, "heartbeats resumed", event.id)
         await _resolve_key(conn, f"{event.host}/{SERVER_DOWN}", now, entry)
 
-    async def _open(self, conn: Connection, trouble: _Trouble, now: dt.datetime,
+    async def _open(self, conn: Connection, trouble: Trouble, now: dt.datetime,
                     entry: _Entry) -> tuple[int, bool]:
         """Open, reopen or update the incident for the key: (its id, whether it is new)."""
         due_at = now + self._target(trouble.priority)
@@ -442,8 +430,10 @@ class PostgresStore:
         silent = await _fetch(conn, CLAIM_SILENT, {"now": now, **self._silence()})
         opened = []
         for row in sorted(silent, key=lambda r: str(r["host"])):
-            incident_id, new = await self._open(conn, _server_down(row, now), now, _Entry(
-                now, "problem", MONITORD, _silence_text(row, now)))
+            trouble, text = server_down(row["host"], row["last_heartbeat"],
+                                        row["interval_seconds"], now)
+            incident_id, new = await self._open(conn, trouble, now, _Entry(
+                now, "problem", MONITORD, text))
             if new:
                 opened.append(await self._incident(conn, incident_id, with_timeline=False))
         return opened
@@ -482,7 +472,7 @@ async def migrate(conn: Connection, name: str) -> list[str]:
     Runs inside the caller's transaction, after taking the migrations' advisory lock: a
     second process migrating at the same moment waits, then finds nothing left to do.
     """
-    migrations = _migrations()
+    migrations = schema_files("postgres")
     latest = migrations[-1][0]
     await _execute(conn, LOCK_MIGRATIONS, {"lock": MIGRATION_LOCK})
     await _execute(conn, VERSION_TABLE, {})
@@ -497,18 +487,6 @@ async def migrate(conn: Connection, name: str) -> list[str]:
             await _execute(conn, RECORD_VERSION, {"version": number, "name": file_name})
             applied.append(file_name)
     return applied
-
-
-def _migrations() -> list[tuple[int, str, str]]:
-    folder = resources.files("monitord.central") / "schema" / "postgres"
-    found = []
-    for item in folder.iterdir():
-        match = re.fullmatch(r"(\d+)_\w+\.sql", item.name)
-        if match:
-            found.append((int(match[1]), item.name, item.read_text(encoding="utf-8")))
-    if not found:
-        raise StateError(f"no schema files in {folder}; the monitord install is incomplete")
-    return sorted(found)
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -560,26 +538,6 @@ def _aware(moment: dt.datetime) -> dt.datetime:
     return moment
 
 
-def _event_entry(event: Event, kind: str) -> _Entry:
-    text = "\n\n".join(part for part in (event.summary, event.reason, event.body) if part)
-    steps = json.dumps([step.model_dump(mode="json") for step in event.steps])
-    return _Entry(_aware(event.at), kind, event.host, text or kind, event.id, steps)
-
-
-def _server_down(row: Row, now: dt.datetime) -> _Trouble:
-    host = row["host"]
-    silent = format_duration((now - row["last_heartbeat"]).total_seconds())
-    return _Trouble(f"{host}/{SERVER_DOWN}", host, SERVER_DOWN, "P1",
-                    f"{host}: server down (no heartbeat for {silent})", _silence_text(row, now))
-
-
-def _silence_text(row: Row, now: dt.datetime) -> str:
-    last: dt.datetime = row["last_heartbeat"].astimezone(dt.UTC)
-    return (f"no heartbeat since {last:%Y-%m-%d %H:%M:%S} UTC "
-            f"({format_duration((now - last).total_seconds())} ago); it comes every "
-            f"{format_duration(row['interval_seconds'])}")
-
-
 def _utc(moment: dt.datetime | None) -> dt.datetime | None:
     return None if moment is None else moment.astimezone(dt.UTC)
 
@@ -607,3 +565,8 @@ def _host(row: Row) -> HostInfo:
     return HostInfo(host=row["host"], last_heartbeat=_utc(row["last_heartbeat"]),
                     interval_seconds=row["interval_seconds"],
                     open_incidents=row["open_incidents"], down=bool(row["down"]))
+
+
+def _event_entry(event: Event, kind: str) -> _Entry:
+    text, steps = event_text(event, kind)
+    return _Entry(_aware(event.at), kind, event.host, text, event.id, steps)

@@ -32,15 +32,14 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-import re
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from importlib import resources
 from pathlib import Path
 from typing import TypeVar
 
+from monitord.central.common import Trouble, event_text, schema_files, server_down
 from monitord.central.store import (
     SERVER_DOWN,
     ApplyReport,
@@ -129,18 +128,6 @@ ADD_AGENT = """INSERT INTO agent (host, token_hash, added_at) VALUES (:host, :to
     ON CONFLICT (host) DO UPDATE SET token_hash = excluded.token_hash,
         added_at = excluded.added_at"""
 AGENT_FOR = "SELECT host FROM agent WHERE token_hash = :token_hash"
-
-
-@dataclass(frozen=True)
-class _Trouble:
-    """What opens, reopens or updates an incident: a problem event or a silent host."""
-
-    key: str
-    host: str
-    check: str
-    priority: str
-    title: str
-    summary: str
 
 
 @dataclass(frozen=True)
@@ -330,7 +317,7 @@ class SQLiteStore:
                 self._add_entry(parent, replace(entry, kind="attached"))
                 return
         assert event.check is not None and event.priority is not None  # Event validates
-        trouble = _Trouble(event.key, event.host, event.check, event.priority,
+        trouble = Trouble(event.key, event.host, event.check, event.priority,
                            event.title or event.summary or event.key, event.summary)
         self._open(trouble, now, entry)
 
@@ -352,7 +339,7 @@ class SQLiteStore:
                        event.id)
         self._resolve_key(f"{event.host}/{SERVER_DOWN}", now, entry)
 
-    def _open(self, trouble: _Trouble, now: float, entry: _Entry) -> tuple[int, bool]:
+    def _open(self, trouble: Trouble, now: float, entry: _Entry) -> tuple[int, bool]:
         """Open, reopen or update the incident for the key: (its id, whether it is new)."""
         due_at = now + self._target(trouble.priority)
         params = {"key": trouble.key, "host": trouble.host, "check": trouble.check,
@@ -391,8 +378,10 @@ class SQLiteStore:
             self._db.execute(FORGET_HEARTBEATS, {"before": now - HEARTBEAT_MEMORY_SECONDS})
             for row in self._rows(SILENT_HOSTS, {"now": now, **self._silence()}):
                 self._db.execute(MARK_DOWN, {"host": row["host"], "now": now})
-                incident_id, new = self._open(_server_down(row, now), now, _Entry(
-                    now, "problem", MONITORD, _silence_text(row, now)))
+                trouble, text = server_down(row["host"], _time(row["last_heartbeat"]),
+                                            row["interval_seconds"], _time(now))
+                incident_id, new = self._open(trouble, now, _Entry(now, "problem", MONITORD,
+                                                                   text))
                 if new:
                     opened.append(self._incident(incident_id, with_timeline=False))
         return opened
@@ -455,7 +444,7 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 def _migrate(db: sqlite3.Connection, path: Path) -> None:
     """Apply the schema files newer than the file's user_version, in one transaction."""
-    migrations = _migrations()
+    migrations = [(number, script) for number, _, script in schema_files("sqlite")]
     latest = migrations[-1][0]
     db.execute("BEGIN IMMEDIATE")   # a second process opening the file waits here
     try:
@@ -473,18 +462,6 @@ def _migrate(db: sqlite3.Connection, path: Path) -> None:
     finally:
         if db.in_transaction:
             db.execute("ROLLBACK")
-
-
-def _migrations() -> list[tuple[int, str]]:
-    folder = resources.files("monitord.central") / "schema" / "sqlite"
-    found = []
-    for item in folder.iterdir():
-        match = re.fullmatch(r"(\d+)_\w+\.sql", item.name)
-        if match:
-            found.append((int(match[1]), item.read_text(encoding="utf-8")))
-    if not found:
-        raise StateError(f"no schema files in {folder}; the monitord install is incomplete")
-    return sorted(found)
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -511,25 +488,6 @@ def _maybe_time(epoch: float | None) -> dt.datetime | None:
     return None if epoch is None else _time(epoch)
 
 
-def _event_entry(event: Event, kind: str) -> _Entry:
-    text = "\n\n".join(part for part in (event.summary, event.reason, event.body) if part)
-    steps = json.dumps([step.model_dump(mode="json") for step in event.steps])
-    return _Entry(_epoch(event.at), kind, event.host, text or kind, event.id, steps)
-
-
-def _server_down(row: sqlite3.Row, now: float) -> _Trouble:
-    host = row["host"]
-    silent = format_duration(now - row["last_heartbeat"])
-    return _Trouble(f"{host}/{SERVER_DOWN}", host, SERVER_DOWN, "P1",
-                    f"{host}: server down (no heartbeat for {silent})", _silence_text(row, now))
-
-
-def _silence_text(row: sqlite3.Row, now: float) -> str:
-    return (f"no heartbeat since {_time(row['last_heartbeat']):%Y-%m-%d %H:%M:%S} UTC "
-            f"({format_duration(now - row['last_heartbeat'])} ago); it comes every "
-            f"{format_duration(row['interval_seconds'])}")
-
-
 def _incident(row: sqlite3.Row, timeline: tuple[TimelineEntry, ...] = ()) -> Incident:
     return Incident(
         id=row["id"], key=row["key"], host=row["host"], check=row["check_name"],
@@ -552,3 +510,8 @@ def _host(row: sqlite3.Row) -> HostInfo:
     return HostInfo(host=row["host"], last_heartbeat=_maybe_time(row["last_heartbeat"]),
                     interval_seconds=row["interval_seconds"],
                     open_incidents=row["open_incidents"], down=bool(row["down"]))
+
+
+def _event_entry(event: Event, kind: str) -> _Entry:
+    text, steps = event_text(event, kind)
+    return _Entry(_epoch(event.at), kind, event.host, text, event.id, steps)
