@@ -123,6 +123,12 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         if "Allow" in e.headers:
             response.headers["Allow"] = e.headers["Allow"]
         return response
+    except ConnectionError:
+        # The client went away mid-request (an agent killed while sending): nothing was
+        # applied, there is nobody to answer, and it is no fault of the service.
+        log.info("central: %s %s: the client closed the connection before the request "
+                 "was read", request.method, request.path)
+        return _error_response(ApiError(400, "bad_request", "the request was cut short"))
     except Exception:
         log.exception("central: %s %s failed", request.method, request.path)
         return _error_response(ApiError(500, "internal", "internal error; see the log"))

@@ -165,3 +165,23 @@ def test_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert f"monitord: cannot listen on 127.0.0.1:{port}: " in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_agent_that_hangs_up_mid_request_is_no_error(tmp_path: Path) -> None:
+    port = free_port()
+    config = write_config(tmp_path, port)
+    token = central("add-agent", "web1", "-c", str(config)).stdout.strip()
+    log = tmp_path / "central.log"
+    with service(config, log) as proc:
+        wait_healthy(f"http://127.0.0.1:{port}", proc)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(f"POST /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         f"Authorization: Bearer {token}\r\nContent-Length: 5000\r\n\r\n"
+                         '{"events": ['.encode())   # then gone, as an agent killed mid-send
+        deadline = time.monotonic() + READY_SECONDS
+        while "before the request was read" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(POLL_SECONDS)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    assert "Traceback" not in log.read_text()
