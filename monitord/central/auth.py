@@ -37,12 +37,6 @@ def bearer_token(header: str | None) -> str | None:
     return token
 
 
-# Operators' tokens live beside the agents' in the store's one token table, under a name no
-# host can have (host names start with a letter or digit), so that the Store interface needs
-# nothing new. Only this module knows; dedicated Store methods can replace it here alone.
-OPERATOR_PREFIX = "@"
-
-
 async def add_agent(store: Store, host: str, now: dt.datetime) -> str:
     """A new token for ``host``, replacing its old one; returns the token (shown once)."""
     token = new_token()
@@ -53,19 +47,15 @@ async def add_agent(store: Store, host: str, now: dt.datetime) -> str:
 async def add_operator(store: Store, name: str, now: dt.datetime) -> str:
     """A new token for the person ``name``, replacing their old one."""
     token = new_token()
-    await store.add_agent(OPERATOR_PREFIX + name, token_hash(token), now)
+    await store.set_person_token(name, token_hash(token), now)
     return token
 
 
 async def agent_for(store: Store, token: str) -> str | None:
     """The host an agent token belongs to; None for an unknown or an operator's token."""
-    owner = await store.agent_for(token_hash(token))
-    return owner if owner is not None and not owner.startswith(OPERATOR_PREFIX) else None
+    return await store.agent_for(token_hash(token))
 
 
 async def operator_for(store: Store, token: str) -> str | None:
     """The person an operator token belongs to; None for an unknown or an agent's token."""
-    owner = await store.agent_for(token_hash(token))
-    if owner is None or not owner.startswith(OPERATOR_PREFIX):
-        return None
-    return owner[len(OPERATOR_PREFIX) :]
+    return await store.person_for(token_hash(token))

@@ -49,10 +49,12 @@ from monitord.central.store import (
     SERVER_DOWN,
     ApplyReport,
     Conflict,
+    Escalation,
     HostInfo,
     Incident,
     IncidentStatus,
     NotFound,
+    Notice,
     Policy,
     TimelineEntry,
 )
@@ -111,16 +113,18 @@ LOCK_KEY = query("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 # The key's last incident, if resolved within the window, opens again.
 REOPEN = query("""UPDATE incident SET status = 'open', priority = :priority,
         due_at = :due_at, acknowledged_at = NULL, acknowledged_by = NULL,
-        resolved_at = NULL, resolved_by = NULL, reopened = reopened + 1
+        resolved_at = NULL, resolved_by = NULL, reopened = reopened + 1,
+        escalation_level = 0, notified_at = :now
     WHERE id = (SELECT max(id) FROM incident WHERE key = :key)
       AND status = 'resolved' AND resolved_at > :since RETURNING id""")
 RAISE_PRIORITY = query("""UPDATE incident SET priority = :priority,
-        due_at = least(due_at, :due_at)
+        due_at = least(due_at, :due_at), notified_at = :now
     WHERE key = :key AND status <> 'resolved' AND priority > :priority RETURNING due_at""")
 # One open incident per key: the partial unique index is the upsert's target.
 UPSERT = query("""INSERT INTO incident (key, host, check_name, priority, status, title,
-        summary, opened_at, due_at, last_seen_at, count)
-    VALUES (:key, :host, :check, :priority, 'open', :title, :summary, :now, :due_at, :now, 1)
+        summary, opened_at, due_at, last_seen_at, count, notified_at)
+    VALUES (:key, :host, :check, :priority, 'open', :title, :summary, :now, :due_at, :now, 1,
+            :now)
     ON CONFLICT (key) WHERE status <> 'resolved' DO UPDATE SET count = incident.count + 1,
         last_seen_at = excluded.last_seen_at, summary = excluded.summary
     RETURNING id, count""")
@@ -177,6 +181,58 @@ ADD_AGENT = query("""INSERT INTO agent (host, token_hash, added_at)
     ON CONFLICT (host) DO UPDATE SET token_hash = excluded.token_hash,
         added_at = excluded.added_at""")
 AGENT_FOR = query("SELECT host FROM agent WHERE token_hash = :token_hash")
+OPENED_BETWEEN = query(f"""{INCIDENT} WHERE i.opened_at >= :since AND i.opened_at < :until
+    ORDER BY i.opened_at, i.id""")
+
+# Notices: made beside the change they tell of, at the incident's current level.
+NOTICE_COLUMNS = "id, incident_id, kind, level, created_at, attempts, done"
+ADD_NOTICE = query(f"""INSERT INTO notice (incident_id, kind, level, created_at, next_at)
+    SELECT id, :kind, escalation_level, :now, :now FROM incident WHERE id = :id
+    RETURNING {NOTICE_COLUMNS}""")
+# An open incident goes one level up each time another share of its response target
+# passes: level n+1 is due at (due_at - target) + (n + 1) * share * target. Under READ
+# COMMITTED a second process's UPDATE waits for the first and re-checks the row, so a
+# level is reached (and told) once.
+TARGET = """(CASE priority WHEN 'P1' THEN :p_one::interval WHEN 'P2' THEN :p_two::interval
+    ELSE :p_three::interval END)"""
+ESCALATE = query(f"""UPDATE incident SET escalation_level = escalation_level + 1,
+        notified_at = :now
+    WHERE status = 'open' AND escalation_level < :max_level
+      AND :now >= due_at - (1.0 - (escalation_level + 1) * :share::float8) * {TARGET}
+    RETURNING id""")
+RENOTIFY = query("""UPDATE incident SET notified_at = :now
+    WHERE status = 'open' AND priority = 'P1'
+      AND coalesce(notified_at, opened_at) <= :now::timestamptz - :every::interval
+    RETURNING id""")
+# Due, not leased to anyone, and not behind an unfinished older notice of its incident
+# (people hear of an incident's changes in the order they happened). SKIP LOCKED: two
+# processes claiming at once take different notices.
+CLAIM_NOTICES = query(f"""UPDATE notice SET claimed_until = :until,
+        attempts = attempts + 1
+    WHERE id IN (SELECT n.id FROM notice n
+        WHERE n.finished_at IS NULL AND n.next_at <= :now
+          AND (n.claimed_until IS NULL OR n.claimed_until <= :now)
+          AND NOT EXISTS (SELECT 1 FROM notice o WHERE o.incident_id = n.incident_id
+                          AND o.finished_at IS NULL AND o.id < n.id)
+        ORDER BY n.id LIMIT :limit FOR UPDATE OF n SKIP LOCKED)
+    RETURNING {NOTICE_COLUMNS}""")
+FINISH_NOTICE = query("""UPDATE notice SET done = :done::text[], claimed_until = NULL,
+        last_error = :error, next_at = coalesce(:retry_at::timestamptz, next_at),
+        finished_at = CASE WHEN :retry_at::timestamptz IS NULL THEN :now::timestamptz END
+    WHERE id = :id RETURNING incident_id""")
+
+# People and shared secrets.
+SET_PASSWORD = query("""INSERT INTO person (name, password_hash, added_at)
+    VALUES (:name, :hash, :now)
+    ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash""")
+PASSWORD_HASH = query("SELECT password_hash FROM person WHERE name = :name")
+SET_PERSON_TOKEN = query("""INSERT INTO person (name, token_hash, added_at)
+    VALUES (:name, :hash, :now)
+    ON CONFLICT (name) DO UPDATE SET token_hash = excluded.token_hash""")
+PERSON_FOR = query("SELECT name FROM person WHERE token_hash = :hash")
+OFFER_SECRET = query("""INSERT INTO secret (name, value) VALUES (:name, :value)
+    ON CONFLICT (name) DO NOTHING""")
+SECRET = query("SELECT value FROM secret WHERE name = :name")
 
 # Migrations: the lock makes a second process wait, then find the work done.
 LOCK_MIGRATIONS = query("SELECT pg_advisory_xact_lock(:lock)")
@@ -286,10 +342,63 @@ class PostgresStore:
         rows = await self._run(lambda conn: _fetch(conn, HEALED_COUNTS, {}))
         return [(r["host"], r["check_name"], r["fix"], r["count"]) for r in rows]
 
+    async def opened_between(self, since: dt.datetime, until: dt.datetime) -> list[Incident]:
+        params = {"since": _aware(since), "until": _aware(until)}
+        rows = await self._run(lambda conn: _fetch(conn, OPENED_BETWEEN, params))
+        return [_incident(row) for row in rows]
+
+    async def escalate(self, now: dt.datetime, rules: Escalation) -> list[Notice]:
+        _aware(now)
+        return await self._run(lambda conn: self._escalate(conn, now, rules))
+
+    async def claim_notices(self, now: dt.datetime, lease_seconds: float,
+                            limit: int = 50) -> list[Notice]:
+        params = {"now": _aware(now), "until": now + dt.timedelta(seconds=lease_seconds),
+                  "limit": limit}
+        rows = await self._run(lambda conn: _fetch(conn, CLAIM_NOTICES, params))
+        return sorted((_notice_of(row) for row in rows), key=lambda n: n.id)
+
+    async def finish_notice(self, notice_id: int, done: Sequence[str], now: dt.datetime,
+                            retry_at: dt.datetime | None, error: str = "",
+                            text: str = "") -> None:
+        params = {"id": notice_id, "done": list(done), "now": _aware(now),
+                  "retry_at": retry_at, "error": error}
+
+        async def finish(conn: Connection) -> None:
+            rows = await _fetch(conn, FINISH_NOTICE, params)
+            if rows and text:
+                await _add_entry(conn, int(rows[0]["incident_id"]),
+                                 _Entry(now, "notified", MONITORD, text))
+
+        await self._run(finish)
+
+    async def set_password(self, name: str, password_hash: str, now: dt.datetime) -> None:
+        params = {"name": name, "hash": password_hash, "now": _aware(now)}
+        await self._run(lambda conn: _execute(conn, SET_PASSWORD, params))
+
+    async def password_hash(self, name: str) -> str | None:
+        rows = await self._run(lambda conn: _fetch(conn, PASSWORD_HASH, {"name": name}))
+        return rows[0]["password_hash"] if rows else None
+
+    async def set_person_token(self, name: str, token_hash: str, now: dt.datetime) -> None:
+        params = {"name": name, "hash": token_hash, "now": _aware(now)}
+        await self._run(lambda conn: _add_token(conn, SET_PERSON_TOKEN, params))
+
+    async def person_for(self, token_hash: str) -> str | None:
+        rows = await self._run(lambda conn: _fetch(conn, PERSON_FOR, {"hash": token_hash}))
+        return str(rows[0]["name"]) if rows else None
+
+    async def secret(self, name: str, candidate: str) -> str:
+        async def offer(conn: Connection) -> str:
+            await _execute(conn, OFFER_SECRET, {"name": name, "value": candidate})
+            return str((await _fetch(conn, SECRET, {"name": name}))[0]["value"])
+
+        return await self._run(offer)
+
     async def add_agent(self, host: str, token_hash: str, now: dt.datetime) -> None:
         """Register (or re-key) an agent; only the token's hash is stored."""
         params = {"host": host, "token_hash": token_hash, "now": _aware(now)}
-        await self._run(lambda conn: _add_agent(conn, params))
+        await self._run(lambda conn: _add_token(conn, ADD_AGENT, params))
 
     async def agent_for(self, token_hash: str) -> str | None:
         """The host a token belongs to, or None."""
@@ -421,7 +530,28 @@ class PostgresStore:
             await _add_entry(conn, incident_id, _Entry(
                 now, "priority", MONITORD, f"priority raised to {trouble.priority}; now due "
                 f"by {raised[0]['due_at']:%Y-%m-%d %H:%M:%S} UTC", entry.event_id))
-        return incident_id, reopened or count == 1
+            await _notice(conn, incident_id, "escalated", now)
+        new = reopened or count == 1
+        if new:
+            await _notice(conn, incident_id, "opened", now)
+        return incident_id, new
+
+    # --- notices --------------------------------------------------------------------
+
+    async def _escalate(self, conn: Connection, now: dt.datetime,
+                        rules: Escalation) -> list[Notice]:
+        made = []
+        if rules.escalate_at > 0 and rules.max_level > 0:
+            params = {"now": now, "share": rules.escalate_at, "max_level": rules.max_level,
+                      "p_one": self._target("P1"), "p_two": self._target("P2"),
+                      "p_three": self._target("P3")}
+            for row in await _fetch(conn, ESCALATE, params):
+                made.append(await _notice(conn, int(row["id"]), "escalated", now))
+        if rules.renotify_every > 0:
+            every = dt.timedelta(seconds=rules.renotify_every)
+            for row in await _fetch(conn, RENOTIFY, {"now": now, "every": every}):
+                made.append(await _notice(conn, int(row["id"]), "renotify", now))
+        return made
 
     # --- heartbeats -----------------------------------------------------------------
 
@@ -461,6 +591,8 @@ class PostgresStore:
             raise Conflict(f"incident {incident_id} is {current[0]['status']}: it cannot be "
                            f"{entry.kind} (a new problem on {current[0]['key']} reopens it)")
         await _add_entry(conn, incident_id, entry)
+        if entry.kind in ("acknowledged", "resolved"):
+            await _notice(conn, incident_id, entry.kind, entry.at)
         return await self._incident(conn, incident_id)
 
 
@@ -516,6 +648,12 @@ async def _open_id(conn: Connection, key: str) -> int | None:
 async def _resolve_key(conn: Connection, key: str, now: dt.datetime, entry: _Entry) -> None:
     for row in await _fetch(conn, RESOLVE_KEY, {"key": key, "now": now, "who": MONITORD}):
         await _add_entry(conn, int(row["id"]), entry)
+        await _notice(conn, int(row["id"]), "resolved", now)
+
+
+async def _notice(conn: Connection, incident_id: int, kind: str, now: dt.datetime) -> Notice:
+    [row] = await _fetch(conn, ADD_NOTICE, {"id": incident_id, "kind": kind, "now": now})
+    return _notice_of(row)
 
 
 async def _add_entry(conn: Connection, incident_id: int, entry: _Entry) -> None:
@@ -524,11 +662,11 @@ async def _add_entry(conn: Connection, incident_id: int, entry: _Entry) -> None:
                                      "event_id": entry.event_id, "steps": entry.steps})
 
 
-async def _add_agent(conn: Connection, params: Mapping[str, object]) -> None:
+async def _add_token(conn: Connection, sql: Query, params: Mapping[str, object]) -> None:
     try:
-        await _execute(conn, ADD_AGENT, params)
+        await _execute(conn, sql, params)
     except asyncpg.UniqueViolationError:
-        raise Conflict("that token is already registered to another host; "
+        raise Conflict("that token is already registered to someone else; "
                        "make a new token") from None
 
 
@@ -552,7 +690,13 @@ def _incident(row: Row, timeline: tuple[TimelineEntry, ...] = ()) -> Incident:
         acknowledged_at=_utc(row["acknowledged_at"]), acknowledged_by=row["acknowledged_by"],
         resolved_at=_utc(row["resolved_at"]), resolved_by=row["resolved_by"],
         reopened=row["reopened"], attached=tuple(sorted(row["attached_keys"])),
-        timeline=timeline)
+        timeline=timeline, escalation_level=row["escalation_level"])
+
+
+def _notice_of(row: Row) -> Notice:
+    return Notice(id=row["id"], incident_id=row["incident_id"], kind=row["kind"],
+                  level=row["level"], created_at=row["created_at"].astimezone(dt.UTC),
+                  attempts=row["attempts"], done=tuple(row["done"]))
 
 
 def _entry(row: Row) -> TimelineEntry:

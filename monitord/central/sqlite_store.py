@@ -44,10 +44,12 @@ from monitord.central.store import (
     SERVER_DOWN,
     ApplyReport,
     Conflict,
+    Escalation,
     HostInfo,
     Incident,
     IncidentStatus,
     NotFound,
+    Notice,
     Policy,
     TimelineEntry,
 )
@@ -69,15 +71,17 @@ NOTE_HOST = "INSERT INTO host (host) VALUES (:host) ON CONFLICT (host) DO NOTHIN
 # The key's last incident, if resolved within the window, opens again.
 REOPEN = """UPDATE incident SET status = 'open', priority = :priority, due_at = :due_at,
         acknowledged_at = NULL, acknowledged_by = NULL, resolved_at = NULL,
-        resolved_by = NULL, reopened = reopened + 1
+        resolved_by = NULL, reopened = reopened + 1, escalation_level = 0, notified_at = :now
     WHERE id = (SELECT max(id) FROM incident WHERE key = :key)
       AND status = 'resolved' AND resolved_at > :since"""
-RAISE_PRIORITY = """UPDATE incident SET priority = :priority, due_at = min(due_at, :due_at)
+RAISE_PRIORITY = """UPDATE incident SET priority = :priority, due_at = min(due_at, :due_at),
+        notified_at = :now
     WHERE key = :key AND status != 'resolved' AND priority > :priority RETURNING due_at"""
 # One open incident per key: the partial unique index is the upsert's target.
 UPSERT = """INSERT INTO incident (key, host, check_name, priority, status, title, summary,
-        opened_at, due_at, last_seen_at, count)
-    VALUES (:key, :host, :check, :priority, 'open', :title, :summary, :now, :due_at, :now, 1)
+        opened_at, due_at, last_seen_at, count, notified_at)
+    VALUES (:key, :host, :check, :priority, 'open', :title, :summary, :now, :due_at, :now, 1,
+            :now)
     ON CONFLICT (key) WHERE status != 'resolved' DO UPDATE SET count = count + 1,
         last_seen_at = excluded.last_seen_at, summary = excluded.summary
     RETURNING id, count"""
@@ -128,6 +132,48 @@ ADD_AGENT = """INSERT INTO agent (host, token_hash, added_at) VALUES (:host, :to
     ON CONFLICT (host) DO UPDATE SET token_hash = excluded.token_hash,
         added_at = excluded.added_at"""
 AGENT_FOR = "SELECT host FROM agent WHERE token_hash = :token_hash"
+OPENED_BETWEEN = f"""{INCIDENT} WHERE i.opened_at >= :since AND i.opened_at < :until
+    ORDER BY i.opened_at, i.id"""
+
+# Notices: made beside the change they tell of, at the incident's current level.
+ADD_NOTICE = """INSERT INTO notice (incident_id, kind, level, created_at, next_at)
+    SELECT id, :kind, escalation_level, :now, :now FROM incident WHERE id = :id
+    RETURNING id, incident_id, kind, level, created_at, attempts, done"""
+# An open incident goes one level up each time another share of its response target
+# passes: level n+1 is due at (due_at - target) + (n + 1) * share * target.
+TARGET = "(CASE priority WHEN 'P1' THEN :p1 WHEN 'P2' THEN :p2 ELSE :p3 END)"
+ESCALATE = f"""UPDATE incident SET escalation_level = escalation_level + 1, notified_at = :now
+    WHERE status = 'open' AND escalation_level < :max_level
+      AND :now >= due_at - (1.0 - (escalation_level + 1) * :share) * {TARGET}
+    RETURNING id"""
+RENOTIFY = """UPDATE incident SET notified_at = :now
+    WHERE status = 'open' AND priority = 'P1'
+      AND coalesce(notified_at, opened_at) <= :now - :every RETURNING id"""
+# Due, not leased to anyone, and not behind an unfinished older notice of its incident
+# (people hear of an incident's changes in the order they happened).
+CLAIM_NOTICES = """UPDATE notice SET claimed_until = :until, attempts = attempts + 1
+    WHERE id IN (SELECT n.id FROM notice n
+        WHERE n.finished_at IS NULL AND n.next_at <= :now
+          AND (n.claimed_until IS NULL OR n.claimed_until <= :now)
+          AND NOT EXISTS (SELECT 1 FROM notice o WHERE o.incident_id = n.incident_id
+                          AND o.finished_at IS NULL AND o.id < n.id)
+        ORDER BY n.id LIMIT :limit)
+    RETURNING id, incident_id, kind, level, created_at, attempts, done"""
+FINISH_NOTICE = """UPDATE notice SET done = :done, claimed_until = NULL, last_error = :error,
+        next_at = coalesce(:retry_at, next_at),
+        finished_at = CASE WHEN :retry_at IS NULL THEN :now END
+    WHERE id = :id RETURNING incident_id"""
+
+# People and shared secrets.
+SET_PASSWORD = """INSERT INTO person (name, password_hash, added_at) VALUES (:name, :hash, :now)
+    ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash"""
+PASSWORD_HASH = "SELECT password_hash FROM person WHERE name = :name"
+SET_PERSON_TOKEN = """INSERT INTO person (name, token_hash, added_at) VALUES (:name, :hash, :now)
+    ON CONFLICT (name) DO UPDATE SET token_hash = excluded.token_hash"""
+PERSON_FOR = "SELECT name FROM person WHERE token_hash = :hash"
+OFFER_SECRET = """INSERT INTO secret (name, value) VALUES (:name, :value)
+    ON CONFLICT (name) DO NOTHING"""
+SECRET = "SELECT value FROM secret WHERE name = :name"
 
 
 @dataclass(frozen=True)
@@ -213,10 +259,60 @@ class SQLiteStore:
         rows = await self._run(lambda: self._rows(HEALED_COUNTS, {}))
         return [(r["host"], r["check_name"], r["fix"], r["count"]) for r in rows]
 
+    async def opened_between(self, since: dt.datetime, until: dt.datetime) -> list[Incident]:
+        params = {"since": _epoch(since), "until": _epoch(until)}
+        rows = await self._run(lambda: self._rows(OPENED_BETWEEN, params))
+        return [_incident(row) for row in rows]
+
+    async def escalate(self, now: dt.datetime, rules: Escalation) -> list[Notice]:
+        return await self._run(lambda: self._escalate(_epoch(now), rules))
+
+    async def claim_notices(self, now: dt.datetime, lease_seconds: float,
+                            limit: int = 50) -> list[Notice]:
+        params = {"now": _epoch(now), "until": _epoch(now) + lease_seconds, "limit": limit}
+
+        def claim() -> list[Notice]:
+            with self._transaction():
+                rows = self._rows(CLAIM_NOTICES, params)
+                return sorted((_notice(row) for row in rows), key=lambda n: n.id)
+
+        return await self._run(claim)
+
+    async def finish_notice(self, notice_id: int, done: Sequence[str], now: dt.datetime,
+                            retry_at: dt.datetime | None, error: str = "",
+                            text: str = "") -> None:
+        params = {"id": notice_id, "done": json.dumps(list(done)), "now": _epoch(now),
+                  "retry_at": None if retry_at is None else _epoch(retry_at), "error": error}
+        await self._run(lambda: self._finish_notice(params, _epoch(now), text))
+
+    async def set_password(self, name: str, password_hash: str, now: dt.datetime) -> None:
+        params = {"name": name, "hash": password_hash, "now": _epoch(now)}
+        await self._run(lambda: self._write(SET_PASSWORD, params))
+
+    async def password_hash(self, name: str) -> str | None:
+        rows = await self._run(lambda: self._rows(PASSWORD_HASH, {"name": name}))
+        return rows[0]["password_hash"] if rows else None
+
+    async def set_person_token(self, name: str, token_hash: str, now: dt.datetime) -> None:
+        params = {"name": name, "hash": token_hash, "now": _epoch(now)}
+        await self._run(lambda: self._add_token(SET_PERSON_TOKEN, params))
+
+    async def person_for(self, token_hash: str) -> str | None:
+        rows = await self._run(lambda: self._rows(PERSON_FOR, {"hash": token_hash}))
+        return str(rows[0]["name"]) if rows else None
+
+    async def secret(self, name: str, candidate: str) -> str:
+        def offer() -> str:
+            with self._transaction():
+                self._db.execute(OFFER_SECRET, {"name": name, "value": candidate})
+                return str(self._db.execute(SECRET, {"name": name}).fetchone()["value"])
+
+        return await self._run(offer)
+
     async def add_agent(self, host: str, token_hash: str, now: dt.datetime) -> None:
         """Register (or re-key) an agent; only the token's hash is stored."""
         params = {"host": host, "token_hash": token_hash, "now": _epoch(now)}
-        await self._run(lambda: self._add_agent(params))
+        await self._run(lambda: self._add_token(ADD_AGENT, params))
 
     async def agent_for(self, token_hash: str) -> str | None:
         """The host a token belongs to, or None."""
@@ -354,7 +450,11 @@ class SQLiteStore:
             self._add_entry(incident_id, _Entry(
                 now, "priority", MONITORD, f"priority raised to {trouble.priority}; now due "
                 f"by {_time(raised[0]['due_at']):%Y-%m-%d %H:%M:%S} UTC", entry.event_id))
-        return incident_id, reopened or count == 1
+            self._notice(incident_id, "escalated", now)
+        new = reopened or count == 1
+        if new:
+            self._notice(incident_id, "opened", now)
+        return incident_id, new
 
     def _open_id(self, key: str) -> int | None:
         row = self._db.execute(OPEN_FOR_KEY, {"key": key}).fetchone()
@@ -364,6 +464,7 @@ class SQLiteStore:
         params = {"key": key, "now": now, "who": MONITORD}
         for row in self._db.execute(RESOLVE_KEY, params).fetchall():
             self._add_entry(int(row["id"]), entry)
+            self._notice(int(row["id"]), "resolved", now)
 
     def _add_entry(self, incident_id: int, entry: _Entry) -> None:
         self._db.execute(ADD_ENTRY, {"id": incident_id, "at": entry.at, "kind": entry.kind,
@@ -406,15 +507,50 @@ class SQLiteStore:
                 raise Conflict(f"incident {incident_id} is {current.status}: it cannot be "
                                f"{entry.kind} (a new problem on {current.key} reopens it)")
             self._add_entry(incident_id, entry)
+            if entry.kind in ("acknowledged", "resolved"):
+                self._notice(incident_id, entry.kind, entry.at)
             return self._incident(incident_id)
 
-    def _add_agent(self, params: dict[str, object]) -> None:
+    def _add_token(self, sql: str, params: dict[str, object]) -> None:
         with self._transaction():
             try:
-                self._db.execute(ADD_AGENT, params)
+                self._db.execute(sql, params)
             except sqlite3.IntegrityError:
-                raise Conflict("that token is already registered to another host; "
+                raise Conflict("that token is already registered to someone else; "
                                "make a new token") from None
+
+    def _write(self, sql: str, params: Mapping[str, object]) -> None:
+        with self._transaction():
+            self._db.execute(sql, params)
+
+    # --- notices --------------------------------------------------------------------
+
+    def _notice(self, incident_id: int, kind: str, now: float) -> Notice:
+        row = self._db.execute(ADD_NOTICE, {"id": incident_id, "kind": kind,
+                                            "now": now}).fetchone()
+        return _notice(row)
+
+    def _escalate(self, now: float, rules: Escalation) -> list[Notice]:
+        made = []
+        with self._transaction():
+            if rules.escalate_at > 0 and rules.max_level > 0:
+                params = {"now": now, "share": rules.escalate_at,
+                          "max_level": rules.max_level, **self._targets()}
+                for row in self._rows(ESCALATE, params):
+                    made.append(self._notice(int(row["id"]), "escalated", now))
+            if rules.renotify_every > 0:
+                for row in self._rows(RENOTIFY, {"now": now, "every": rules.renotify_every}):
+                    made.append(self._notice(int(row["id"]), "renotify", now))
+        return made
+
+    def _targets(self) -> dict[str, float]:
+        return {"p1": self._target("P1"), "p2": self._target("P2"), "p3": self._target("P3")}
+
+    def _finish_notice(self, params: Mapping[str, object], now: float, text: str) -> None:
+        with self._transaction():
+            row = self._db.execute(FINISH_NOTICE, params).fetchone()
+            if row is not None and text:
+                self._add_entry(int(row["incident_id"]), _Entry(now, "notified", MONITORD, text))
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -497,7 +633,14 @@ def _incident(row: sqlite3.Row, timeline: tuple[TimelineEntry, ...] = ()) -> Inc
         count=row["count"], acknowledged_at=_maybe_time(row["acknowledged_at"]),
         acknowledged_by=row["acknowledged_by"], resolved_at=_maybe_time(row["resolved_at"]),
         resolved_by=row["resolved_by"], reopened=row["reopened"],
-        attached=tuple(sorted(json.loads(row["attached_keys"]))), timeline=timeline)
+        attached=tuple(sorted(json.loads(row["attached_keys"]))), timeline=timeline,
+        escalation_level=row["escalation_level"])
+
+
+def _notice(row: sqlite3.Row) -> Notice:
+    return Notice(id=row["id"], incident_id=row["incident_id"], kind=row["kind"],
+                  level=row["level"], created_at=_time(row["created_at"]),
+                  attempts=row["attempts"], done=tuple(json.loads(row["done"])))
 
 
 def _entry(row: sqlite3.Row) -> TimelineEntry:

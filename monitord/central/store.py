@@ -22,6 +22,16 @@ Rules every backend keeps (and the shared test suite checks):
 - ``due_at = opened_at + target(priority)``; targets come from the store's config.
 - Dedup, reopen and the sweeper are single statements or run inside one write
   transaction, never read-then-write across transactions.
+- Every change people must hear of makes a ``Notice`` in the same transaction: an incident
+  opened (or reopened), its priority raised ("escalated"), acknowledged, resolved (by a
+  person or a recovery). ``escalate`` adds the SLA ones: an open (unacknowledged)
+  incident moves one level up its escalation chain each time another ``escalate_at``
+  share of its response target passes ("escalated"), and an open P1 not told anything for
+  ``renotify_every`` is told again ("renotify"). Each is one atomic statement per
+  incident, so of several central processes only one makes a given notice.
+- ``claim_notices`` leases due notices to one process at a time (a lease that runs out
+  makes them claimable again: a process that died mid-delivery loses nothing);
+  ``finish_notice`` records which channels have it and either ends it or sets its retry.
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ from typing import Literal, Protocol
 from monitord.events import Event
 
 IncidentStatus = Literal["open", "acknowledged", "resolved"]
+NoticeKind = Literal["opened", "escalated", "renotify", "acknowledged", "resolved"]
 SERVER_DOWN = "server-down"
 
 
@@ -80,6 +91,11 @@ class Incident:
     reopened: int = 0
     attached: tuple[str, ...] = ()
     timeline: tuple[TimelineEntry, ...] = ()   # filled by ``incident(id)`` only
+    escalation_level: int = 0     # 0: the first contact; n: the chain's (n+1)th was told
+
+    def overdue(self, now: dt.datetime) -> bool:
+        """Past its due time with nobody's hand on it (open, not acknowledged)."""
+        return self.status == "open" and now > self.due_at
 
 
 @dataclass(frozen=True)
@@ -95,6 +111,28 @@ class HostInfo:
 class ApplyReport:
     applied: int
     duplicates: int
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One thing to tell people about one incident, until every channel has it."""
+
+    id: int
+    incident_id: int
+    kind: NoticeKind
+    level: int                 # the incident's escalation level when the notice was made
+    created_at: dt.datetime
+    attempts: int              # delivery rounds claimed so far, this one included
+    done: tuple[str, ...] = ()   # names of the channels that have it already
+
+
+@dataclass(frozen=True)
+class Escalation:
+    """The SLA rules ``escalate`` applies (from the central config's [escalation])."""
+
+    renotify_every: float = 0.0   # seconds between reminders of an open P1; 0 = never
+    escalate_at: float = 0.0      # share of the response target per level; 0 = never
+    max_level: int = 0            # how far up the chain it goes (its length - 1)
 
 
 class NotFound(LookupError):
@@ -139,6 +177,52 @@ class Store(Protocol):
 
     async def healed_counts(self) -> list[tuple[str, str, str, int]]:
         """(host, check, fix, times it healed) for every fix that healed something."""
+        ...
+
+    async def opened_between(self, since: dt.datetime, until: dt.datetime) -> list[Incident]:
+        """Every incident opened in [since, until), any status, oldest first."""
+        ...
+
+    # --- notices ----------------------------------------------------------------------
+
+    async def escalate(self, now: dt.datetime, rules: Escalation) -> list[Notice]:
+        """Apply the SLA rules to open incidents; returns the notices it made."""
+        ...
+
+    async def claim_notices(self, now: dt.datetime, lease_seconds: float,
+                            limit: int = 50) -> list[Notice]:
+        """Due notices (oldest first), leased to the caller until now + lease_seconds."""
+        ...
+
+    async def finish_notice(self, notice_id: int, done: Sequence[str], now: dt.datetime,
+                            retry_at: dt.datetime | None, error: str = "",
+                            text: str = "") -> None:
+        """Record the channels that have it; end it (``retry_at`` None) or retry it then.
+
+        A non-empty ``text`` goes on the incident's timeline as a "notified" entry.
+        """
+        ...
+
+    # --- people, agents, secrets ------------------------------------------------------
+
+    async def set_password(self, name: str, password_hash: str, now: dt.datetime) -> None:
+        """Add the person ``name`` or change their password (only its hash is given)."""
+        ...
+
+    async def password_hash(self, name: str) -> str | None:
+        """The person's password hash; None if there is no such person (or no password)."""
+        ...
+
+    async def set_person_token(self, name: str, token_hash: str, now: dt.datetime) -> None:
+        """Add the person ``name`` or replace their API token (only its hash is kept)."""
+        ...
+
+    async def person_for(self, token_hash: str) -> str | None:
+        """The person an API token belongs to, or None."""
+        ...
+
+    async def secret(self, name: str, candidate: str) -> str:
+        """The shared secret ``name``; the first caller's ``candidate`` becomes it."""
         ...
 
     async def add_agent(self, host: str, token_hash: str, now: dt.datetime) -> None:

@@ -207,6 +207,7 @@ def test_migrate_run_twice_at_once_applies_the_schema_once(
             run.wait()
     assert [run.returncode for run in runs] == [0, 0]
     name = database.rpartition("/")[2]
-    assert outputs == [f"postgresql://postgres@127.0.0.1:5432/{name}: applied 001_initial.sql\n",
+    applied = "001_initial.sql, 002_people_notices.sql"
+    assert outputs == [f"postgresql://postgres@127.0.0.1:5432/{name}: applied {applied}\n",
                        f"postgresql://postgres@127.0.0.1:5432/{name}: the schema is up to date; "
                        "nothing to do\n"]
