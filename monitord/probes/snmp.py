@@ -11,6 +11,7 @@ for that run, since its counters started again from zero.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import time
@@ -52,6 +53,9 @@ MAX_SHOWN = 5
 # Share of one try's timeout kept back so that the last retry's answer, or the report of
 # none, arrives inside the runner's deadline.
 TRY_SHARE = 0.8
+# pysnmp checks its timers on a coarse tick, so a loaded machine can see its last retry
+# end late; past this share of the runner's deadline the probe gives up on its own.
+OWN_DEADLINE_SHARE = 0.85
 AUTH = {"MD5": "usmHMACMD5AuthProtocol", "SHA": "usmHMACSHAAuthProtocol",
         "SHA224": "usmHMAC128SHA224AuthProtocol", "SHA256": "usmHMAC192SHA256AuthProtocol",
         "SHA384": "usmHMAC256SHA384AuthProtocol", "SHA512": "usmHMAC384SHA512AuthProtocol"}
@@ -135,11 +139,13 @@ class _Session:
     target: Any
     where: str
     tries: str
+    deadline: float = float("inf")    # the event loop's time after which a get gives up
 
 
 async def probe(cfg: Config, ctx: ProbeContext) -> Observation:
     from pysnmp.hlapi.v3arch.asyncio import SnmpEngine, UdpTransportTarget
 
+    deadline = asyncio.get_running_loop().time() + ctx.timeout * OWN_DEADLINE_SHARE
     auth = _auth(cfg)
     per_try = ctx.timeout / (cfg.retries + 1) * TRY_SHARE
     engine = SnmpEngine()
@@ -147,7 +153,7 @@ async def probe(cfg: Config, ctx: ProbeContext) -> Observation:
         target = await UdpTransportTarget.create((cfg.host, cfg.port), timeout=per_try,
                                                  retries=cfg.retries)
         tries = f"{cfg.retries + 1} {'try' if cfg.retries == 0 else 'tries'}"
-        session = _Session(engine, auth, target, f"{cfg.host}:{cfg.port}", tries)
+        session = _Session(engine, auth, target, f"{cfg.host}:{cfg.port}", tries, deadline)
         return await _observe(cfg, ctx, session, per_try)
     finally:
         engine.close_dispatcher()
@@ -175,10 +181,15 @@ async def _observe(cfg: Config, ctx: ProbeContext, s: _Session, per_try: float) 
 async def _get(cfg: Config, s: _Session, names: dict[str, str],
                per_try: float) -> dict[str, Any]:
     from pysnmp.hlapi.v3arch.asyncio import ContextData, ObjectIdentity, ObjectType, get_cmd
+    from pysnmp.proto import errind
 
     binds = [ObjectType(ObjectIdentity(oid)) for oid in names.values()]
-    error, status, index, varbinds = await get_cmd(
-        s.engine, s.auth, s.target, ContextData(), *binds, lookupMib=False)
+    try:
+        async with asyncio.timeout_at(s.deadline):
+            error, status, index, varbinds = await get_cmd(
+                s.engine, s.auth, s.target, ContextData(), *binds, lookupMib=False)
+    except TimeoutError:
+        error, status, index, varbinds = errind.requestTimedOut, 0, 0, []
     _raise_for(cfg, s, error, status, index, per_try)
     values = dict(zip(names, (value for _, value in varbinds), strict=True))
     missing = [f"{name} ({names[name]})" for name, value in values.items() if _absent(value)]
