@@ -174,6 +174,12 @@ ACKNOWLEDGE = query("""UPDATE incident SET status = 'acknowledged', acknowledged
     acknowledged_by = :who WHERE id = :id AND status <> 'resolved' RETURNING id""")
 RESOLVE = query("""UPDATE incident SET status = 'resolved', resolved_at = :now,
     resolved_by = :who WHERE id = :id AND status <> 'resolved' RETURNING id""")
+COUNT_FIX_RUNS = query("""INSERT INTO fix_run (host, check_name, fix, runs, worked, last_at)
+    VALUES (:host, :check, :fix, 1, :worked, :now)
+    ON CONFLICT (host, check_name, fix) DO UPDATE SET runs = fix_run.runs + 1,
+        worked = fix_run.worked + excluded.worked, last_at = excluded.last_at""")
+FIX_RUNS = query("""SELECT host, check_name, fix, runs, worked FROM fix_run
+    ORDER BY host, check_name, fix""")
 HEALED_COUNTS = query(
     "SELECT host, check_name, fix, count FROM healed ORDER BY host, check_name, fix")
 ADD_AGENT = query("""INSERT INTO agent (host, token_hash, added_at)
@@ -342,6 +348,10 @@ class PostgresStore:
         rows = await self._run(lambda conn: _fetch(conn, HEALED_COUNTS, {}))
         return [(r["host"], r["check_name"], r["fix"], r["count"]) for r in rows]
 
+    async def fix_runs(self) -> list[tuple[str, str, str, int, int]]:
+        rows = await self._run(lambda conn: _fetch(conn, FIX_RUNS, {}))
+        return [(r["host"], r["check_name"], r["fix"], r["runs"], r["worked"]) for r in rows]
+
     async def opened_between(self, since: dt.datetime, until: dt.datetime) -> list[Incident]:
         params = {"since": _aware(since), "until": _aware(until)}
         rows = await self._run(lambda conn: _fetch(conn, OPENED_BETWEEN, params))
@@ -476,6 +486,10 @@ class PostgresStore:
 
     async def _dispatch(self, conn: Connection, event: Event, now: dt.datetime) -> None:
         await _execute(conn, NOTE_HOST, {"host": event.host})
+        for step in event.steps:
+            await _execute(conn, COUNT_FIX_RUNS, {
+                "host": event.host, "check": event.check, "now": now, "fix": step.fix,
+                "worked": int(step.reprobe_status == "OK")})
         if event.kind == "problem":
             await self._problem(conn, event, now)
         elif event.kind == "healed":

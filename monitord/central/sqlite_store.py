@@ -127,6 +127,12 @@ ACKNOWLEDGE = """UPDATE incident SET status = 'acknowledged', acknowledged_at = 
     acknowledged_by = :who WHERE id = :id AND status != 'resolved'"""
 RESOLVE = """UPDATE incident SET status = 'resolved', resolved_at = :now, resolved_by = :who
     WHERE id = :id AND status != 'resolved'"""
+COUNT_FIX_RUNS = """INSERT INTO fix_run (host, check_name, fix, runs, worked, last_at)
+    VALUES (:host, :check, :fix, 1, :worked, :now) ON CONFLICT (host, check_name, fix)
+    DO UPDATE SET runs = runs + 1, worked = worked + excluded.worked,
+        last_at = excluded.last_at"""
+FIX_RUNS = """SELECT host, check_name, fix, runs, worked FROM fix_run
+    ORDER BY host, check_name, fix"""
 HEALED_COUNTS = "SELECT host, check_name, fix, count FROM healed ORDER BY host, check_name, fix"
 ADD_AGENT = """INSERT INTO agent (host, token_hash, added_at) VALUES (:host, :token_hash, :now)
     ON CONFLICT (host) DO UPDATE SET token_hash = excluded.token_hash,
@@ -258,6 +264,10 @@ class SQLiteStore:
         """(host, check, fix, times it healed) for every fix that healed something."""
         rows = await self._run(lambda: self._rows(HEALED_COUNTS, {}))
         return [(r["host"], r["check_name"], r["fix"], r["count"]) for r in rows]
+
+    async def fix_runs(self) -> list[tuple[str, str, str, int, int]]:
+        rows = await self._run(lambda: self._rows(FIX_RUNS, {}))
+        return [(r["host"], r["check_name"], r["fix"], r["runs"], r["worked"]) for r in rows]
 
     async def opened_between(self, since: dt.datetime, until: dt.datetime) -> list[Incident]:
         params = {"since": _epoch(since), "until": _epoch(until)}
@@ -395,6 +405,10 @@ class SQLiteStore:
 
     def _dispatch(self, event: Event, now: float) -> None:
         self._db.execute(NOTE_HOST, {"host": event.host})
+        for step in event.steps:
+            self._db.execute(COUNT_FIX_RUNS, {"host": event.host, "check": event.check,
+                                              "fix": step.fix, "now": now,
+                                              "worked": int(step.reprobe_status == "OK")})
         if event.kind == "problem":
             self._problem(event, now)
         elif event.kind == "healed":

@@ -12,7 +12,9 @@ Rules every backend keeps (and the shared test suite checks):
 - ``recovery`` resolves the open incident for its key (resolved_by "monitord"); a
   recovery with no open incident is recorded and changes nothing.
 - ``healed`` is recorded and counted per host, check and fix; if an incident is open for
-  its key, it goes on that incident's timeline too.
+  its key, it goes on that incident's timeline too. Every fix step of a ``problem`` or
+  ``healed`` event counts as a run of its fix (``fix_runs``), and as one that worked when
+  the re-probe after it was OK.
 - A problem with ``suppressed_by`` set, while the parent key (same host) has an open
   incident, is attached to the parent's incident (timeline entry "attached", the child's
   key listed in ``attached``) instead of opening its own.
@@ -63,7 +65,7 @@ class Policy:
 class TimelineEntry:
     at: dt.datetime
     kind: str            # problem, healed, recovery, reopened, attached, acknowledged,
-                         # resolved, comment, priority
+                         # resolved, comment, priority, notified
     who: str             # "monitord", an agent's host, or a person
     text: str
     event_id: str | None = None
@@ -123,7 +125,7 @@ class Notice:
     level: int                 # the incident's escalation level when the notice was made
     created_at: dt.datetime
     attempts: int              # delivery rounds claimed so far, this one included
-    done: tuple[str, ...] = ()   # names of the channels that have it already
+    done: tuple[str, ...] = ()   # channels finished with it: told, or refused for good
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,10 @@ class Store(Protocol):
 
     async def healed_counts(self) -> list[tuple[str, str, str, int]]:
         """(host, check, fix, times it healed) for every fix that healed something."""
+        ...
+
+    async def fix_runs(self) -> list[tuple[str, str, str, int, int]]:
+        """(host, check, fix, runs, runs after which the check passed) for every fix run."""
         ...
 
     async def opened_between(self, since: dt.datetime, until: dt.datetime) -> list[Incident]:

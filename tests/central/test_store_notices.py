@@ -17,7 +17,7 @@ import pytest
 from monitord.central.common import schema_files
 from monitord.central.sqlite_store import SQLiteStore
 from monitord.central.store import Conflict, Escalation, Store
-from tests.central.conftest import POLICY, OpenStore, minutes, problem, recovery
+from tests.central.conftest import POLICY, OpenStore, healed, minutes, problem, recovery, step
 
 LEASE_SECONDS = 300.0
 CLIMB = Escalation(escalate_at=0.5, max_level=2)           # a level every 7.5 min of a P1
@@ -242,3 +242,16 @@ def test_a_version_1_file_keeps_its_operators_as_people(tmp_path: Path) -> None:
             await store.close()
 
     assert asyncio.run(owners()) == ("alice", None, "web1")
+
+
+# --- fix statistics ----------------------------------------------------------------------
+
+async def test_every_fix_step_counts_as_a_run_and_a_passing_reprobe_as_worked(
+        store: Store) -> None:
+    failed = (step("reload-service"), step("restart-service"))
+    await store.apply([problem("web", "P2", steps=failed)], minutes(0))
+    await store.apply([healed("web", fixes=("reload-service", "restart-service"))], minutes(1))
+    await store.apply([healed("web", fixes=("restart-service",), host="web2")], minutes(2))
+    assert await store.fix_runs() == [
+        ("web1", "web", "reload-service", 2, 0), ("web1", "web", "restart-service", 2, 1),
+        ("web2", "web", "restart-service", 1, 1)]

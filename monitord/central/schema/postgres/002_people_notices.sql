@@ -1,6 +1,6 @@
 -- The incident store, PostgreSQL backend: schema version 2 (the SQLite schema's v2).
 -- People (console passwords and API tokens), notices to deliver, SLA escalation state,
--- and secrets every central process shares.
+-- secrets every central process shares, and how every fix did.
 
 -- How far up its escalation chain an incident has gone, and when people were last told
 -- about it (the re-notification clock; NULL = at opening, for incidents made before v2).
@@ -44,4 +44,17 @@ CREATE INDEX notice_by_incident ON notice (incident_id, id) WHERE finished_at IS
 CREATE TABLE secret (
     name   text PRIMARY KEY,
     value  text NOT NULL
+);
+
+-- Every fix run the agents reported (each step of a problem's or a healed event's
+-- ladder), per host, check and fix: how often it ran, and how often its check passed
+-- again right after it. The fix statistics page reads this.
+CREATE TABLE fix_run (
+    host         text NOT NULL,
+    check_name   text NOT NULL,
+    fix          text NOT NULL,
+    runs         integer NOT NULL,
+    worked       integer NOT NULL,
+    last_at      timestamptz NOT NULL,
+    PRIMARY KEY (host, check_name, fix)
 );

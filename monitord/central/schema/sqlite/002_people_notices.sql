@@ -1,6 +1,6 @@
 -- The incident store, SQLite backend: schema version 2.
 -- People (console passwords and API tokens), notices to deliver, SLA escalation state,
--- and secrets every central process shares.
+-- secrets every central process shares, and how every fix did.
 
 -- How far up its escalation chain an incident has gone, and when people were last told
 -- about it (the re-notification clock; NULL = at opening, for incidents made before v2).
@@ -43,4 +43,17 @@ CREATE INDEX notice_by_incident ON notice (incident_id, id) WHERE finished_at IS
 CREATE TABLE secret (
     name   TEXT PRIMARY KEY,
     value  TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- Every fix run the agents reported (each step of a problem's or a healed event's
+-- ladder), per host, check and fix: how often it ran, and how often its check passed
+-- again right after it. The fix statistics page reads this.
+CREATE TABLE fix_run (
+    host         TEXT NOT NULL,
+    check_name   TEXT NOT NULL,
+    fix          TEXT NOT NULL,
+    runs         INTEGER NOT NULL,
+    worked       INTEGER NOT NULL,
+    last_at      REAL NOT NULL,
+    PRIMARY KEY (host, check_name, fix)
 ) WITHOUT ROWID;
