@@ -55,6 +55,10 @@ install:
 	test -e $(ETC)/monitord.toml || install -m 644 etc/monitord/monitord.toml $(ETC)/
 	test -e $(ETC)/central.toml || install -m 600 etc/monitord/central.toml $(ETC)/
 	install -m 644 systemd/monitord.service systemd/monitord-central.service $(UNITS)/
+	# monitord-central@PORT: more processes on one host, one config (README).
+	sed -e 's|central.toml$$|central.toml --listen 127.0.0.1:%i|' \
+	    -e 's|^Description=.*|& on port %i|' systemd/monitord-central.service \
+	    > $(UNITS)/monitord-central@.service
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 	@echo "installed; start it with: systemctl enable --now monitord"
 
@@ -63,7 +67,8 @@ install:
 uninstall:
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
 		systemctl disable --now monitord monitord-central 2>/dev/null || true; fi
-	rm -f $(UNITS)/monitord.service $(UNITS)/monitord-central.service
+	rm -f $(UNITS)/monitord.service $(UNITS)/monitord-central.service \
+	    $(UNITS)/monitord-central@.service
 	rm -rf $(OPT) $(SHARE)
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 	@echo "removed; kept $(ETC) and /var/lib/monitord"

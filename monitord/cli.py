@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
 import os
 import signal
@@ -89,10 +90,13 @@ def _central_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     config_help = f"central config file (default: ${ENV_VAR} or {DEFAULT_PATH})"
     central = sub.add_parser(
-        "central", help="run the central incident service, migrate its store, or add tokens",
+        "central", help="run the central incident service, migrate its store, add tokens or users",
         description="Without an ACTION, run the central incident service in the foreground "
                     "(SIGTERM or SIGINT stops it).")
     central.add_argument("-c", "--config", default=default_path(), help=config_help)
+    central.add_argument("--listen", metavar="HOST:PORT",
+                         help="listen here instead of [central] listen (for several "
+                              "processes on one host sharing one config)")
     central.set_defaults(func=_central)
     tokens = central.add_subparsers(dest="central_command", metavar="ACTION")
     for kind, help_text in (("agent", "print a new token for agent HOST (replaces its old one)"),
@@ -102,12 +106,29 @@ def _central_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         # SUPPRESS: a -c given before the action is not reset by this parser's default.
         action.add_argument("-c", "--config", default=argparse.SUPPRESS, help=config_help)
         action.set_defaults(func=_add_token, kind=kind)
+    user = tokens.add_parser(
+        "add-user", help="set person NAME's web console password (ends their sessions)",
+        description="Reads the password twice from the terminal, or one line from standard "
+                    "input when it is not a terminal (`... add-user NAME < file`); at least "
+                    "12 characters. It is never echoed, logged or stored: only its scrypt hash.")
+    user.add_argument("name", metavar="NAME")
+    user.add_argument("-c", "--config", default=argparse.SUPPRESS, help=config_help)
+    user.set_defaults(func=_add_user)
     migrate = tokens.add_parser(
         "migrate", help="create or upgrade the store's schema, and say what was done",
         description="Apply the schema files the store lacks (running the service does "
                     "this too); several processes may run it at once.")
     migrate.add_argument("-c", "--config", default=argparse.SUPPRESS, help=config_help)
     migrate.set_defaults(func=_central_migrate)
+    report = tokens.add_parser(
+        "sla-report", help="per priority: incidents opened, time to acknowledge, breaches",
+        description="For the incidents opened in the last --since: how many, how soon a "
+                    "person acknowledged them (median and worst), and how many missed "
+                    "their response target.")
+    report.add_argument("--since", default="7d", type=_duration_arg,
+                        help='how far back, like "24h" or "30d" (default 7d)')
+    report.add_argument("-c", "--config", default=argparse.SUPPRESS, help=config_help)
+    report.set_defaults(func=_sla_report)
 
 
 def _incidents_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -218,6 +239,8 @@ def _central(args: argparse.Namespace) -> int:
 
     _setup_logging(logging.INFO)
     config = load_central_config(args.config)
+    if args.listen is not None:
+        config = config.listening_on(args.listen)
     asyncio.run(_until_signal(lambda stop: serve(config, stop)))
     log.info("central: stopped")
     return 0
@@ -232,6 +255,29 @@ def _central_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sla_report(args: argparse.Namespace) -> int:
+    from monitord.central.config import load_central_config
+    from monitord.central.sla import sla_report
+    from monitord.events import utc_now
+
+    config = load_central_config(args.config)
+    print(asyncio.run(sla_report(config, args.since, utc_now())))
+    return 0
+
+
+def _duration_arg(text: str) -> float:
+    from monitord.durations import parse_duration
+
+    try:
+        seconds = parse_duration(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'expected a duration like "24h" or "7d", got "{text}"') from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f'expected a duration above zero, got "{text}"')
+    return seconds
+
+
 def _add_token(args: argparse.Namespace) -> int:
     from monitord.central.config import load_central_config
     from monitord.central.server import add_token
@@ -239,6 +285,40 @@ def _add_token(args: argparse.Namespace) -> int:
     config = load_central_config(args.config)
     print(asyncio.run(add_token(config, args.kind, args.name)))
     return 0
+
+
+def _add_user(args: argparse.Namespace) -> int:
+    from monitord.central.config import load_central_config
+    from monitord.central.server import add_user, check_name
+
+    config = load_central_config(args.config)
+    check_name("user", args.name)
+    asyncio.run(add_user(config, args.name, _read_password(args.name)))
+    print(f"password set for {args.name}: sign in at /console/ of the central service")
+    return 0
+
+
+def _read_password(name: str) -> str:
+    """Twice from the terminal without echo; else the first line of standard input."""
+    from monitord.central.passwords import password_problem
+
+    if sys.stdin is None:
+        return ""
+    if not sys.stdin.isatty():
+        try:
+            return sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+        except UnicodeDecodeError:
+            raise MonitordError("the password on standard input is not UTF-8 text") from None
+    try:
+        password = getpass.getpass(f"password for {name}: ")
+        problem = password_problem(password)
+        if problem:
+            raise MonitordError(problem)
+        if getpass.getpass("the same again: ") != password:
+            raise MonitordError("the two passwords differ; nothing was changed")
+    except EOFError:
+        raise MonitordError("no password given; nothing was changed") from None
+    return password
 
 
 async def _until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:

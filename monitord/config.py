@@ -438,7 +438,8 @@ def _messages(error: ValidationError, model: type[StrictModel]) -> list[str]:
         key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
         kind = item["type"]
         if kind == "extra_forbidden":
-            known = sorted(_model_at(model, loc[:-1]).model_fields)
+            fields = _model_at(model, loc[:-1]).model_fields
+            known = sorted(info.alias or name for name, info in fields.items())
             messages.append(f"{key}: unknown key{_suggest(str(loc[-1]), known)}")
             continue
         if kind == "missing":

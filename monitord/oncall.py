@@ -74,13 +74,18 @@ def table(incidents: list[Incident], now: dt.datetime) -> str:
     rows = [("ID", "PRI", "STATUS", "HOST", "CHECK", "AGE", "DUE", "SUMMARY")]
     for i in incidents:
         status = "ack" if i.status == "acknowledged" else i.status
+        due = due_text(i, now)
         rows.append((str(i.id), i.priority, status, i.host, i.check, age_text(i, now),
-                     due_text(i, now), _one_line(i.summary, 70)))
+                     due.replace("overdue", "OVERDUE") if i.overdue(now) else due,
+                     _one_line(i.summary, 70)))
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]) - 1)]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
-        for r in rows
-    )
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True)) + "  "
+             + r[-1] for r in rows]
+    overdue = sum(i.overdue(now) for i in incidents)
+    if overdue:
+        lines.append(f"{overdue} OVERDUE: past the due time and nobody has acknowledged "
+                     f"{'it' if overdue == 1 else 'them'}")
+    return "\n".join(lines)
 
 
 def details(incident: Incident, now: dt.datetime) -> str:

@@ -26,12 +26,15 @@ def test_install_then_uninstall(tmp_path: Path) -> None:
     site = next((stage / "opt/monitord/lib").glob("python3*/site-packages/monitord"))
     assert (site / "templates/events/problem.body.j2").is_file()
     assert (site / "central/openapi.json").is_file()
+    assert (site / "templates/console/incident.html.j2").is_file()
     assert (site / "central/schema/sqlite/001_initial.sql").is_file()
     assert (stage / "usr/share/monitord/checks/system.toml").is_file()
     fix = stage / "usr/share/monitord/remediations/restart-service"
     assert fix.stat().st_mode & 0o777 == 0o755
     assert (stage / "etc/monitord/remediations.d").stat().st_mode & 0o777 == 0o700
     assert (stage / "etc/systemd/system/monitord.service").is_file()
+    template = (stage / "etc/systemd/system/monitord-central@.service").read_text()
+    assert "monitord central -c /etc/monitord/central.toml --listen 127.0.0.1:%i\n" in template
 
     config = tmp_path / "m.toml"
     config.write_text('[[check]]\nname = "load"\nprobe = "load"\n')
@@ -47,4 +50,5 @@ def test_install_then_uninstall(tmp_path: Path) -> None:
     assert not (stage / "opt/monitord").exists()
     assert not (stage / "usr/share/monitord").exists()
     assert not (stage / "etc/systemd/system/monitord.service").exists()
+    assert not (stage / "etc/systemd/system/monitord-central@.service").exists()
     assert (stage / "etc/monitord/monitord.toml").read_text() == "# mine\n"

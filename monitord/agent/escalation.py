@@ -26,13 +26,14 @@ STOCK_TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "events
 class Renderer:
     """Renders ``KIND.title.j2`` and ``KIND.body.j2``; an admin's file wins over the stock one."""
 
-    def __init__(self, admin_dir: str = "/etc/monitord/templates") -> None:
+    def __init__(self, admin_dir: str = "/etc/monitord/templates",
+                 stock_dir: Path = STOCK_TEMPLATES) -> None:
         loaders: list[jinja2.BaseLoader] = [
             jinja2.FileSystemLoader(admin_dir),
-            jinja2.FileSystemLoader(STOCK_TEMPLATES),
+            jinja2.FileSystemLoader(stock_dir),
         ]
         self._env = _environment(jinja2.ChoiceLoader(loaders))
-        self._stock = _environment(jinja2.FileSystemLoader(STOCK_TEMPLATES))
+        self._stock = _environment(jinja2.FileSystemLoader(stock_dir))
 
     def render(self, kind: str, context: dict[str, Any]) -> tuple[str, str]:
         """Title and body; a broken admin template falls back to the stock one (logged),

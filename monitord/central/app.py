@@ -1,8 +1,8 @@
 """The central service as an aiohttp application: ``create_app(config, store)``.
 
-The app owns its background sweeper (started and cancelled in ``cleanup_ctx``) and, when
-no store is handed in, its store too (opened from ``store_url``, closed at shutdown). A
-store handed in belongs to the caller, who closes it.
+The app owns its background sweeper and notifier (started and cancelled in
+``cleanup_ctx``) and, when no store is handed in, its store too (opened from
+``store_url``, closed at shutdown). A store handed in belongs to the caller, who closes it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from monitord.central.config import CentralConfig
+from monitord.central.console import console_errors, setup_console
 from monitord.central.keys import CLOCK, CONFIG, STORE, SWEEPER, Clock
+from monitord.central.notifier import notifier_ctx
 from monitord.central.payloads import ApiError, timestamp
 from monitord.central.routes import setup_routes
 from monitord.central.store import Conflict, NotFound, Store
@@ -31,7 +33,8 @@ SWEEP_TIMEOUT_SECONDS = 60.0
 def create_app(config: CentralConfig, store: Store | None = None,
                clock: Clock = utc_now) -> web.Application:
     app = web.Application(client_max_size=config.central.max_body_bytes,
-                          middlewares=[json_errors])
+                          # console_errors, inside, answers /console/ paths in HTML
+                          middlewares=[json_errors, console_errors])
     app[CONFIG] = config
     app[CLOCK] = clock
     if store is not None:
@@ -39,7 +42,9 @@ def create_app(config: CentralConfig, store: Store | None = None,
     else:
         app.cleanup_ctx.append(_own_store)
     app.cleanup_ctx.append(_sweeper)
+    app.cleanup_ctx.append(notifier_ctx)
     setup_routes(app)
+    setup_console(app)
     return app
 
 

@@ -8,13 +8,15 @@ Every problem is reported at once, in the agent config's words:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Literal, NamedTuple
 from urllib.parse import urlsplit
 
-from pydantic import Field, PlainValidator
+from pydantic import AfterValidator, Field, PlainValidator
 
+from monitord.central.notify.settings import SECTIONS as NOTIFY_SECTIONS
+from monitord.central.notify.settings import Notifications, load_notifications
 from monitord.config import PolicyConfig, _check_keys, _found, _Loader, _section
 from monitord.errors import ConfigError
 from monitord.probes.base import AbsolutePath, Duration, StrictModel
@@ -53,12 +55,26 @@ def _address(value: object) -> Address:
 Listen = Annotated[Address, PlainValidator(_address)]
 
 
+def _public_url(value: str) -> str:
+    parts = urlsplit(value)
+    if value and (parts.scheme not in ("http", "https") or not parts.hostname
+                  or parts.query or parts.fragment):
+        raise ValueError('expected the URL people reach the service at, like '
+                         '"https://central.example", or "" for none')
+    return value.rstrip("/")
+
+
+PublicUrl = Annotated[str, AfterValidator(_public_url)]
+
+
 class CentralSection(StrictModel):
     listen: Listen = Address("127.0.0.1", 8460)
     store_url: str = "sqlite:///var/lib/monitord-central/central.db"
     store_password_file: AbsolutePath = ""     # PostgreSQL only; "" = none (or in the URL)
     max_body_bytes: int = Field(default=1048576, ge=1024, le=104857600)
     sweep_every: Duration = 30.0
+    console_session: Duration = 43200.0   # how long a web console sign-in lasts
+    public_url: PublicUrl = ""    # where people reach it: links in notifications
 
 
 @dataclass(frozen=True)
@@ -66,6 +82,15 @@ class CentralConfig:
     central: CentralSection
     policy: PolicyConfig    # the agent's [policy] too: the same keys mean the same there
     path: Path | None = None
+    notify: Notifications = field(default_factory=Notifications)   # [mail], [[channel]]...
+
+    def listening_on(self, listen: str) -> CentralConfig:
+        """This config with another listen address (``--listen``); ConfigError if bad."""
+        try:
+            address = _address(listen)
+        except ValueError as e:
+            raise ConfigError([f"--listen: {e}, got {_found(listen)}"]) from None
+        return replace(self, central=self.central.model_copy(update={"listen": address}))
 
     @property
     def store_backend(self) -> Literal["sqlite", "postgres"]:
@@ -103,9 +128,10 @@ def load_central_config(path: str | Path) -> CentralConfig:
     data = loader.read(main)
     if data is None:
         raise ConfigError(loader.problems)
-    _check_keys(loader, main, data, {"central", "policy"})
+    _check_keys(loader, main, data, {"central", "policy", *NOTIFY_SECTIONS})
     central = _section(loader, main, data, "central", CentralSection)
     policy = _section(loader, main, data, "policy", PolicyConfig)
+    notify = load_notifications(loader, main, data)
     raw = data.get("central")
     url = raw.get("store_url") if isinstance(raw, dict) else None
     if isinstance(url, str) and _store_url_problem(url):
@@ -119,7 +145,7 @@ def load_central_config(path: str | Path) -> CentralConfig:
                               "already; keep it in one place")
     if loader.problems:
         raise ConfigError(loader.problems)
-    return CentralConfig(central, policy, main)
+    return CentralConfig(central, policy, main, notify)
 
 
 def _store_url_problem(url: str) -> str:

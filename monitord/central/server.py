@@ -1,4 +1,5 @@
-"""Running the central service, and registering the tokens of agents and operators.
+"""Running the central service, registering the tokens of agents and operators, and
+setting people's web console passwords.
 
 ``serve`` is uvicorn's lifecycle in small: start (store, sweeper, listening socket), wait
 for the stop flag the signal handlers set, then shut down: connections get
@@ -19,6 +20,7 @@ from monitord.central import auth
 from monitord.central.app import create_app
 from monitord.central.backends import open_store
 from monitord.central.config import CentralConfig
+from monitord.central.passwords import hash_password, password_problem
 from monitord.central.store import Store
 from monitord.errors import MonitordError
 from monitord.events import utc_now
@@ -58,9 +60,7 @@ async def _serve(config: CentralConfig, store: Store, stop: asyncio.Event) -> No
 
 async def add_token(config: CentralConfig, kind: str, name: str) -> str:
     """Make and register a new token for agent host or operator ``name``; returns it."""
-    if not NAME.fullmatch(name):
-        raise MonitordError(f"{kind} name {name!r}: expected letters, digits, \".\", \"_\", "
-                            "\":\" or \"-\", starting with a letter or digit")
+    check_name(kind, name)
     store = await open_store(config)
     try:
         if kind == "agent":
@@ -68,3 +68,23 @@ async def add_token(config: CentralConfig, kind: str, name: str) -> str:
         return await auth.add_operator(store, name, utc_now())
     finally:
         await store.close()
+
+
+async def add_user(config: CentralConfig, name: str, password: str) -> None:
+    """Give person ``name`` a web console password (or a new one, ending their sessions)."""
+    check_name("user", name)
+    problem = password_problem(password)
+    if problem:
+        raise MonitordError(problem)
+    hashed = await asyncio.to_thread(hash_password, password)
+    store = await open_store(config)
+    try:
+        await store.set_password(name, hashed, utc_now())
+    finally:
+        await store.close()
+
+
+def check_name(kind: str, name: str) -> None:
+    if not NAME.fullmatch(name):
+        raise MonitordError(f"{kind} name {name!r}: expected letters, digits, \".\", \"_\", "
+                            "\":\" or \"-\", starting with a letter or digit")

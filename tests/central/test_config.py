@@ -13,6 +13,12 @@ from monitord.central.config import (
     CentralSection,
     load_central_config,
 )
+from monitord.central.notify.settings import (
+    ChannelConfig,
+    EscalationSection,
+    MailSection,
+    Notifications,
+)
 from monitord.central.store import Policy
 from monitord.config import PolicyConfig
 from monitord.errors import ConfigError
@@ -39,10 +45,17 @@ def test_postgres_password_is_never_echoed() -> None:
     assert "s3cret" not in (BAD / "postgres_url.expected").read_text()
 
 
+def test_channel_url_is_never_echoed() -> None:
+    # A Slack webhook URL is the channel's password.
+    assert "s3cret" in (BAD / "channel_mistakes.toml").read_text()
+    assert "s3cret" not in (BAD / "channel_mistakes.expected").read_text()
+
+
 def test_example_is_all_defaults() -> None:
     config = load_central_config(EXAMPLE)
     assert config.central == CentralSection()
     assert config.policy == PolicyConfig()
+    assert config.notify == Notifications()
     assert config.central.listen == Address("127.0.0.1", 8460)
     assert config.sqlite_path == Path("/var/lib/monitord-central/central.db")
 
@@ -50,7 +63,10 @@ def test_example_is_all_defaults() -> None:
 def test_example_documents_every_option() -> None:
     text = EXAMPLE.read_text()
     documented = set(re.findall(r"^# (\w+) = ", text, re.MULTILINE))
-    assert documented == set(CentralSection.model_fields) | set(PolicyConfig.model_fields)
+    notify = {info.alias or name for model in (MailSection, ChannelConfig, EscalationSection)
+              for name, info in model.model_fields.items()}
+    assert documented == (set(CentralSection.model_fields) | set(PolicyConfig.model_fields)
+                          | notify)
 
 
 def test_policy_section_is_the_stores_policy(tmp_path: Path) -> None:

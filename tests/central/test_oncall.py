@@ -93,3 +93,18 @@ def test_escape_sequences_in_untrusted_text_are_defused() -> None:
     from monitord.oncall import printable
 
     assert printable("ok\x1b]0;pwned\x07\x1b[2Jline\n\tnext") == "ok?]0;pwned??[2Jline\n\tnext"
+
+
+def test_overdue_unacknowledged_incidents_stand_out_and_are_counted() -> None:
+    late = dt.timedelta(minutes=25)
+    lines = table([incident(due_at=NOW - late),
+                   incident(id=8, status="acknowledged", due_at=NOW - late),
+                   incident(id=9)], NOW).splitlines()
+    assert "OVERDUE 25m" in lines[1]
+    assert "overdue 25m" in lines[2] and "OVERDUE" not in lines[2]   # somebody has it
+    assert "OVERDUE" not in lines[3]
+    assert lines[-1] == "1 OVERDUE: past the due time and nobody has acknowledged it"
+
+
+def test_no_footer_when_nothing_is_overdue() -> None:
+    assert "OVERDUE" not in table([incident()], NOW)

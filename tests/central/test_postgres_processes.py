@@ -58,19 +58,23 @@ def _base(config: Path) -> str:
 
 
 @contextlib.contextmanager
-def services(tmp_path: Path, configs: list[Path]) -> Iterator[list[str]]:
-    """``monitord central -c config`` for each config, started at once; their base URLs.
-    Both migrate the empty database as they start; killed and reaped in teardown."""
+def services(tmp_path: Path, configs: list[Path],
+             listens: list[str] | None = None) -> Iterator[list[str]]:
+    """``monitord central -c config`` for each config (or, given ``listens``, one process
+    per address, all on the one config, with ``--listen``), started at once; their base
+    URLs. All migrate the empty database as they start; killed and reaped in teardown."""
+    runs = ([(configs[0], ["--listen", listen], f"http://{listen}") for listen in listens]
+            if listens else [(config, [], _base(config)) for config in configs])
     with contextlib.ExitStack() as stack:
         procs, bases = [], []
-        for n, config in enumerate(configs):
+        for n, (config, extra, base) in enumerate(runs):
             log = stack.enter_context((tmp_path / f"central{n}.log").open("wb"))
             proc = stack.enter_context(subprocess.Popen(
-                [sys.executable, "-m", "monitord", "central", "-c", str(config)], cwd=ROOT,
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log))
+                [sys.executable, "-m", "monitord", "central", "-c", str(config), *extra],
+                cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log))
             stack.callback(proc.kill)          # runs before Popen's exit reaps it
             procs.append(proc)
-            bases.append(_base(config))
+            bases.append(base)
         for base, proc in zip(bases, procs, strict=True):
             wait_healthy(base, proc)
         yield bases
@@ -106,9 +110,10 @@ def counts(incidents: list[Incident]) -> dict[str, tuple[int, int]]:
 
 async def test_two_services_given_the_same_batches_open_one_incident_per_key_counted_once(
         tmp_path: Path, database: str, observer: PostgresStore) -> None:
-    configs = [write_config(tmp_path / f"c{n}.toml", database, free_port()) for n in (0, 1)]
-    with services(tmp_path, configs) as bases:
-        token = await add_agent(configs[0], "web1")
+    config = write_config(tmp_path / "c.toml", database, free_port())
+    listens = [f"127.0.0.1:{free_port()}" for _ in (0, 1)]     # one config, two processes
+    with services(tmp_path, [config], listens) as bases:
+        token = await add_agent(config, "web1")
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
             for _ in range(ROUNDS):
                 batch = [problem("web"), problem("db"), problem("web"), heartbeat(),

@@ -185,3 +185,11 @@ def test_agent_that_hangs_up_mid_request_is_no_error(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     assert "Traceback" not in log.read_text()
+
+
+def test_bad_listen_override_is_one_clear_line(tmp_path: Path) -> None:
+    config = write_config(tmp_path, free_port())
+    done = central("--listen", "127.0.0.1", "-c", str(config))
+    assert done.returncode == 2
+    assert done.stderr == ('monitord: --listen: expected "HOST:PORT" like "127.0.0.1:8460" '
+                           'or "[::1]:8460", got "127.0.0.1"\n')

@@ -41,10 +41,11 @@ def _authenticator(server: Any, session: Any, envelope: Any, mechanism: str,
 
 @contextlib.asynccontextmanager
 async def serve_smtp(
-    identity: Identity | None = None, implicit: bool = False
+    identity: Identity | None = None, implicit: bool = False, handler: Any = None
 ) -> AsyncIterator[int]:
     """aiosmtpd on 127.0.0.1 (STARTTLS with ``identity``, or TLS from the first byte when
-    ``implicit``), with AUTH PLAIN/LOGIN for MAIL_USER; yields its port."""
+    ``implicit``), with AUTH PLAIN/LOGIN for MAIL_USER; yields its port. ``handler``
+    (aiosmtpd's) gets the mail; by default it is accepted and dropped."""
     import asyncio
 
     from aiosmtpd.smtp import SMTP
@@ -55,7 +56,8 @@ async def serve_smtp(
     sessions: list[SMTP] = []
 
     def factory() -> SMTP:
-        session = SMTP(Accept(), hostname="mail.example.test", ident="monitord test ESMTP",
+        session = SMTP(handler or Accept(), hostname="mail.example.test",
+                       ident="monitord test ESMTP",
                        tls_context=None if implicit else context,
                        authenticator=_authenticator, auth_require_tls=False)
         sessions.append(session)

@@ -1,0 +1,41 @@
+"""The on-call web console: server-rendered pages under /console/, no JavaScript.
+
+    /console/login                      sign in (name and password, see passwords.py)
+    /console/                           the queue: open incidents, P1 first, then by due time
+    /console/incidents/ID               one incident, its timeline, and its forms
+    /console/hosts                      every host: last heartbeat, down or up, open incidents
+    /console/fixes                      per check and fix: how often it healed, and failed
+
+It is a second face of the same store as the JSON API (whose routes openapi.json
+documents); the console's are listed here and answer HTML, errors included.
+Security: scrypt passwords, signed session cookies (HttpOnly, Secure, SameSite=Strict),
+an anti-forgery token in every form, autoescaped templates and a CSP without scripts.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from monitord.central.console import pages
+from monitord.central.console.errors import console_errors, is_console
+from monitord.central.console.state import CONSOLE, Console
+
+INCIDENT = r"/console/incidents/{id:\d+}"
+
+__all__ = ["console_errors", "is_console", "setup_console"]
+
+
+def setup_console(app: web.Application) -> None:
+    app[CONSOLE] = Console()
+    app.add_routes([
+        web.get("/", pages.root),
+        web.get("/console", pages.root),
+        web.get(pages.LOGIN, pages.login_form),
+        web.post(pages.LOGIN, pages.login),
+        web.post("/console/logout", pages.logout),
+        web.get(pages.HOME, pages.queue),
+        web.get(INCIDENT, pages.incident_page),
+        web.post(INCIDENT + "/{action:acknowledge|resolve|comment}", pages.act),
+        web.get("/console/hosts", pages.hosts),
+        web.get("/console/fixes", pages.fixes),
+    ])

@@ -1,0 +1,299 @@
+"""The console's pages and forms: login, the queue, an incident, hosts, fixes.
+
+Every page but the login needs a session (see sessions.py); without one a GET goes to the
+login page and comes back after it. Every POST needs its form's anti-forgery token first,
+and is refused with 403 before anything is read from or written to the store without it.
+A successful POST answers 303 to the page to show next, so reloading it posts nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+import logging
+import secrets
+import shlex
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from multidict import MultiDictProxy
+from yarl import URL
+
+from monitord.central.console import sessions
+from monitord.central.console.errors import FORGED, ConsoleError
+from monitord.central.console.fixstats import fix_report
+from monitord.central.console.render import html, redirect
+from monitord.central.console.sessions import Session
+from monitord.central.console.state import CONSOLE, signing_key
+from monitord.central.keys import CLOCK, CONFIG, STORE
+from monitord.central.passwords import verify_password
+from monitord.central.store import Conflict, Incident, IncidentStatus, TimelineEntry
+from monitord.durations import format_duration
+from monitord.oncall import age_text, due_text
+
+log = logging.getLogger(__name__)
+
+HOME = "/console/"
+LOGIN = "/console/login"
+OPEN: tuple[IncidentStatus, ...] = ("open", "acknowledged")
+REFRESH_SECONDS = 30
+LOGIN_COOKIE_SECONDS = 3600
+MAX_NEXT_CHARS = 2000
+MAX_INCIDENT_ID = 2**63 - 1
+MAX_NOTE_CHARS = 2000          # as the API's ActionBody and CommentBody
+MAX_COMMENT_CHARS = 20000
+ACTIONS = {"acknowledge": "note", "resolve": "note", "comment": "text"}
+
+PersonHandler = Callable[[web.Request, Session], Awaitable[web.StreamResponse]]
+
+
+# --- sessions ---------------------------------------------------------------------------
+
+def person_page(handler: PersonHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """Runs ``handler`` for a signed-in person; a POST must carry its form's token."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        session = await signed_in(request)
+        if session is None:
+            back = request.path_qs if request.method == "GET" else HOME
+            return redirect(str(URL(LOGIN).with_query(next=back)))
+        if request.method == "POST":
+            key = await signing_key(request.app)
+            token = _field(await request.post(), sessions.CSRF_FIELD)
+            if not sessions.same(token, sessions.csrf_token(key, session)):
+                log.warning("central: console: %s %s by %s refused: no valid form token",
+                            request.method, request.path, session.name)
+                raise ConsoleError(403, FORGED)
+        return await handler(request, session)
+
+    return wrapped
+
+
+async def signed_in(request: web.Request) -> Session | None:
+    cookie = request.cookies.get(sessions.SESSION_COOKIE)
+    shape = sessions.claimed(cookie)
+    if cookie is None or shape is None:
+        return None
+    stored = await request.app[STORE].password_hash(shape[0])
+    return sessions.verify_session(await signing_key(request.app), cookie,
+                                   request.app[CLOCK]().timestamp(), stored)
+
+
+async def login_form(request: web.Request) -> web.StreamResponse:
+    target = _safe_next(request.query.get("next"))
+    if await signed_in(request) is not None:
+        return redirect(target)
+    return await _login_page(request, target)
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    nonce = request.cookies.get(sessions.LOGIN_COOKIE)
+    key = await signing_key(request.app)
+    if not sessions.valid_nonce(nonce) or not sessions.same(
+            _field(form, sessions.CSRF_FIELD), sessions.login_token(key, nonce or "")):
+        raise ConsoleError(403, FORGED)
+    name, password = _field(form, "name").strip(), _field(form, "password")
+    target = _safe_next(_field(form, "next"))
+    stored = (await request.app[STORE].password_hash(name)
+              if sessions.PERSON.fullmatch(name) else None)
+    async with request.app[CONSOLE].hashing:
+        good = await asyncio.to_thread(verify_password, password, stored)
+    if not good or stored is None:
+        log.warning("central: console: failed login as %r from %s", name[:100],
+                    request.remote)
+        return await _login_page(request, target, status=401, name=name,
+                                 error="Wrong name or password.")
+    lifetime = request.app[CONFIG].central.console_session
+    expires = int(request.app[CLOCK]().timestamp() + lifetime)
+    session = sessions.make_session(key, name, expires, stored)
+    log.info("central: console: %s signed in from %s", name, request.remote)
+    response = redirect(target)
+    response.set_cookie(sessions.SESSION_COOKIE, session.cookie, max_age=int(lifetime),
+                        path="/", secure=True, httponly=True, samesite="Strict")
+    response.del_cookie(sessions.LOGIN_COOKIE, path=LOGIN, secure=True, httponly=True,
+                        samesite="Strict")
+    return response
+
+
+@person_page
+async def logout(request: web.Request, session: Session) -> web.StreamResponse:
+    log.info("central: console: %s signed out", session.name)
+    response = redirect(LOGIN)
+    response.del_cookie(sessions.SESSION_COOKIE, path="/", secure=True, httponly=True,
+                        samesite="Strict")
+    return response
+
+
+async def _login_page(request: web.Request, target: str, *, status: int = 200,
+                      name: str = "", error: str = "") -> web.Response:
+    nonce = request.cookies.get(sessions.LOGIN_COOKIE)
+    if not sessions.valid_nonce(nonce) or nonce is None:
+        nonce = secrets.token_urlsafe(24)
+    token = sessions.login_token(await signing_key(request.app), nonce)
+    response = html(request.app[CONSOLE].env, "login.html.j2", status, title="Sign in",
+                    person=None, refresh=0, overdue_count=None, csrf=token, next=target,
+                    name=name, error=error)
+    response.set_cookie(sessions.LOGIN_COOKIE, nonce, max_age=LOGIN_COOKIE_SECONDS,
+                        path=LOGIN, secure=True, httponly=True, samesite="Strict")
+    return response
+
+
+def _safe_next(value: str | None) -> str:
+    """Where to go after the login: a console page of this site, never another site."""
+    if (value and value.startswith(HOME) and len(value) <= MAX_NEXT_CHARS
+            and "\\" not in value and value.isprintable()):
+        return value
+    return HOME
+
+
+def _field(form: MultiDictProxy[Any], name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+# --- pages ------------------------------------------------------------------------------
+
+async def root(request: web.Request) -> web.StreamResponse:
+    return redirect(HOME)
+
+
+@person_page
+async def queue(request: web.Request, session: Session) -> web.StreamResponse:
+    host = request.query.get("host") or None
+    if host is not None and not sessions.PERSON.fullmatch(host):
+        raise ConsoleError(400, "host: expected a host name like web1.")
+    now = request.app[CLOCK]()
+    everything = await request.app[STORE].incidents(status=OPEN)
+    shown = [i for i in everything if host is None or i.host == host]
+    shown.sort(key=lambda i: (i.priority, i.due_at, i.id))
+    return await _page(request, session, "queue.html.j2", refresh=True, opened=everything,
+                       title="Queue", host=host,
+                       rows=[_incident_view(i, now) for i in shown])
+
+
+@person_page
+async def incident_page(request: web.Request, session: Session) -> web.StreamResponse:
+    return await _incident_page(request, session)
+
+
+@person_page
+async def act(request: web.Request, session: Session) -> web.StreamResponse:
+    incident_id = _incident_id(request)
+    action = request.match_info["action"]
+    field = ACTIONS[action]
+    text = _field(await request.post(), field).strip()
+    limit = MAX_COMMENT_CHARS if field == "text" else MAX_NOTE_CHARS
+    problem = ("The comment is empty." if action == "comment" and not text else
+               f"The {field} is too long: at most {limit} characters." if len(text) > limit
+               else "")
+    if problem:
+        return await _incident_page(request, session, status=400, error=problem)
+    store, now = request.app[STORE], request.app[CLOCK]()
+    try:
+        if action == "acknowledge":
+            await store.acknowledge(incident_id, session.name, text, now)
+        elif action == "resolve":
+            await store.resolve(incident_id, session.name, text, now)
+        else:
+            await store.comment(incident_id, session.name, text, now)
+    except Conflict as e:
+        return await _incident_page(request, session, status=409, error=f"{e}.")
+    log.info("central: console: %s: %s incident %d", session.name, action, incident_id)
+    return redirect(f"/console/incidents/{incident_id}")
+
+
+@person_page
+async def hosts(request: web.Request, session: Session) -> web.StreamResponse:
+    now = request.app[CLOCK]()
+    found = await request.app[STORE].hosts(now)
+    opened = await request.app[STORE].incidents(status=OPEN)
+    late: dict[str, int] = {}
+    for incident in opened:
+        if incident.overdue(now):
+            late[incident.host] = late.get(incident.host, 0) + 1
+    rows = [{"host": h.host, "heard": _ago(h.last_heartbeat, now),
+             "last_heartbeat": h.last_heartbeat,
+             "every": format_duration(h.interval_seconds) if h.interval_seconds else "-",
+             "down": h.down, "open": h.open_incidents, "overdue": late.get(h.host, 0),
+             "queue": str(URL(HOME).with_query(host=h.host))} for h in found]
+    return await _page(request, session, "hosts.html.j2", refresh=True, opened=opened,
+                       title="Hosts", rows=rows)
+
+
+@person_page
+async def fixes(request: web.Request, session: Session) -> web.StreamResponse:
+    rows = await fix_report(request.app[STORE])
+    return await _page(request, session, "fixes.html.j2", refresh=True, title="Fixes",
+                       rows=rows)
+
+
+async def _incident_page(request: web.Request, session: Session, *, status: int = 200,
+                         error: str = "") -> web.Response:
+    incident = await request.app[STORE].incident(_incident_id(request))
+    now = request.app[CLOCK]()
+    return await _page(request, session, "incident.html.j2", status=status,
+                       title=f"#{incident.id} {incident.host}/{incident.check}",
+                       incident=_incident_view(incident, now),
+                       timeline=[_entry_view(e) for e in incident.timeline], error=error)
+
+
+async def _page(request: web.Request, session: Session, template: str, *, status: int = 200,
+                refresh: bool = False, opened: list[Incident] | None = None,
+                **context: object) -> web.Response:
+    """A signed-in page: the header's overdue count, the forms' token, the refresh."""
+    now = request.app[CLOCK]()
+    if opened is None:
+        opened = await request.app[STORE].incidents(status=("open",))
+    token = sessions.csrf_token(await signing_key(request.app), session)
+    return html(request.app[CONSOLE].env, template, status, person=session.name, csrf=token,
+                overdue_count=sum(1 for i in opened if i.overdue(now)), now=now,
+                refresh=REFRESH_SECONDS if refresh else 0, **context)
+
+
+def _incident_id(request: web.Request) -> int:
+    incident_id = int(request.match_info["id"])   # the route admits digits only
+    if incident_id > MAX_INCIDENT_ID:
+        raise ConsoleError(404, "There is no incident with that number.")
+    return incident_id
+
+
+# --- what the templates show ------------------------------------------------------------
+
+def _incident_view(i: Incident, now: dt.datetime) -> dict[str, object]:
+    return {"id": i.id, "url": f"/console/incidents/{i.id}", "priority": i.priority,
+            "status": i.status, "host": i.host, "check": i.check, "key": i.key,
+            "title": i.title or i.key, "summary": i.summary, "age": age_text(i, now),
+            "due": due_text(i, now), "overdue": i.overdue(now), "opened_at": i.opened_at,
+            "due_at": i.due_at, "count": i.count, "acknowledged_by": i.acknowledged_by,
+            "acknowledged_at": i.acknowledged_at, "resolved_by": i.resolved_by,
+            "resolved_at": i.resolved_at, "reopened": i.reopened,
+            "attached": ", ".join(i.attached), "level": i.escalation_level,
+            "last_seen": _ago(i.last_seen_at, now)}
+
+
+def _entry_view(entry: TimelineEntry) -> dict[str, object]:
+    return {"at": entry.at, "kind": entry.kind, "who": entry.who, "text": entry.text,
+            "steps": [_step_view(n, s) for n, s in enumerate(entry.steps, start=1)]}
+
+
+def _step_view(number: int, step: dict[str, object]) -> dict[str, object]:
+    argv = step.get("argv")
+    command = shlex.join(str(a) for a in argv) if isinstance(argv, list) else ""
+    duration = step.get("duration_seconds")
+    status = step.get("reprobe_status")
+    return {"number": number, "fix": str(step.get("fix", "")), "command": command,
+            "exit_code": step.get("exit_code"), "ended": str(step.get("ended", "")),
+            "took": format_duration(duration) if isinstance(duration, int | float) else "-",
+            "reprobe": f"{status}: {step.get('reprobe_summary', '')}" if status else "",
+            "worked": status == "OK", "output": str(step.get("output", "")).rstrip()}
+
+
+def _ago(moment: dt.datetime | None, now: dt.datetime) -> str:
+    if moment is None:
+        return "never"
+    seconds = (now - moment).total_seconds()
+    return "just now" if seconds < 1 else f"{format_duration(seconds)} ago"

@@ -1,0 +1,96 @@
+"""Console sessions and anti-forgery tokens, signed rather than stored.
+
+A session is a cookie ``NAME|EXPIRES|MAC``: the person, when it ends (Unix seconds), and
+an HMAC-SHA256 over both and over a fingerprint of the person's current password hash.
+Nothing is kept per session, so several central processes behind one address accept each
+other's cookies (the key is the store's shared secret), and changing a password ends every
+session made with the old one (the fingerprint no longer matches). Logging out deletes the
+cookie in the browser; the cookie itself stays valid until it expires, which is why its
+lifetime is bounded ([central] console_session).
+
+Every form a signed-in person posts carries ``csrf`` = HMAC(key, "csrf", session cookie):
+a page of another site cannot read it, so it cannot make a browser post a valid form.
+The login form, before there is a session, uses a signed double submit: a random cookie
+(``monitord_login``, SameSite=Strict) and the form field HMAC(key, "login", that cookie).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+
+SESSION_COOKIE = "monitord_session"
+LOGIN_COOKIE = "monitord_login"
+CSRF_FIELD = "csrf"
+SECRET_NAME = "console-session"
+PERSON = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")   # as server.NAME
+_MAC = re.compile(r"^[0-9a-f]{64}$")
+_LOGIN_NONCE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+_MAX_EXPIRY_DIGITS = 12
+
+
+@dataclass(frozen=True)
+class Session:
+    """A signed-in person, and the cookie value their forms' tokens are bound to."""
+
+    name: str
+    expires: int
+    cookie: str
+
+
+def fingerprint(password_hash: str) -> str:
+    """Changes whenever the password is set again (the stored hash has a new salt)."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()
+
+
+def make_session(key: bytes, name: str, expires: int, password_hash: str) -> Session:
+    mac = _mac(key, "session", name, str(expires), fingerprint(password_hash))
+    return Session(name, expires, f"{name}|{expires}|{mac}")
+
+
+def claimed(cookie: str | None) -> tuple[str, int] | None:
+    """(name, expiry) a cookie claims, if it has the shape of ours; not yet verified."""
+    parts = (cookie or "").split("|")
+    if len(parts) != 3:
+        return None
+    name, expires, mac = parts
+    if (not PERSON.fullmatch(name) or not expires.isascii() or not expires.isdigit()
+            or len(expires) > _MAX_EXPIRY_DIGITS or not _MAC.fullmatch(mac)):
+        return None
+    return name, int(expires)
+
+
+def verify_session(key: bytes, cookie: str, now: float, password_hash: str | None
+                   ) -> Session | None:
+    """The session ``cookie`` stands for, if it is ours, unexpired, and of this password."""
+    shape = claimed(cookie)
+    if shape is None or password_hash is None:
+        return None
+    name, expires = shape
+    if expires <= now:
+        return None
+    expected = make_session(key, name, expires, password_hash)
+    return expected if hmac.compare_digest(expected.cookie, cookie) else None
+
+
+def csrf_token(key: bytes, session: Session) -> str:
+    return _mac(key, "csrf", session.cookie)
+
+
+def login_token(key: bytes, nonce: str) -> str:
+    return _mac(key, "login", nonce)
+
+
+def valid_nonce(nonce: str | None) -> bool:
+    return nonce is not None and _LOGIN_NONCE.fullmatch(nonce) is not None
+
+
+def same(given: str | None, expected: str) -> bool:
+    """Constant-time comparison of a submitted token with the expected one."""
+    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _mac(key: bytes, *parts: str) -> str:
+    return hmac.new(key, "\x00".join(parts).encode(), hashlib.sha256).hexdigest()

@@ -1,0 +1,99 @@
+"""What every sender is handed (``Message``, ``Tools``), what it raises (``SendError``), and
+the JSON POST the web channels share.
+
+Every sender has one signature, ``async send(channel, message, tools)``: the channel's
+config, the notice with its incident and rendered texts, and the shared HTTP session and
+SMTP settings. It returns when the channel has the message and raises ``SendError``
+otherwise, saying whether trying again later can help: a 2xx answer is success; 429,
+5xx, timeouts and network errors are worth a retry; any other answer is refused for good.
+The caller puts every send under the channel's deadline too.
+
+Error texts never carry a channel's URL (Slack's and many webhooks' URLs are their
+secret); the notifier also scrubs registered secrets from them before they reach a log
+line or an incident's timeline.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from monitord.central.notify.settings import ChannelConfig, MailSection
+from monitord.central.store import Incident, NoticeKind
+from monitord.durations import format_duration
+from monitord.probes.wire import reason, shown
+
+DETAIL_BYTES = 512       # of a refusal's body, for the log and the timeline
+
+
+@dataclass(frozen=True)
+class Message:
+    """One notice about one incident, ready for any channel."""
+
+    notice_id: int
+    kind: NoticeKind
+    level: int                 # the incident's escalation level (0: the first contact)
+    incident: Incident
+    sent_at: dt.datetime
+    subject: str               # one line, from mail.title.j2
+    body: str                  # plain text, from mail.body.j2
+    escalated_to: str = ""     # the chain's contact an "escalated" notice brings in
+    url: str = ""              # the incident's page, when one is known
+
+
+@dataclass(frozen=True)
+class Tools:
+    """What senders share: one HTTP session and the SMTP server's settings."""
+
+    http: aiohttp.ClientSession
+    mail: MailSection | None = None
+
+
+class SendError(Exception):
+    """The channel does not have the message; ``retry`` says whether trying later can help."""
+
+    def __init__(self, reason: str, retry: bool) -> None:
+        self.reason = reason
+        self.retry = retry
+        super().__init__(reason)
+
+
+Sender = Callable[[ChannelConfig, Message, Tools], Awaitable[None]]
+
+
+async def post_json(channel: ChannelConfig, body: dict[str, Any], tools: Tools) -> None:
+    """POST ``body`` to the channel's URL; return on 2xx, else raise SendError."""
+    try:
+        async with tools.http.post(
+            channel.endpoint, json=body, allow_redirects=False,
+            timeout=aiohttp.ClientTimeout(total=channel.timeout),
+        ) as response:
+            if 200 <= response.status < 300:
+                return
+            detail = await response.content.read(DETAIL_BYTES)
+            status = response.status
+    except TimeoutError:
+        raise SendError(f"no answer within {format_duration(channel.timeout)}",
+                        retry=True) from None
+    except aiohttp.ClientConnectorError as e:
+        raise SendError(f"cannot connect: {reason(e.os_error)}", retry=True) from None
+    except aiohttp.ServerDisconnectedError:
+        raise SendError("the server closed the connection without an answer",
+                        retry=True) from None
+    except (aiohttp.ClientError, OSError) as e:
+        # str(e) of some aiohttp errors holds the URL: name the kind of failure only.
+        raise SendError(f"the request failed ({type(e).__name__})", retry=True) from None
+    raise refused(status, detail.decode("utf-8", "replace"))
+
+
+def refused(status: int, detail: str) -> SendError:
+    """An HTTP answer other than 2xx, as a SendError that says whether to retry."""
+    said = f": {shown(' '.join(detail.split()))}" if detail.strip() else ""
+    if 300 <= status < 400:
+        return SendError(f"HTTP {status}: redirects are not followed; configure the URL it "
+                         "redirects to", retry=False)
+    return SendError(f"HTTP {status}{said}", retry=status == 429 or status >= 500)

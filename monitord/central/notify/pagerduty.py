@@ -1,0 +1,72 @@
+"""PagerDuty's Events API v2: opened, escalated and renotify trigger; acknowledged
+acknowledges; resolved resolves.
+
+The incident's key (``host/check``) is the dedup key, so one monitord incident is one
+PagerDuty incident however often it is triggered, and its acknowledgement and resolution
+close the right one. A trigger carries the payload (summary, source = host, severity by
+priority, component = check, the incident's details); acknowledge and resolve carry only
+the routing key, the action and the dedup key, as the API wants. The routing key is
+read from ``routing_key_file`` at each send (so it can be rotated without a restart) and
+registered as a secret: it is never logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from monitord.central.notify.message import Message, SendError, Tools, post_json
+from monitord.central.notify.settings import ChannelConfig
+from monitord.central.payloads import timestamp
+from monitord.errors import MonitordError
+from monitord.probes.base import read_secret_file
+
+SEVERITY = {"P1": "critical", "P2": "error", "P3": "warning"}
+ACTION = {"opened": "trigger", "escalated": "trigger", "renotify": "trigger",
+          "acknowledged": "acknowledge", "resolved": "resolve"}
+MAX_SUMMARY_CHARS = 1024      # the API's limits
+MAX_DEDUP_KEY_CHARS = 255
+
+
+def dedup_key(key: str) -> str:
+    """The incident key; a longer one than the API takes keeps a hash of the whole."""
+    if len(key) <= MAX_DEDUP_KEY_CHARS:
+        return key
+    return f"{key[:MAX_DEDUP_KEY_CHARS - 17]}#{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+
+def document(message: Message, routing_key: str) -> dict[str, Any]:
+    incident = message.incident
+    action = ACTION[message.kind]
+    event: dict[str, Any] = {"routing_key": routing_key, "event_action": action,
+                             "dedup_key": dedup_key(incident.key)}
+    if action != "trigger":
+        return event
+    details: dict[str, Any] = {
+        "incident": incident.id, "priority": incident.priority, "status": incident.status,
+        "notice": message.kind, "escalation_level": message.level, "title": incident.title,
+        "opened_at": timestamp(incident.opened_at), "due_at": timestamp(incident.due_at),
+        "count": incident.count}
+    if message.url:
+        details["url"] = message.url
+    event["payload"] = {
+        "summary": message.subject[:MAX_SUMMARY_CHARS],
+        "source": incident.host,
+        "severity": SEVERITY[incident.priority],
+        "component": incident.check,
+        "custom_details": details,
+    }
+    event["client"] = "monitord"
+    if message.url:
+        event["client_url"] = message.url
+    return event
+
+
+async def send(channel: ChannelConfig, message: Message, tools: Tools) -> None:
+    try:
+        routing_key = read_secret_file(channel.routing_key_file, "routing_key_file")
+    except MonitordError as e:     # the admin can fix the file: worth retrying
+        raise SendError(str(e), retry=True) from None
+    if not routing_key.strip():
+        raise SendError(f"routing_key_file {channel.routing_key_file} is empty", retry=True)
+    await post_json(channel, document(message, routing_key.strip()), tools)

@@ -1,0 +1,216 @@
+"""The notification part of the central config: ``[mail]``, ``[[channel]]``, ``[escalation]``.
+
+Loaded by ``load_central_config`` with the agent config's helpers, so every problem is
+reported at once in the same words (``FILE: channel "NAME": KEY: expected ..., got ...``).
+Channel URLs are secrets (a Slack webhook URL is its own password), so no message ever
+echoes one; routing keys and the SMTP password live in files, read at delivery time.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, Field, ValidationError, model_validator
+
+from monitord.config import _found, _Loader, _messages, _section, _suggest
+from monitord.probes.base import (
+    NAME_PATTERN,
+    AbsolutePath,
+    Duration,
+    DurationOrZero,
+    StrictModel,
+    ca_file_needs_verify,
+)
+
+ChannelType = Literal["mail", "webhook", "slack", "pagerduty"]
+Priority = Literal["P1", "P2", "P3"]
+PRIORITIES: tuple[Priority, ...] = ("P1", "P2", "P3")
+PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
+DEFAULT_TEMPLATES_DIR = "/etc/monitord/templates"
+MAX_TIMEOUT_SECONDS = 60.0    # the notifier's lease on a notice must outlast its sends
+SECTIONS = {"mail", "channel", "escalation"}
+_ADDRESS = re.compile(r"[^@\s<>,;:\"()\[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+
+
+def _mail_address(value: str) -> str:
+    if not _ADDRESS.fullmatch(value):
+        raise ValueError('expected a plain address like "oncall@example.com"')
+    return value
+
+
+def _host(value: str) -> str:
+    if not value or any(c.isspace() for c in value):
+        raise ValueError('expected a host name or address like "smtp.example.com"')
+    return value
+
+
+def _optional_address(value: str) -> str:
+    return value and _mail_address(value)
+
+
+MailAddress = Annotated[str, AfterValidator(_mail_address)]
+
+
+class MailSection(StrictModel):
+    """The SMTP server every mail channel sends through."""
+
+    host: Annotated[str, AfterValidator(_host)] = Field(default="127.0.0.1", max_length=253)
+    port: int = Field(default=25, ge=1, le=65535)
+    sender: Annotated[str, AfterValidator(_optional_address)] = Field(
+        default="", alias="from")     # "" = monitord@ this server's name
+    tls: Literal["none", "starttls", "implicit"] = "none"
+    verify_tls: bool = True
+    ca_file: AbsolutePath = ""
+    username: str = Field(default="", max_length=200)
+    password_file: AbsolutePath = ""
+    templates_dir: str = DEFAULT_TEMPLATES_DIR
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MailSection:
+        if bool(self.username) != bool(self.password_file):
+            raise ValueError("username and password_file: set both to log in, or neither")
+        ca_file_needs_verify(self.ca_file, self.verify_tls)
+        return self
+
+    @property
+    def from_address(self) -> str:
+        return self.sender or f"monitord@{socket.gethostname()}"
+
+
+class ChannelConfig(StrictModel):
+    """One place people are told: a mailbox list, a webhook, a Slack room, a PagerDuty
+    service. Which keys apply depends on ``type``; ``check_channel`` says which."""
+
+    name: str = Field(pattern=NAME_PATTERN, max_length=100)
+    type: ChannelType
+    to: list[MailAddress] = []
+    url: str = ""
+    routing_key_file: AbsolutePath = ""
+    priorities: list[Priority] = list(PRIORITIES)
+    timeout: Duration = 10.0
+
+    @property
+    def endpoint(self) -> str:
+        return self.url or (PAGERDUTY_URL if self.type == "pagerduty" else "")
+
+
+class EscalationSection(StrictModel):
+    """The SLA rules: who is told next, how often, and how long a delivery is retried."""
+
+    chain: list[str] = []
+    escalate_at: float = Field(default=0.5, ge=0, le=1)
+    renotify_every: DurationOrZero = 600.0
+    retry_for: Duration = 86400.0
+    check_every: Duration = 5.0
+
+
+@dataclass(frozen=True)
+class Notifications:
+    mail: MailSection | None = None
+    channels: tuple[ChannelConfig, ...] = ()
+    escalation: EscalationSection = field(default_factory=EscalationSection)
+
+    def channel(self, name: str) -> ChannelConfig:
+        for channel in self.channels:
+            if channel.name == name:
+                return channel
+        raise KeyError(name)
+
+
+def load_notifications(loader: _Loader, path: Path, data: dict[str, Any]) -> Notifications:
+    """[mail], [[channel]] and [escalation] of ``data``; problems go to ``loader``."""
+    mail = _section(loader, path, data, "mail", MailSection) if "mail" in data else None
+    escalation = _section(loader, path, data, "escalation", EscalationSection)
+    raw = data.get("channel", [])
+    if not isinstance(raw, list) or not all(isinstance(c, dict) for c in raw):
+        loader.fail(path, "channel: expected [[channel]] tables")
+        raw = []
+    channels: list[ChannelConfig] = []
+    seen: set[str] = set()
+    for index, table in enumerate(raw):
+        name = table.get("name")
+        label = f'channel "{name}"' if isinstance(name, str) and name else f"channel #{index + 1}"
+        if isinstance(name, str) and name in seen:
+            loader.fail(path, f"{label}: name: already used by another channel")
+            continue
+        if isinstance(name, str):
+            seen.add(name)
+        try:
+            channel = ChannelConfig.model_validate(table)
+        except ValidationError as e:
+            for message in _messages(e, ChannelConfig):
+                loader.fail(path, f"{label}: {message}")
+            continue
+        for problem in check_channel(channel, mail_section="mail" in data):
+            loader.fail(path, f"{label}: {problem}")
+        channels.append(channel)
+    # The chain is checked even when the rest of [escalation] is wrong: all at once.
+    chain = data.get("escalation", {}).get("chain") if isinstance(
+        data.get("escalation"), dict) else None
+    if isinstance(chain, list) and all(isinstance(name, str) for name in chain):
+        for problem in _chain_problems(chain, sorted(seen)):
+            loader.fail(path, f"[escalation] chain: {problem}")
+    return Notifications(mail, tuple(channels), escalation or EscalationSection())
+
+
+def check_channel(channel: ChannelConfig, mail_section: bool) -> list[str]:
+    """What is wrong with the keys ``channel`` sets for its type (none: [])."""
+    kind = channel.type
+    problems = []
+    if kind == "mail" and not mail_section:
+        problems.append('type: "mail" needs a [mail] section (the SMTP server to send through)')
+    if kind == "mail" and not channel.to:
+        problems.append('to: a mail channel needs at least one address, like '
+                        '["oncall@example.com"]')
+    if kind != "mail" and channel.to:
+        problems.append(f"to: only mail channels have recipients, not a {kind} channel")
+    if kind == "mail" and channel.url:
+        problems.append("url: a mail channel has none; it sends through [mail]")
+    if kind in ("webhook", "slack") and not channel.url:
+        problems.append(f"url: required for a {kind} channel")
+    if channel.url and _url_problem(channel.url):
+        problems.append(f"url: {_url_problem(channel.url)}")
+    if kind == "pagerduty" and not channel.routing_key_file:
+        problems.append("routing_key_file: required for a pagerduty channel (a file whose "
+                        "first line is the service's integration key)")
+    if kind != "pagerduty" and channel.routing_key_file:
+        problems.append(f"routing_key_file: only pagerduty channels have one, not a {kind} "
+                        "channel")
+    if not channel.priorities:
+        problems.append('priorities: expected one or more of "P1", "P2", "P3", got []')
+    if channel.timeout > MAX_TIMEOUT_SECONDS:
+        problems.append(f"timeout: expected at most {MAX_TIMEOUT_SECONDS:g}s, "
+                        f"got {channel.timeout:g}s")
+    return problems
+
+
+def _url_problem(url: str) -> str:
+    """What is wrong with a channel URL, or "". Never echoes it: it may be a secret."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        got = f'a "{parts.scheme}:" URL' if parts.scheme else "no scheme"
+        return f'expected an "https://" (or "http://") URL, got {got}'
+    try:
+        parts.port    # noqa: B018 -- parsing it is the check
+    except ValueError:
+        return "expected a port from 1 to 65535 in the URL"
+    if not parts.hostname:
+        return "expected a host name in the URL"
+    return ""
+
+
+def _chain_problems(chain: list[str], names: list[str]) -> list[str]:
+    problems = []
+    for index, name in enumerate(chain):
+        if name in chain[:index]:
+            problems.append(f"{_found(name)} is listed twice; each contact once")
+        elif name not in names:
+            known = ", ".join(names) or "none defined"
+            problems.append(f"no channel named {_found(name)}{_suggest(name, names)} "
+                            f"(channels: {known})")
+    return problems

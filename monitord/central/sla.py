@@ -1,0 +1,105 @@
+"""The SLA report: per priority, how many incidents opened, how fast people answered them,
+and how many missed their response target (``monitord central sla-report --since 7d``).
+
+An incident is answered when a person acknowledges it, or resolves it without
+acknowledging it first; the time to answer runs from its opening. It breached its
+target when the answer came after its due time, or when it is still unanswered and its
+due time has passed. One that monitord resolved itself (a recovery) before its due time
+needed nobody and counts as neither answered nor breached.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from monitord.central.config import CentralConfig
+from monitord.central.store import Incident
+from monitord.durations import format_duration
+
+PRIORITIES = ("P1", "P2", "P3")
+MONITORD = "monitord"
+
+
+@dataclass(frozen=True)
+class Row:
+    priority: str
+    opened: int
+    answered: int
+    median_seconds: float | None      # time to answer; None when nothing was answered
+    worst_seconds: float | None
+    breached: int
+
+
+def answered_at(incident: Incident) -> dt.datetime | None:
+    """When a person first answered it, or None."""
+    if incident.acknowledged_at is not None:
+        return incident.acknowledged_at
+    if incident.resolved_at is not None and incident.resolved_by != MONITORD:
+        return incident.resolved_at
+    return None
+
+
+def breached(incident: Incident, now: dt.datetime) -> bool:
+    answer = answered_at(incident)
+    if answer is not None:
+        return answer > incident.due_at
+    if incident.status == "resolved" and incident.resolved_at is not None:
+        return incident.resolved_at > incident.due_at     # left to itself past its due time
+    return now > incident.due_at
+
+
+def report(incidents: Iterable[Incident], now: dt.datetime) -> list[Row]:
+    by_priority: dict[str, list[Incident]] = {p: [] for p in PRIORITIES}
+    for incident in incidents:
+        by_priority.setdefault(incident.priority, []).append(incident)
+    rows = []
+    for priority, found in by_priority.items():
+        waits = [(answer - i.opened_at).total_seconds()
+                 for i in found if (answer := answered_at(i)) is not None]
+        rows.append(Row(priority, len(found), len(waits),
+                        statistics.median(waits) if waits else None,
+                        max(waits) if waits else None,
+                        sum(breached(i, now) for i in found)))
+    return rows
+
+
+def render(rows: list[Row], since: dt.datetime, until: dt.datetime,
+           targets: Mapping[str, float], store_name: str) -> str:
+    header = ("PRI", "TARGET", "OPENED", "ANSWERED", "MEDIAN", "WORST", "BREACHED")
+    table = [header] + [
+        (r.priority, format_duration(targets.get(r.priority, 0)), str(r.opened),
+         str(r.answered), _duration(r.median_seconds), _duration(r.worst_seconds),
+         str(r.breached)) for r in rows]
+    widths = [max(len(line[c]) for line in table) for c in range(len(header))]
+    lines = [f"SLA report for incidents opened {_when(since)} to {_when(until)} "
+             f"({store_name})", ""]
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+              for line in table]
+    lines += ["", "MEDIAN, WORST: from opening to a person's acknowledgement (or resolution).",
+              "BREACHED: answered after the due time, or still unanswered past it."]
+    return "\n".join(lines)
+
+
+def _duration(seconds: float | None) -> str:
+    return "-" if seconds is None else format_duration(seconds)
+
+
+def _when(moment: dt.datetime) -> str:
+    return f"{moment.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
+
+
+async def sla_report(config: CentralConfig, since_seconds: float, now: dt.datetime) -> str:
+    """The report of the store ``config`` names, for incidents opened in the last while."""
+    from monitord.central.backends import open_store
+
+    since = now - dt.timedelta(seconds=since_seconds)
+    store = await open_store(config)
+    try:
+        incidents = await store.opened_between(since, now)
+    finally:
+        await store.close()
+    return render(report(incidents, now), since, now, config.policy.to_policy().targets,
+                  config.store_name)

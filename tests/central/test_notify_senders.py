@@ -1,0 +1,196 @@
+"""The notification parts without a store: who hears which notice, the retry schedule,
+and each sender's verdict on what its server answered (real servers on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from monitord.central.notifier import MAX_RETRY_SECONDS, retry_delay
+from monitord.central.notify import mail, pagerduty, webhook
+from monitord.central.notify.message import Message, SendError, Tools
+from monitord.central.notify.routing import recipients
+from monitord.central.notify.settings import (
+    ChannelConfig,
+    EscalationSection,
+    MailSection,
+    Notifications,
+)
+from monitord.central.store import Incident, NoticeKind
+from tests.central.receivers import mail_server, receiving
+from tests.probes.mailservers import serve_smtp
+
+T0 = dt.datetime(2026, 11, 25, 17, 0, tzinfo=dt.UTC)
+INCIDENT = Incident(id=7, key="web1/shop", host="web1", check="shop", priority="P1",
+                    status="open", title="shop failing", summary="HTTP 502", opened_at=T0,
+                    due_at=T0 + dt.timedelta(minutes=15), last_seen_at=T0, count=1)
+MESSAGE = Message(notice_id=1, kind="opened", level=0, incident=INCIDENT, sent_at=T0,
+                  subject="[P1] web1/shop opened: HTTP 502", body="shop on web1: opened.")
+
+
+def channel(name: str, type: str = "webhook", **keys: Any) -> ChannelConfig:
+    if type in ("webhook", "slack") and "url" not in keys:
+        keys["url"] = "https://hooks.example/" + name
+    return ChannelConfig.model_validate({"name": name, "type": type, **keys})
+
+
+def routes(kind: NoticeKind, level: int = 0, priority: str = "P1") -> list[str]:
+    config = Notifications(
+        mail=MailSection(),
+        channels=(channel("first"), channel("second"), channel("third"),
+                  channel("team", priorities=["P1", "P2"]),
+                  channel("inbox", "mail", to=["team@example.com"])),
+        escalation=EscalationSection(chain=["first", "second", "third"]))
+    return [c.name for c in recipients(config, kind, level, priority)]
+
+
+# --- routing ------------------------------------------------------------------------------
+
+def test_the_chain_is_told_in_order_and_the_others_always() -> None:
+    assert routes("opened") == ["first", "team", "inbox"]
+    assert routes("escalated", 1) == ["second", "team", "inbox"]
+    assert routes("renotify", 1) == ["first", "second", "team", "inbox"]
+    assert routes("resolved", 2) == ["first", "second", "third", "team", "inbox"]
+
+
+def test_a_level_past_the_chain_is_its_last_contact() -> None:
+    assert routes("escalated", 5) == ["third", "team", "inbox"]
+
+
+def test_mail_is_not_told_of_acknowledgements() -> None:
+    assert routes("acknowledged", 1) == ["first", "second", "team"]
+
+
+def test_a_channel_hears_only_its_priorities() -> None:
+    assert routes("opened", priority="P3") == ["first", "inbox"]
+
+
+# --- retries ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("attempts", range(1, 15))
+def test_retries_back_off_by_doubling_up_to_ten_minutes(attempts: int) -> None:
+    bound = min(10.0 * 2 ** (attempts - 1), MAX_RETRY_SECONDS)
+    assert bound / 2 <= retry_delay(attempts) <= bound
+
+
+# --- web channels -------------------------------------------------------------------------
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.mark.parametrize(("status", "retry"), [(429, True), (500, True), (503, True),
+                                               (400, False), (404, False), (410, False)])
+async def test_http_answers_decide_the_retry(http: aiohttp.ClientSession, status: int,
+                                             retry: bool) -> None:
+    async with receiving() as hooks:
+        hooks.default = status
+        with pytest.raises(SendError) as caught:
+            await webhook.send(channel("ops", url=hooks.url + "/ops"), MESSAGE, Tools(http))
+    assert caught.value.retry is retry
+    assert caught.value.reason.startswith(f"HTTP {status}")
+
+
+async def test_a_redirect_is_not_followed(http: aiohttp.ClientSession) -> None:
+    async with receiving() as hooks:
+        hooks.default = 301
+        with pytest.raises(SendError) as caught:
+            await webhook.send(channel("ops", url=hooks.url + "/ops"), MESSAGE, Tools(http))
+    assert not caught.value.retry
+    assert "redirects are not followed" in caught.value.reason
+
+
+async def test_nobody_listening_is_worth_a_retry(http: aiohttp.ClientSession) -> None:
+    url = f"http://127.0.0.1:{free_port()}/hook"
+    with pytest.raises(SendError) as caught:
+        await webhook.send(channel("ops", url=url), MESSAGE, Tools(http))
+    assert caught.value.retry
+    assert caught.value.reason == "cannot connect: connection refused"
+
+
+def test_a_long_key_is_hashed_into_pagerdutys_dedup_key() -> None:
+    key = "web1/" + "c" * 300
+    assert len(pagerduty.dedup_key(key)) == 255
+    assert pagerduty.dedup_key(key) != pagerduty.dedup_key(key[:-1] + "d")
+    assert pagerduty.dedup_key("web1/shop") == "web1/shop"
+
+
+async def test_a_missing_routing_key_file_is_worth_a_retry(
+        http: aiohttp.ClientSession, tmp_path: Path) -> None:
+    pager = channel("pager", "pagerduty", routing_key_file=str(tmp_path / "missing.key"))
+    with pytest.raises(SendError) as caught:
+        await pagerduty.send(pager, MESSAGE, Tools(http))
+    assert caught.value.retry
+    assert caught.value.reason.startswith("cannot read routing_key_file ")
+
+
+# --- mail ---------------------------------------------------------------------------------
+
+class RefuseRecipients:
+    def __init__(self, answer: str) -> None:
+        self.answer = answer
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          options: list[str]) -> str:
+        return self.answer
+
+
+@pytest.mark.parametrize(("answer", "retry"), [("550 5.1.1 no such user", False),
+                                               ("451 4.3.0 try again later", True)])
+async def test_smtp_replies_decide_the_retry(http: aiohttp.ClientSession, answer: str,
+                                             retry: bool) -> None:
+    async with serve_smtp(handler=RefuseRecipients(answer)) as port:
+        tools = Tools(http, MailSection.model_validate({"port": port}))
+        with pytest.raises(SendError) as caught:
+            await mail.send(channel("inbox", "mail", to=["x@example.com"]), MESSAGE, tools)
+    assert caught.value.retry is retry
+    assert answer.split(" ", 1)[1] in caught.value.reason
+
+
+async def test_no_smtp_server_is_worth_a_retry(http: aiohttp.ClientSession) -> None:
+    tools = Tools(http, MailSection.model_validate({"port": free_port()}))
+    with pytest.raises(SendError) as caught:
+        await mail.send(channel("inbox", "mail", to=["x@example.com"]), MESSAGE, tools)
+    assert caught.value.retry
+
+
+async def test_required_starttls_that_is_not_offered_is_refused(
+        http: aiohttp.ClientSession) -> None:
+    async with mail_server() as (port, mailbox):
+        tools = Tools(http, MailSection.model_validate({"port": port, "tls": "starttls"}))
+        with pytest.raises(SendError) as caught:
+            await mail.send(channel("inbox", "mail", to=["x@example.com"]), MESSAGE, tools)
+    assert not caught.value.retry
+    assert "does not offer STARTTLS" in caught.value.reason
+    assert mailbox.messages == []
+
+
+async def test_mail_logs_in_with_the_password_file(
+        http: aiohttp.ClientSession, tmp_path: Path) -> None:
+    from tests.probes.mailservers import MAIL_PASSWORD, MAIL_USER
+
+    password = tmp_path / "smtp.password"
+    password.write_text(MAIL_PASSWORD + "\n")
+    async with mail_server() as (port, mailbox):
+        tools = Tools(http, MailSection.model_validate(
+            {"port": port, "username": MAIL_USER, "password_file": str(password)}))
+        await mail.send(channel("inbox", "mail", to=["x@example.com"]), MESSAGE, tools)
+    [(recipients_, message)] = mailbox.messages
+    assert recipients_ == ["x@example.com"]
+    assert message["Subject"] == MESSAGE.subject
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
