@@ -16,7 +16,7 @@ from aiohttp import web
 from monitord.central.config import CentralConfig
 from monitord.central.console import console_errors, setup_console
 from monitord.central.keys import CLOCK, CONFIG, STORE, SWEEPER, Clock
-from monitord.central.notifier import notifier_ctx
+from monitord.central.notifier import notifier_ctx, stop
 from monitord.central.payloads import ApiError, timestamp
 from monitord.central.routes import setup_routes
 from monitord.central.store import Conflict, NotFound, Store
@@ -68,14 +68,7 @@ async def _sweeper(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            # Our own cancel; a cancel of the shutdown itself must still go through.
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise
+        await stop(task)
 
 
 async def sweep_forever(store: Store, clock: Clock, every_seconds: float,

@@ -348,12 +348,19 @@ async def notifier_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
         try:
-            await task
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise
+            await stop(task)
         finally:
             await notifier.close()
+
+
+async def stop(task: asyncio.Task[None]) -> None:
+    """Cancel a background task and wait for it to end; a cancel of the caller itself
+    (the shutdown being cancelled) still goes through."""
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
