@@ -12,7 +12,7 @@ from importlib import resources
 from monitord.central.store import SERVER_DOWN
 from monitord.durations import format_duration
 from monitord.errors import StateError
-from monitord.events import Event
+from monitord.events import Event, Step
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,12 @@ def event_text(event: Event, kind: str) -> tuple[str, str]:
     text = "\n\n".join(part for part in (event.summary, event.reason, event.body) if part)
     steps = json.dumps([step.model_dump(mode="json") for step in event.steps])
     return text or kind, steps
+
+
+def ran(event: Event) -> list[Step]:
+    """The event's fix steps that really ran (a dry run's steps did not: no exit, no
+    re-probe); each is one run of its fix in the fix statistics."""
+    return [s for s in event.steps if s.exit_code is not None or s.reprobe_status is not None]
 
 
 def schema_files(backend: str) -> list[tuple[int, str, str]]:

@@ -25,7 +25,7 @@ import asyncio
 import datetime as dt
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -95,6 +95,7 @@ class Notifier:
         self.renderer = Renderer(mail.templates_dir if mail else DEFAULT_TEMPLATES_DIR,
                                  STOCK_TEMPLATES)
         self._sends = asyncio.Semaphore(MAX_CONCURRENT_SENDS)
+        self.claim_limit = claim_limit(self.config.channels)
         self._tools: Tools | None = None
         for channel in self.config.channels:
             register_secret(channel.url)     # a webhook's URL is its password
@@ -133,7 +134,7 @@ class Notifier:
                         log.info("central: incident %d is an unacknowledged P1: reminding",
                                  notice.incident_id)
             claimed = await self._store(self.store.claim_notices(now, LEASE_SECONDS,
-                                                                 CLAIM_LIMIT))
+                                                                 self.claim_limit))
         except (StateError, TimeoutError) as e:
             log.error("central: cannot read the notices; trying again next round: %s",
                       e or "no answer in time")
@@ -154,15 +155,20 @@ class Notifier:
 
     async def _deliver_in_order(self, notices: list[Notice], now: dt.datetime,
                                 done: list[Delivery]) -> None:
-        """One incident's notices, oldest first; one left for later keeps the rest waiting
-        (their lease runs out), so nobody hears "resolved" before "opened"."""
+        """One incident's notices, oldest first. (The store hands out a notice only when
+        no older one of its incident is on its first round, so "resolved" never overtakes
+        "opened"; one that waits for a retry holds back nothing.)"""
         for notice in notices:
-            delivery = await self._deliver(notice, now)
-            if delivery is None:
-                return
-            done.append(delivery)
-            if delivery.retry_at is not None:
-                return
+            try:
+                delivery = await self._deliver(notice, now)
+            except Exception:    # a bug (a template, a sender): retry later, go on
+                log.exception("central: telling people of incident %d (%s) failed; trying "
+                              "again later", notice.incident_id, notice.kind)
+                delivery = Delivery(notice, retry_at=now + dt.timedelta(
+                    seconds=retry_delay(notice.attempts)))
+                await self._finish(delivery, now, "")
+            if delivery is not None:
+                done.append(delivery)
 
     async def _deliver(self, notice: Notice, now: dt.datetime) -> Delivery | None:
         delivery = Delivery(notice)
@@ -232,8 +238,12 @@ class Notifier:
         done = [*notice.done, *delivery.told, *delivery.refused, *delivery.given_up]
         error = "; ".join(f"{name}: {why}" for name, why in delivery.failed.items())
         try:
-            await self._store(self.store.finish_notice(
-                notice.id, done, now, delivery.retry_at, error=error, text=text))
+            ours = await self._store(self.store.finish_notice(
+                notice, done, now, delivery.retry_at, error=error, text=text))
+            if not ours:
+                log.warning("central: notice %d of incident %d outlived its lease; another "
+                            "round has it now (its channels may hear it twice)",
+                            notice.id, notice.incident_id)
         except (StateError, TimeoutError) as e:
             log.error("central: cannot record notice %d of incident %d (it is tried again "
                       "when its lease ends): %s", notice.id, notice.incident_id,
@@ -264,6 +274,15 @@ class Notifier:
     async def _store(self, call: Awaitable[T]) -> T:
         async with asyncio.timeout(STORE_TIMEOUT_SECONDS):
             return await call
+
+
+def claim_limit(channels: Sequence[ChannelConfig]) -> int:
+    """How many notices one round may take: as many as surely get through their sends
+    (each channel hanging to its deadline, MAX_CONCURRENT_SENDS at a time) before the
+    round's own deadline, so that no channel that did hear a notice goes unrecorded."""
+    slowest = max((c.timeout for c in channels), default=0.0) + SEND_GRACE_SECONDS
+    waves = ROUND_TIMEOUT_SECONDS // slowest
+    return max(1, min(CLAIM_LIMIT, int(waves * MAX_CONCURRENT_SENDS // max(len(channels), 1))))
 
 
 def retry_delay(attempts: int) -> float:

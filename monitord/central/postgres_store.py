@@ -43,7 +43,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from monitord.central.common import Trouble, event_text, schema_files, server_down
+from monitord.central.common import Trouble, event_text, ran, schema_files, server_down
 from monitord.central.config import redact_url
 from monitord.central.store import (
     SERVER_DOWN,
@@ -114,7 +114,7 @@ LOCK_KEY = query("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 REOPEN = query("""UPDATE incident SET status = 'open', priority = :priority,
         due_at = :due_at, acknowledged_at = NULL, acknowledged_by = NULL,
         resolved_at = NULL, resolved_by = NULL, reopened = reopened + 1,
-        escalation_level = 0, notified_at = :now
+        escalation_level = 0, notified_at = :now, reopened_at = :now
     WHERE id = (SELECT max(id) FROM incident WHERE key = :key)
       AND status = 'resolved' AND resolved_at > :since RETURNING id""")
 RAISE_PRIORITY = query("""UPDATE incident SET priority = :priority,
@@ -170,8 +170,11 @@ INCIDENTS = query(f"""{INCIDENT}
     ORDER BY i.due_at, i.priority, i.id LIMIT :limit""")
 TIMELINE = query("""SELECT at, kind, who, text, event_id, steps::text AS steps
     FROM timeline WHERE incident_id = :id ORDER BY id""")
-ACKNOWLEDGE = query("""UPDATE incident SET status = 'acknowledged', acknowledged_at = :now,
-    acknowledged_by = :who WHERE id = :id AND status <> 'resolved' RETURNING id""")
+# A second acknowledgement keeps the first one's time and name (the SLA counts the first).
+ACKNOWLEDGE = query("""UPDATE incident SET status = 'acknowledged',
+        acknowledged_at = coalesce(acknowledged_at, :now),
+        acknowledged_by = coalesce(acknowledged_by, :who)
+    WHERE id = :id AND status <> 'resolved' RETURNING id""")
 RESOLVE = query("""UPDATE incident SET status = 'resolved', resolved_at = :now,
     resolved_by = :who WHERE id = :id AND status <> 'resolved' RETURNING id""")
 COUNT_FIX_RUNS = query("""INSERT INTO fix_run (host, check_name, fix, runs, worked, last_at)
@@ -187,8 +190,9 @@ ADD_AGENT = query("""INSERT INTO agent (host, token_hash, added_at)
     ON CONFLICT (host) DO UPDATE SET token_hash = excluded.token_hash,
         added_at = excluded.added_at""")
 AGENT_FOR = query("SELECT host FROM agent WHERE token_hash = :token_hash")
-OPENED_BETWEEN = query(f"""{INCIDENT} WHERE i.opened_at >= :since AND i.opened_at < :until
-    ORDER BY i.opened_at, i.id""")
+OPENED = "coalesce(i.reopened_at, i.opened_at)"
+OPENED_BETWEEN = query(f"""{INCIDENT} WHERE {OPENED} >= :since AND {OPENED} < :until
+    ORDER BY {OPENED}, i.id""")
 
 # Notices: made beside the change they tell of, at the incident's current level.
 NOTICE_COLUMNS = "id, incident_id, kind, level, created_at, attempts, done"
@@ -209,23 +213,28 @@ ESCALATE = query(f"""UPDATE incident SET escalation_level = escalation_level + 1
 RENOTIFY = query("""UPDATE incident SET notified_at = :now
     WHERE status = 'open' AND priority = 'P1'
       AND coalesce(notified_at, opened_at) <= :now::timestamptz - :every::interval
+      AND NOT EXISTS (SELECT 1 FROM notice n WHERE n.incident_id = incident.id
+                      AND n.kind = 'renotify' AND n.finished_at IS NULL)
     RETURNING id""")
-# Due, not leased to anyone, and not behind an unfinished older notice of its incident
-# (people hear of an incident's changes in the order they happened). SKIP LOCKED: two
-# processes claiming at once take different notices.
+# Due, not leased to anyone, and not behind an older notice of its incident that is on
+# its first round (people hear of an incident's changes in the order they happened; one
+# that waits for a retry holds back nothing). SKIP LOCKED: two processes claiming at
+# once take different notices.
 CLAIM_NOTICES = query(f"""UPDATE notice SET claimed_until = :until,
         attempts = attempts + 1
     WHERE id IN (SELECT n.id FROM notice n
         WHERE n.finished_at IS NULL AND n.next_at <= :now
           AND (n.claimed_until IS NULL OR n.claimed_until <= :now)
           AND NOT EXISTS (SELECT 1 FROM notice o WHERE o.incident_id = n.incident_id
-                          AND o.finished_at IS NULL AND o.id < n.id)
+                          AND o.finished_at IS NULL AND o.id < n.id
+                          AND (o.attempts = 0 OR o.claimed_until > :now))
         ORDER BY n.id LIMIT :limit FOR UPDATE OF n SKIP LOCKED)
     RETURNING {NOTICE_COLUMNS}""")
 FINISH_NOTICE = query("""UPDATE notice SET done = :done::text[], claimed_until = NULL,
         last_error = :error, next_at = coalesce(:retry_at::timestamptz, next_at),
         finished_at = CASE WHEN :retry_at::timestamptz IS NULL THEN :now::timestamptz END
-    WHERE id = :id RETURNING incident_id""")
+    WHERE id = :id AND attempts = :attempts AND finished_at IS NULL
+    RETURNING incident_id""")
 
 # People and shared secrets.
 SET_PASSWORD = query("""INSERT INTO person (name, password_hash, added_at)
@@ -368,19 +377,20 @@ class PostgresStore:
         rows = await self._run(lambda conn: _fetch(conn, CLAIM_NOTICES, params))
         return sorted((_notice_of(row) for row in rows), key=lambda n: n.id)
 
-    async def finish_notice(self, notice_id: int, done: Sequence[str], now: dt.datetime,
+    async def finish_notice(self, notice: Notice, done: Sequence[str], now: dt.datetime,
                             retry_at: dt.datetime | None, error: str = "",
-                            text: str = "") -> None:
-        params = {"id": notice_id, "done": list(done), "now": _aware(now),
-                  "retry_at": retry_at, "error": error}
+                            text: str = "") -> bool:
+        params = {"id": notice.id, "attempts": notice.attempts, "done": list(done),
+                  "now": _aware(now), "retry_at": retry_at, "error": error}
 
-        async def finish(conn: Connection) -> None:
+        async def finish(conn: Connection) -> bool:
             rows = await _fetch(conn, FINISH_NOTICE, params)
             if rows and text:
                 await _add_entry(conn, int(rows[0]["incident_id"]),
                                  _Entry(now, "notified", MONITORD, text))
+            return bool(rows)
 
-        await self._run(finish)
+        return await self._run(finish)
 
     async def set_password(self, name: str, password_hash: str, now: dt.datetime) -> None:
         params = {"name": name, "hash": password_hash, "now": _aware(now)}
@@ -486,7 +496,7 @@ class PostgresStore:
 
     async def _dispatch(self, conn: Connection, event: Event, now: dt.datetime) -> None:
         await _execute(conn, NOTE_HOST, {"host": event.host})
-        for step in event.steps:
+        for step in ran(event):
             await _execute(conn, COUNT_FIX_RUNS, {
                 "host": event.host, "check": event.check, "now": now, "fix": step.fix,
                 "worked": int(step.reprobe_status == "OK")})
@@ -605,7 +615,8 @@ class PostgresStore:
             raise Conflict(f"incident {incident_id} is {current[0]['status']}: it cannot be "
                            f"{entry.kind} (a new problem on {current[0]['key']} reopens it)")
         await _add_entry(conn, incident_id, entry)
-        if entry.kind in ("acknowledged", "resolved"):
+        if entry.kind == "resolved" or (entry.kind == "acknowledged"
+                                        and current[0]["status"] == "open"):
             await _notice(conn, incident_id, entry.kind, entry.at)
         return await self._incident(conn, incident_id)
 
@@ -704,7 +715,8 @@ def _incident(row: Row, timeline: tuple[TimelineEntry, ...] = ()) -> Incident:
         acknowledged_at=_utc(row["acknowledged_at"]), acknowledged_by=row["acknowledged_by"],
         resolved_at=_utc(row["resolved_at"]), resolved_by=row["resolved_by"],
         reopened=row["reopened"], attached=tuple(sorted(row["attached_keys"])),
-        timeline=timeline, escalation_level=row["escalation_level"])
+        timeline=timeline, escalation_level=row["escalation_level"],
+        reopened_at=_utc(row["reopened_at"]))
 
 
 def _notice_of(row: Row) -> Notice:

@@ -2,10 +2,11 @@
 and how many missed their response target (``monitord central sla-report --since 7d``).
 
 An incident is answered when a person acknowledges it, or resolves it without
-acknowledging it first; the time to answer runs from its opening. It breached its
-target when the answer came after its due time, or when it is still unanswered and its
-due time has passed. One that monitord resolved itself (a recovery) before its due time
-needed nobody and counts as neither answered nor breached.
+acknowledging it first. The time to answer runs from its opening, or, for one that came
+back after it was resolved, from its reopening: that is when people were called again.
+It breached its target when the answer came after its due time, or when it is still
+unanswered and its due time has passed. One that monitord resolved itself (a recovery)
+before its due time needed nobody and counts as neither answered nor breached.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def report(incidents: Iterable[Incident], now: dt.datetime) -> list[Row]:
         by_priority.setdefault(incident.priority, []).append(incident)
     rows = []
     for priority, found in by_priority.items():
-        waits = [(answer - i.opened_at).total_seconds()
+        waits = [(answer - i.answer_from).total_seconds()
                  for i in found if (answer := answered_at(i)) is not None]
         rows.append(Row(priority, len(found), len(waits),
                         statistics.median(waits) if waits else None,

@@ -39,7 +39,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
-from monitord.central.common import Trouble, event_text, schema_files, server_down
+from monitord.central.common import Trouble, event_text, ran, schema_files, server_down
 from monitord.central.store import (
     SERVER_DOWN,
     ApplyReport,
@@ -71,7 +71,8 @@ NOTE_HOST = "INSERT INTO host (host) VALUES (:host) ON CONFLICT (host) DO NOTHIN
 # The key's last incident, if resolved within the window, opens again.
 REOPEN = """UPDATE incident SET status = 'open', priority = :priority, due_at = :due_at,
         acknowledged_at = NULL, acknowledged_by = NULL, resolved_at = NULL,
-        resolved_by = NULL, reopened = reopened + 1, escalation_level = 0, notified_at = :now
+        resolved_by = NULL, reopened = reopened + 1, escalation_level = 0, notified_at = :now,
+        reopened_at = :now
     WHERE id = (SELECT max(id) FROM incident WHERE key = :key)
       AND status = 'resolved' AND resolved_at > :since"""
 RAISE_PRIORITY = """UPDATE incident SET priority = :priority, due_at = min(due_at, :due_at),
@@ -123,8 +124,11 @@ INCIDENTS = f"""{INCIDENT}
     ORDER BY i.due_at, i.priority, i.id LIMIT :limit"""
 TIMELINE = """SELECT at, kind, who, text, event_id, steps FROM timeline
     WHERE incident_id = :id ORDER BY id"""
-ACKNOWLEDGE = """UPDATE incident SET status = 'acknowledged', acknowledged_at = :now,
-    acknowledged_by = :who WHERE id = :id AND status != 'resolved'"""
+# A second acknowledgement keeps the first one's time and name (the SLA counts the first).
+ACKNOWLEDGE = """UPDATE incident SET status = 'acknowledged',
+        acknowledged_at = coalesce(acknowledged_at, :now),
+        acknowledged_by = coalesce(acknowledged_by, :who)
+    WHERE id = :id AND status != 'resolved'"""
 RESOLVE = """UPDATE incident SET status = 'resolved', resolved_at = :now, resolved_by = :who
     WHERE id = :id AND status != 'resolved'"""
 COUNT_FIX_RUNS = """INSERT INTO fix_run (host, check_name, fix, runs, worked, last_at)
@@ -138,8 +142,9 @@ ADD_AGENT = """INSERT INTO agent (host, token_hash, added_at) VALUES (:host, :to
     ON CONFLICT (host) DO UPDATE SET token_hash = excluded.token_hash,
         added_at = excluded.added_at"""
 AGENT_FOR = "SELECT host FROM agent WHERE token_hash = :token_hash"
-OPENED_BETWEEN = f"""{INCIDENT} WHERE i.opened_at >= :since AND i.opened_at < :until
-    ORDER BY i.opened_at, i.id"""
+OPENED = "coalesce(i.reopened_at, i.opened_at)"
+OPENED_BETWEEN = f"""{INCIDENT} WHERE {OPENED} >= :since AND {OPENED} < :until
+    ORDER BY {OPENED}, i.id"""
 
 # Notices: made beside the change they tell of, at the incident's current level.
 ADD_NOTICE = """INSERT INTO notice (incident_id, kind, level, created_at, next_at)
@@ -154,21 +159,26 @@ ESCALATE = f"""UPDATE incident SET escalation_level = escalation_level + 1, noti
     RETURNING id"""
 RENOTIFY = """UPDATE incident SET notified_at = :now
     WHERE status = 'open' AND priority = 'P1'
-      AND coalesce(notified_at, opened_at) <= :now - :every RETURNING id"""
-# Due, not leased to anyone, and not behind an unfinished older notice of its incident
-# (people hear of an incident's changes in the order they happened).
+      AND coalesce(notified_at, opened_at) <= :now - :every
+      AND NOT EXISTS (SELECT 1 FROM notice n WHERE n.incident_id = incident.id
+                      AND n.kind = 'renotify' AND n.finished_at IS NULL)
+    RETURNING id"""
+# Due, not leased to anyone, and not behind an older notice of its incident that is on
+# its first round (people hear of an incident's changes in the order they happened; one
+# that waits for a retry holds back nothing).
 CLAIM_NOTICES = """UPDATE notice SET claimed_until = :until, attempts = attempts + 1
     WHERE id IN (SELECT n.id FROM notice n
         WHERE n.finished_at IS NULL AND n.next_at <= :now
           AND (n.claimed_until IS NULL OR n.claimed_until <= :now)
           AND NOT EXISTS (SELECT 1 FROM notice o WHERE o.incident_id = n.incident_id
-                          AND o.finished_at IS NULL AND o.id < n.id)
+                          AND o.finished_at IS NULL AND o.id < n.id
+                          AND (o.attempts = 0 OR o.claimed_until > :now))
         ORDER BY n.id LIMIT :limit)
     RETURNING id, incident_id, kind, level, created_at, attempts, done"""
 FINISH_NOTICE = """UPDATE notice SET done = :done, claimed_until = NULL, last_error = :error,
         next_at = coalesce(:retry_at, next_at),
         finished_at = CASE WHEN :retry_at IS NULL THEN :now END
-    WHERE id = :id RETURNING incident_id"""
+    WHERE id = :id AND attempts = :attempts AND finished_at IS NULL RETURNING incident_id"""
 
 # People and shared secrets.
 SET_PASSWORD = """INSERT INTO person (name, password_hash, added_at) VALUES (:name, :hash, :now)
@@ -288,12 +298,13 @@ class SQLiteStore:
 
         return await self._run(claim)
 
-    async def finish_notice(self, notice_id: int, done: Sequence[str], now: dt.datetime,
+    async def finish_notice(self, notice: Notice, done: Sequence[str], now: dt.datetime,
                             retry_at: dt.datetime | None, error: str = "",
-                            text: str = "") -> None:
-        params = {"id": notice_id, "done": json.dumps(list(done)), "now": _epoch(now),
+                            text: str = "") -> bool:
+        params = {"id": notice.id, "attempts": notice.attempts,
+                  "done": json.dumps(list(done)), "now": _epoch(now),
                   "retry_at": None if retry_at is None else _epoch(retry_at), "error": error}
-        await self._run(lambda: self._finish_notice(params, _epoch(now), text))
+        return await self._run(lambda: self._finish_notice(params, _epoch(now), text))
 
     async def set_password(self, name: str, password_hash: str, now: dt.datetime) -> None:
         params = {"name": name, "hash": password_hash, "now": _epoch(now)}
@@ -405,7 +416,7 @@ class SQLiteStore:
 
     def _dispatch(self, event: Event, now: float) -> None:
         self._db.execute(NOTE_HOST, {"host": event.host})
-        for step in event.steps:
+        for step in ran(event):
             self._db.execute(COUNT_FIX_RUNS, {"host": event.host, "check": event.check,
                                               "fix": step.fix, "now": now,
                                               "worked": int(step.reprobe_status == "OK")})
@@ -521,7 +532,8 @@ class SQLiteStore:
                 raise Conflict(f"incident {incident_id} is {current.status}: it cannot be "
                                f"{entry.kind} (a new problem on {current.key} reopens it)")
             self._add_entry(incident_id, entry)
-            if entry.kind in ("acknowledged", "resolved"):
+            if entry.kind == "resolved" or (entry.kind == "acknowledged"
+                                            and current.status == "open"):
                 self._notice(incident_id, entry.kind, entry.at)
             return self._incident(incident_id)
 
@@ -560,11 +572,12 @@ class SQLiteStore:
     def _targets(self) -> dict[str, float]:
         return {"p1": self._target("P1"), "p2": self._target("P2"), "p3": self._target("P3")}
 
-    def _finish_notice(self, params: Mapping[str, object], now: float, text: str) -> None:
+    def _finish_notice(self, params: Mapping[str, object], now: float, text: str) -> bool:
         with self._transaction():
             row = self._db.execute(FINISH_NOTICE, params).fetchone()
             if row is not None and text:
                 self._add_entry(int(row["incident_id"]), _Entry(now, "notified", MONITORD, text))
+            return row is not None
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -648,7 +661,7 @@ def _incident(row: sqlite3.Row, timeline: tuple[TimelineEntry, ...] = ()) -> Inc
         acknowledged_by=row["acknowledged_by"], resolved_at=_maybe_time(row["resolved_at"]),
         resolved_by=row["resolved_by"], reopened=row["reopened"],
         attached=tuple(sorted(json.loads(row["attached_keys"]))), timeline=timeline,
-        escalation_level=row["escalation_level"])
+        escalation_level=row["escalation_level"], reopened_at=_maybe_time(row["reopened_at"]))
 
 
 def _notice(row: sqlite3.Row) -> Notice:

@@ -34,6 +34,10 @@ Rules every backend keeps (and the shared test suite checks):
 - ``claim_notices`` leases due notices to one process at a time (a lease that runs out
   makes them claimable again: a process that died mid-delivery loses nothing);
   ``finish_notice`` records which channels have it and either ends it or sets its retry.
+  A notice waits while an older one of its incident is on its first delivery round (so
+  "resolved" never overtakes "opened"), but not while an older one waits for a retry.
+  An incident has at most one reminder waiting; a second acknowledgement keeps the
+  first one's time and name and makes no notice.
 """
 
 from __future__ import annotations
@@ -94,6 +98,12 @@ class Incident:
     attached: tuple[str, ...] = ()
     timeline: tuple[TimelineEntry, ...] = ()   # filled by ``incident(id)`` only
     escalation_level: int = 0     # 0: the first contact; n: the chain's (n+1)th was told
+    reopened_at: dt.datetime | None = None     # when it was last reopened, if it was
+
+    @property
+    def answer_from(self) -> dt.datetime:
+        """Where its response time starts: its opening, or its last reopening."""
+        return self.reopened_at or self.opened_at
 
     def overdue(self, now: dt.datetime) -> bool:
         """Past its due time with nobody's hand on it (open, not acknowledged)."""
@@ -186,7 +196,8 @@ class Store(Protocol):
         ...
 
     async def opened_between(self, since: dt.datetime, until: dt.datetime) -> list[Incident]:
-        """Every incident opened in [since, until), any status, oldest first."""
+        """Every incident opened (or last reopened) in [since, until), any status, oldest
+        first."""
         ...
 
     # --- notices ----------------------------------------------------------------------
@@ -200,12 +211,14 @@ class Store(Protocol):
         """Due notices (oldest first), leased to the caller until now + lease_seconds."""
         ...
 
-    async def finish_notice(self, notice_id: int, done: Sequence[str], now: dt.datetime,
+    async def finish_notice(self, notice: Notice, done: Sequence[str], now: dt.datetime,
                             retry_at: dt.datetime | None, error: str = "",
-                            text: str = "") -> None:
+                            text: str = "") -> bool:
         """Record the channels that have it; end it (``retry_at`` None) or retry it then.
 
-        A non-empty ``text`` goes on the incident's timeline as a "notified" entry.
+        Only the claim that ``notice`` is (its id and ``attempts``) may finish it: False,
+        and nothing changed, when its lease ran out and somebody claimed it again. A
+        non-empty ``text`` goes on the incident's timeline as a "notified" entry.
         """
         ...
 

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from monitord.central.notifier import MAX_RETRY_SECONDS, retry_delay
+from monitord.central.notifier import MAX_RETRY_SECONDS, claim_limit, retry_delay
 from monitord.central.notify import mail, pagerduty, webhook
 from monitord.central.notify.message import Message, SendError, Tools
 from monitord.central.notify.routing import recipients
@@ -194,3 +194,13 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+def test_a_round_claims_no_more_than_its_sends_can_finish() -> None:
+    slow = [channel(f"hook{n}", url=f"http://127.0.0.1/{n}", timeout="60s") for n in (1, 2)]
+    # 240 s a round, 61 s a send at worst: 3 waves of 8 sends, shared by 2 channels.
+    assert claim_limit(slow) == 12
+    assert claim_limit([channel("quick", url="http://127.0.0.1/", timeout="5s")]) == 20
+    assert claim_limit([]) == 20
+    many = [channel(f"h{n}", url=f"http://127.0.0.1/{n}", timeout="60s") for n in range(30)]
+    assert claim_limit(many) == 1           # always at least one

@@ -20,9 +20,11 @@ NOW = dt.datetime(2026, 11, 25, 18, 0, tzinfo=dt.UTC)
 
 def incident(opened_min: float, target_min: float, **changes: object) -> Incident:
     opened = NOW + dt.timedelta(minutes=opened_min)
+    start = changes.get("reopened_at", opened)
+    assert isinstance(start, dt.datetime)
     base = Incident(id=1, key="web1/shop", host="web1", check="shop", priority="P1",
                     status="open", title="t", summary="s", opened_at=opened,
-                    due_at=opened + dt.timedelta(minutes=target_min), last_seen_at=opened,
+                    due_at=start + dt.timedelta(minutes=target_min), last_seen_at=opened,
                     count=1)
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
@@ -92,3 +94,10 @@ def test_sla_report_refuses_a_bad_since(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.splitlines()[-1].endswith(
         'argument --since: expected a duration like "24h" or "7d", got "a week"')
+
+
+def test_a_reopened_incident_is_answered_from_its_reopening() -> None:
+    reopened = incident(-60, 15, status="acknowledged", reopened_at=at(-10),
+                        acknowledged_at=at(-8))
+    [p1, _, _] = report([reopened], NOW)
+    assert (p1.answered, p1.median_seconds, p1.breached) == (1, 120.0, 0)

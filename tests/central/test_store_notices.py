@@ -17,6 +17,7 @@ import pytest
 from monitord.central.common import schema_files
 from monitord.central.sqlite_store import SQLiteStore
 from monitord.central.store import Conflict, Escalation, Store
+from monitord.events import Step
 from tests.central.conftest import POLICY, OpenStore, healed, minutes, problem, recovery, step
 
 LEASE_SECONDS = 300.0
@@ -33,7 +34,7 @@ async def kinds(store: Store, at_minutes: float = 0) -> list[tuple[int, str, int
             return seen
         for notice in claimed:
             seen.append((notice.incident_id, notice.kind, notice.level))
-            await store.finish_notice(notice.id, ("mail",), minutes(at_minutes), None)
+            await store.finish_notice(notice, ("mail",), minutes(at_minutes), None)
     raise AssertionError(f"notices kept coming: {seen}")
 
 
@@ -74,34 +75,45 @@ async def test_a_claimed_notice_is_leased_until_it_is_finished_or_the_lease_runs
     assert await store.claim_notices(minutes(1), LEASE_SECONDS) == []       # leased
     [again] = await store.claim_notices(minutes(5), LEASE_SECONDS)         # lease ran out
     assert (again.id, again.attempts) == (first.id, 2)
-    await store.finish_notice(again.id, ("mail",), minutes(5), minutes(7), "HTTP 500")
+    await store.finish_notice(again, ("mail",), minutes(5), minutes(7), "HTTP 500")
     assert await store.claim_notices(minutes(6), LEASE_SECONDS) == []       # not yet
     [retry] = await store.claim_notices(minutes(7), LEASE_SECONDS)
     assert (retry.attempts, retry.done) == (3, ("mail",))
-    await store.finish_notice(retry.id, ("mail", "hook"), minutes(7), None)
+    await store.finish_notice(retry, ("mail", "hook"), minutes(7), None)
     assert await store.claim_notices(minutes(60), LEASE_SECONDS) == []      # finished
 
 
-async def test_an_incidents_notices_are_claimed_in_order(store: Store) -> None:
+async def test_a_notice_waits_while_an_older_one_is_on_its_first_round(
+        store: Store) -> None:
     await store.apply([problem("web", "P1")], minutes(0))
     await store.apply([problem("db", "P2")], minutes(0))
     await store.apply([recovery("web")], minutes(1))
     web, db = await store.claim_notices(minutes(1), LEASE_SECONDS)
     assert (web.kind, db.kind) == ("opened", "opened")          # web's resolved waits
-    await store.finish_notice(web.id, ("mail",), minutes(1), minutes(3), "timeout")
-    await store.finish_notice(db.id, ("mail",), minutes(1), None)
-    assert await store.claim_notices(minutes(2), LEASE_SECONDS) == []       # still behind
-    [retried] = await store.claim_notices(minutes(3), LEASE_SECONDS)
-    assert retried.id == web.id
-    await store.finish_notice(retried.id, ("mail",), minutes(3), None)
-    [resolved] = await store.claim_notices(minutes(3), LEASE_SECONDS)
+    assert await store.claim_notices(minutes(1), LEASE_SECONDS) == []
+    await store.finish_notice(db, ("mail",), minutes(1), None)
+    await store.finish_notice(web, ("hook",), minutes(1), minutes(9), "timeout")
+    # web's opened now waits for a retry: that holds back nothing.
+    [resolved] = await store.claim_notices(minutes(2), LEASE_SECONDS)
     assert (resolved.incident_id, resolved.kind) == (web.incident_id, "resolved")
+    await store.finish_notice(resolved, ("mail", "hook"), minutes(2), None)
+    [retried] = await store.claim_notices(minutes(9), LEASE_SECONDS)
+    assert (retried.id, retried.done) == (web.id, ("hook",))
+
+
+async def test_a_claim_that_lost_its_lease_cannot_finish_the_notice(store: Store) -> None:
+    await store.apply([problem("web", "P1")], minutes(0))
+    [slow] = await store.claim_notices(minutes(0), LEASE_SECONDS)
+    [fast] = await store.claim_notices(minutes(6), LEASE_SECONDS)   # the lease ran out
+    assert await store.finish_notice(fast, ("mail",), minutes(6), None)
+    assert not await store.finish_notice(slow, ("mail",), minutes(7), minutes(8), "late")
+    assert await store.claim_notices(minutes(60), LEASE_SECONDS) == []   # still finished
 
 
 async def test_finishing_with_a_text_puts_it_on_the_timeline(store: Store) -> None:
     await store.apply([problem("web", "P1")], minutes(0))
     [notice] = await store.claim_notices(minutes(0), LEASE_SECONDS)
-    await store.finish_notice(notice.id, ("oncall-mail",), minutes(1), None,
+    await store.finish_notice(notice, ("oncall-mail",), minutes(1), None,
                               text="told oncall-mail")
     incident = await store.incident(notice.incident_id)
     assert [(e.kind, e.who, e.text) for e in incident.timeline][-1] == (
@@ -143,6 +155,40 @@ async def test_acknowledging_stops_the_climb_and_reopening_starts_it_again(
     assert (again.incident_id, again.level) == (incident.id, 1)
 
 
+async def test_an_incident_has_one_reminder_waiting_at_most(store: Store) -> None:
+    await store.apply([problem("web", "P1")], minutes(0))
+    [opened] = await store.claim_notices(minutes(0), LEASE_SECONDS)
+    await store.finish_notice(opened, (), minutes(0), None)
+    [reminder] = await store.escalate(minutes(10), REMIND)
+    assert await store.escalate(minutes(20), REMIND) == []      # the first is not out yet
+    [claimed] = await store.claim_notices(minutes(20), LEASE_SECONDS)
+    await store.finish_notice(claimed, ("mail",), minutes(20), None)
+    assert claimed.id == reminder.id
+    assert [n.kind for n in await store.escalate(minutes(30), REMIND)] == ["renotify"]
+
+
+async def test_a_second_acknowledgement_keeps_the_first_and_tells_nobody(
+        store: Store) -> None:
+    await store.apply([problem("web", "P1")], minutes(0))
+    [incident] = await store.incidents()
+    await store.acknowledge(incident.id, "alice", "", minutes(10))
+    again = await store.acknowledge(incident.id, "bob", "me too", minutes(20))
+    assert (again.acknowledged_by, again.acknowledged_at) == ("alice", minutes(10))
+    assert [e.who for e in again.timeline if e.kind == "acknowledged"] == ["alice", "bob"]
+    assert await kinds(store, 20) == [(incident.id, "opened", 0),
+                                      (incident.id, "acknowledged", 0)]
+
+
+async def test_a_reopened_incident_counts_from_its_reopening(store: Store) -> None:
+    await store.apply([problem("web", "P1")], minutes(0))
+    await store.apply([recovery("web")], minutes(1))
+    await store.apply([problem("web", "P1")], minutes(50))
+    [incident] = await store.opened_between(minutes(30), minutes(60))
+    assert (incident.opened_at, incident.reopened_at) == (minutes(0), minutes(50))
+    assert incident.answer_from == minutes(50)
+    assert await store.opened_between(minutes(0), minutes(30)) == []
+
+
 async def test_an_open_p1_is_reminded_at_its_interval_until_acknowledged(
         store: Store) -> None:
     await store.apply([problem("web", "P1"), problem("db", "P2")], minutes(0))
@@ -151,6 +197,7 @@ async def test_an_open_p1_is_reminded_at_its_interval_until_acknowledged(
     [first] = await store.escalate(minutes(10), REMIND)
     assert (first.incident_id, first.kind) == (p1.id, "renotify")
     assert await store.escalate(minutes(19), REMIND) == []
+    await kinds(store, 19)                        # told: the next reminder may be made
     assert len(await store.escalate(minutes(20), REMIND)) == 1
     await store.acknowledge(p1.id, "alice", "", minutes(21))
     assert await store.escalate(minutes(60), REMIND) == []
@@ -252,6 +299,9 @@ async def test_every_fix_step_counts_as_a_run_and_a_passing_reprobe_as_worked(
     await store.apply([problem("web", "P2", steps=failed)], minutes(0))
     await store.apply([healed("web", fixes=("reload-service", "restart-service"))], minutes(1))
     await store.apply([healed("web", fixes=("restart-service",), host="web2")], minutes(2))
+    dry = Step(fix="restart-service", argv=["restart-service", "nginx"], exit_code=None,
+               duration_seconds=0.0, output="", ended="dry run: not run")
+    await store.apply([problem("web", "P2", steps=(dry,))], minutes(3))   # ran nothing
     assert await store.fix_runs() == [
         ("web1", "web", "reload-service", 2, 0), ("web1", "web", "restart-service", 2, 1),
         ("web2", "web", "restart-service", 1, 1)]

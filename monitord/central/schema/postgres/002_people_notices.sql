@@ -6,7 +6,9 @@
 -- about it (the re-notification clock; NULL = at opening, for incidents made before v2).
 ALTER TABLE incident ADD COLUMN escalation_level integer NOT NULL DEFAULT 0;
 ALTER TABLE incident ADD COLUMN notified_at timestamptz;
-CREATE INDEX incident_by_opened ON incident (opened_at);
+-- When it was last reopened: the SLA clock of a reopened incident starts there.
+ALTER TABLE incident ADD COLUMN reopened_at timestamptz;
+CREATE INDEX incident_by_opened ON incident ((coalesce(reopened_at, opened_at)));
 
 -- The on-call people: a console password (scrypt, self-describing) and an API token
 -- (sha256), either of which may be missing.
