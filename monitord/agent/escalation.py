@@ -36,12 +36,14 @@ class Renderer:
         self._stock = _environment(jinja2.FileSystemLoader(stock_dir))
 
     def render(self, kind: str, context: dict[str, Any]) -> tuple[str, str]:
-        """Title and body; a broken admin template falls back to the stock one (logged),
-        so a typo never costs an incident."""
+        """Title and body; a broken admin template (a syntax error, an error while it
+        renders, a file that cannot be read) falls back to the stock one (logged), so a
+        typo never costs an incident."""
         try:
             return self._render(self._env, kind, context)
-        except jinja2.TemplateError as e:
-            log.error("template for %s events failed (%s); using the stock one", kind, e)
+        except Exception as e:  # whatever the admin's template does wrong
+            log.error("template for %s events failed (%s: %s); using the stock one",
+                      kind, type(e).__name__, e)
             return self._render(self._stock, kind, context)
 
     @staticmethod

@@ -21,6 +21,7 @@ from monitord.central.app import create_app
 from monitord.central.backends import open_store
 from monitord.central.config import CentralConfig
 from monitord.central.passwords import hash_password, password_problem
+from monitord.central.sla import MONITORD
 from monitord.central.store import Store
 from monitord.errors import MonitordError
 from monitord.events import utc_now
@@ -85,6 +86,11 @@ async def add_user(config: CentralConfig, name: str, password: str) -> None:
 
 
 def check_name(kind: str, name: str) -> None:
+    """A host (``agent``) or a person's name (``user``, ``operator``): a person may not be
+    called monitord, the name timelines and the SLA report give to automatic recoveries."""
     if not NAME.fullmatch(name):
         raise MonitordError(f"{kind} name {name!r}: expected letters, digits, \".\", \"_\", "
                             "\":\" or \"-\", starting with a letter or digit")
+    if kind != "agent" and name.lower() == MONITORD:
+        raise MonitordError(f"{kind} name {name!r}: reserved for monitord's own entries; "
+                            "choose another")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
+
+import pytest
 
 from monitord.agent.daemon import Agent
 from monitord.agent.escalation import Renderer
@@ -88,6 +91,40 @@ def test_broken_admin_template_falls_back_to_the_stock_one(tmp_path: Path) -> No
     (tmp_path / "problem.title.j2").write_text("{{ no_such_field }} {% if %}")
     title, _ = Renderer(str(tmp_path)).render("problem", _context())
     assert title.startswith("P1 web1/site: CRITICAL - HTTP 502")
+
+
+@pytest.mark.parametrize(("text", "error"), [
+    ("{{ 1 / 0 }}", "ZeroDivisionError"),
+    ("{{ summary + 1 }}", "TypeError"),
+])
+def test_admin_template_failing_as_it_renders_falls_back_to_the_stock_one(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, text: str, error: str) -> None:
+    (tmp_path / "problem.title.j2").write_text(text)
+    title, _ = Renderer(str(tmp_path)).render("problem", _context())
+    assert title.startswith("P1 web1/site: CRITICAL - HTTP 502")
+    assert f"template for problem events failed ({error}: " in caplog.text
+
+
+def test_unreadable_admin_template_falls_back_to_the_stock_one(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "problem.title.j2").write_bytes(b"\xff\xfe{{ check }}\x80")  # not UTF-8
+    title, _ = Renderer(str(tmp_path)).render("problem", _context())
+    assert title.startswith("P1 web1/site: CRITICAL - HTTP 502")
+    assert "(UnicodeDecodeError: " in caplog.text
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a mode-000 file anyway")
+def test_admin_template_without_read_permission_falls_back_to_the_stock_one(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "problem.title.j2"
+    path.write_text("[{{ priority }}] {{ check }}")
+    path.chmod(0)
+    try:
+        title, _ = Renderer(str(tmp_path)).render("problem", _context())
+    finally:
+        path.chmod(0o600)
+    assert title.startswith("P1 web1/site: CRITICAL - HTTP 502")
+    assert "(PermissionError: " in caplog.text
 
 
 def test_problem_body_carries_the_transcript(tmp_path: Path) -> None:

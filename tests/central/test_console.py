@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from monitord.central.config import load_central_config
-from monitord.central.console import sessions
+from monitord.central.console import pages, sessions, state
 from monitord.central.console.errors import FORGED
 from monitord.central.console.render import SECURITY_HEADERS
+from monitord.central.console.state import CONSOLE
 from monitord.central.passwords import hash_password, verify_password
 from monitord.central.sqlite_store import SQLiteStore
 from monitord.central.store import Store
@@ -110,6 +111,53 @@ async def test_wrong_password_or_name_is_the_same_401(
     assert sessions.SESSION_COOKIE not in person.cookies
     assert f"failed login as '{name}'" in caplog.text
     assert "not the password" not in caplog.text
+
+
+async def test_five_failed_sign_ins_refuse_the_name_for_a_minute(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    await add_person(api, "carol")
+    await add_person(api, "alice")
+    person = Person(api)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(5):
+            assert (await person.sign_in("carol", "not the password at all")).status == 401
+        for _ in range(2):
+            page = await person.sign_in("carol")          # the right password, too late
+            assert page.status == 429
+            assert "Too many failed sign-ins for this name; wait a minute." in page.text
+            assert sessions.SESSION_COOKIE not in person.cookies
+    assert caplog.text.count("refusing that name") == 1
+    assert (await Person(api).sign_in("alice")).status == 303   # other names are not held
+    api.clock.advance(61)
+    page = await person.sign_in("carol")
+    assert (page.status, page.location) == (303, "/console/")
+
+
+async def test_unknown_name_is_refused_alike_after_five_failures(api: Api) -> None:
+    person = Person(api)
+    for _ in range(5):
+        assert (await person.sign_in("mallory")).status == 401
+    page = await person.sign_in("mallory")
+    assert page.status == 429
+    assert "Too many failed sign-ins for this name; wait a minute." in page.text
+
+
+async def test_sign_in_waiting_too_long_for_a_hashing_slot_is_503(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await add_person(api, "carol")
+    monkeypatch.setattr(pages, "HASH_WAIT_SECONDS", 0.01)
+    hashing = api.app[CONSOLE].hashing
+    for _ in range(state.HASHES_AT_ONCE):                 # a flood holds every slot
+        await hashing.acquire()
+    person = Person(api)
+    page = await person.sign_in("carol")
+    assert page.status == 503
+    assert "Too many sign-ins at once; try again in a moment." in page.text
+    for _ in range(state.HASHES_AT_ONCE):
+        hashing.release()
+    assert (await person.sign_in("carol")).status == 303
 
 
 async def test_sign_in_form_without_its_token_is_refused(api: Api) -> None:
@@ -218,6 +266,23 @@ async def test_acknowledged_incident_is_not_overdue(api: Api) -> None:
     assert (await person.act(incident_id, "acknowledge")).status == 303
     page = await person.get("/console/")
     assert "0 overdue" in page.text and "OVERDUE" not in page.text
+
+
+async def test_a_flood_of_overdue_p3s_cannot_push_a_p1_off_the_queue(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pages, "QUEUE_LIMIT", 3)
+    p3s = [await open_incident(api, f"disk{n}", "P3") for n in range(4)]  # due T0 + 48h
+    api.clock.advance(49 * 3600)
+    db = await open_incident(api, "db", "P1")                            # due in 15m
+    api.clock.advance(20 * MINUTE)
+    person = await signed_in(api)
+    page = await person.get("/console/")
+    assert incident_ids(page) == [db, *p3s[:3]]
+    assert "Only the 3 most urgent P3 incidents are shown; there may be more." in page.text
+    assert "most urgent P1" not in page.text
+    assert "4+ OVERDUE" in page.text          # at least: the fourth P3 was not read
+    assert "4+ OVERDUE" in (await person.get("/console/hosts")).text
 
 
 # --- an incident -------------------------------------------------------------------------

@@ -146,6 +146,17 @@ def test_bad_name_is_one_clear_line(tmp_path: Path) -> None:
                            "\"_\", \":\" or \"-\", starting with a letter or digit\n")
 
 
+@pytest.mark.parametrize(("action", "name"), [("add-user", "monitord"),
+                                            ("add-operator", "monitord"),
+                                            ("add-operator", "MonitorD")])
+def test_people_may_not_be_called_monitord(tmp_path: Path, action: str, name: str) -> None:
+    done = central(action, name, "-c", str(write_config(tmp_path)))
+    assert done.returncode == 2
+    kind = action.removeprefix("add-")
+    assert done.stderr == (f"monitord: {kind} name {name!r}: reserved for monitord's own "
+                           "entries; choose another\n")
+
+
 def test_bad_config_is_reported_without_traceback(tmp_path: Path) -> None:
     config = tmp_path / "central.toml"
     config.write_text('[central]\nstore_url = "postgresql://db.example/"\n')

@@ -12,6 +12,7 @@ import asyncio
 import datetime as dt
 import functools
 import logging
+import math
 import secrets
 import shlex
 from collections.abc import Awaitable, Callable
@@ -26,10 +27,17 @@ from monitord.central.console.errors import FORGED, ConsoleError
 from monitord.central.console.fixstats import fix_report
 from monitord.central.console.render import html, redirect
 from monitord.central.console.sessions import Session
-from monitord.central.console.state import CONSOLE, signing_key
+from monitord.central.console.state import (
+    CONSOLE,
+    FAILURE_WINDOW_SECONDS,
+    FAILURES_ALLOWED,
+    HASH_WAIT_SECONDS,
+    LOCKOUT_SECONDS,
+    signing_key,
+)
 from monitord.central.keys import CLOCK, CONFIG, STORE
 from monitord.central.passwords import verify_password
-from monitord.central.store import Conflict, Incident, IncidentStatus, TimelineEntry
+from monitord.central.store import Conflict, Incident, IncidentStatus, Store, TimelineEntry
 from monitord.durations import format_duration
 from monitord.oncall import age_text, due_text
 
@@ -38,6 +46,8 @@ log = logging.getLogger(__name__)
 HOME = "/console/"
 LOGIN = "/console/login"
 OPEN: tuple[IncidentStatus, ...] = ("open", "acknowledged")
+PRIORITIES = ("P1", "P2", "P3")
+QUEUE_LIMIT = 500              # open incidents read per priority, the most urgent first
 REFRESH_SECONDS = 30
 LOGIN_COOKIE_SECONDS = 3600
 MAX_NEXT_CHARS = 2000
@@ -98,15 +108,38 @@ async def login(request: web.Request) -> web.StreamResponse:
         raise ConsoleError(403, FORGED)
     name, password = _field(form, "name").strip(), _field(form, "password")
     target = _safe_next(_field(form, "next"))
+    console = request.app[CONSOLE]
+    wait = console.failures.locked(name, request.app[CLOCK]().timestamp())
+    if wait > 0:
+        return await _login_page(request, target, status=429, name=name, retry=wait,
+                                 error="Too many failed sign-ins for this name; "
+                                       "wait a minute.")
     stored = (await request.app[STORE].password_hash(name)
               if sessions.PERSON.fullmatch(name) else None)
-    async with request.app[CONSOLE].hashing:
+    try:
+        async with asyncio.timeout(HASH_WAIT_SECONDS):
+            await console.hashing.acquire()
+    except TimeoutError:
+        log.warning("central: console: sign-in as %r from %s refused: too many at once",
+                    name[:100], request.remote)
+        return await _login_page(request, target, status=503, name=name,
+                                 retry=HASH_WAIT_SECONDS, error="Too many sign-ins at once; "
+                                                                "try again in a moment.")
+    try:
         good = await asyncio.to_thread(verify_password, password, stored)
+    finally:
+        console.hashing.release()
     if not good or stored is None:
         log.warning("central: console: failed login as %r from %s", name[:100],
                     request.remote)
+        if console.failures.failed(name, request.app[CLOCK]().timestamp()):
+            log.warning("central: console: %d failed sign-ins as %r within %s; refusing "
+                        "that name for %s", FAILURES_ALLOWED, name[:100],
+                        format_duration(FAILURE_WINDOW_SECONDS),
+                        format_duration(LOCKOUT_SECONDS))
         return await _login_page(request, target, status=401, name=name,
                                  error="Wrong name or password.")
+    console.failures.succeeded(name)
     lifetime = request.app[CONFIG].central.console_session
     expires = int(request.app[CLOCK]().timestamp() + lifetime)
     session = sessions.make_session(key, name, expires, stored)
@@ -129,7 +162,7 @@ async def logout(request: web.Request, session: Session) -> web.StreamResponse:
 
 
 async def _login_page(request: web.Request, target: str, *, status: int = 200,
-                      name: str = "", error: str = "") -> web.Response:
+                      name: str = "", error: str = "", retry: float = 0) -> web.Response:
     nonce = request.cookies.get(sessions.LOGIN_COOKIE)
     if not sessions.valid_nonce(nonce) or nonce is None:
         nonce = secrets.token_urlsafe(24)
@@ -139,6 +172,8 @@ async def _login_page(request: web.Request, target: str, *, status: int = 200,
                     name=name, error=error)
     response.set_cookie(sessions.LOGIN_COOKIE, nonce, max_age=LOGIN_COOKIE_SECONDS,
                         path=LOGIN, secure=True, httponly=True, samesite="Strict")
+    if retry:
+        response.headers["Retry-After"] = str(math.ceil(retry))
     return response
 
 
@@ -167,11 +202,12 @@ async def queue(request: web.Request, session: Session) -> web.StreamResponse:
     if host is not None and not sessions.PERSON.fullmatch(host):
         raise ConsoleError(400, "host: expected a host name like web1.")
     now = request.app[CLOCK]()
-    everything = await request.app[STORE].incidents(status=OPEN)
-    shown = [i for i in everything if host is None or i.host == host]
-    shown.sort(key=lambda i: (i.priority, i.due_at, i.id))
+    everything = await _opened(request.app[STORE])
+    listed = everything if host is None else await _opened(request.app[STORE], host)
+    shown = [i for p in PRIORITIES for i in listed[p]]
     return await _page(request, session, "queue.html.j2", refresh=True, opened=everything,
-                       title="Queue", host=host,
+                       title="Queue", host=host, limit=QUEUE_LIMIT,
+                       cut=[p for p in PRIORITIES if len(listed[p]) >= QUEUE_LIMIT],
                        rows=[_incident_view(i, now) for i in shown])
 
 
@@ -210,9 +246,9 @@ async def act(request: web.Request, session: Session) -> web.StreamResponse:
 async def hosts(request: web.Request, session: Session) -> web.StreamResponse:
     now = request.app[CLOCK]()
     found = await request.app[STORE].hosts(now)
-    opened = await request.app[STORE].incidents(status=OPEN)
+    opened = await _opened(request.app[STORE])
     late: dict[str, int] = {}
-    for incident in opened:
+    for incident in (i for p in PRIORITIES for i in opened[p]):
         if incident.overdue(now):
             late[incident.host] = late.get(incident.host, 0) + 1
     rows = [{"host": h.host, "heard": _ago(h.last_heartbeat, now),
@@ -242,16 +278,27 @@ async def _incident_page(request: web.Request, session: Session, *, status: int 
 
 
 async def _page(request: web.Request, session: Session, template: str, *, status: int = 200,
-                refresh: bool = False, opened: list[Incident] | None = None,
+                refresh: bool = False, opened: dict[str, list[Incident]] | None = None,
                 **context: object) -> web.Response:
     """A signed-in page: the header's overdue count, the forms' token, the refresh."""
     now = request.app[CLOCK]()
     if opened is None:
-        opened = await request.app[STORE].incidents(status=("open",))
+        opened = await _opened(request.app[STORE])
     token = sessions.csrf_token(await signing_key(request.app), session)
+    overdue = sum(1 for p in PRIORITIES for i in opened[p] if i.overdue(now))
+    # A full list whose last (latest due) incident is past due may hide more overdue ones.
+    more = any(len(opened[p]) >= QUEUE_LIMIT and opened[p][-1].due_at < now
+               for p in PRIORITIES)
     return html(request.app[CONSOLE].env, template, status, person=session.name, csrf=token,
-                overdue_count=sum(1 for i in opened if i.overdue(now)), now=now,
+                overdue_count=overdue, overdue_more=more, now=now,
                 refresh=REFRESH_SECONDS if refresh else 0, **context)
+
+
+async def _opened(store: Store, host: str | None = None) -> dict[str, list[Incident]]:
+    """Open and acknowledged incidents per priority, each the QUEUE_LIMIT due first: read
+    one priority at a time, so no number of overdue P3s can push a P1 off the queue."""
+    return {p: await store.incidents(status=OPEN, priority=(p,), host=host,
+                                     limit=QUEUE_LIMIT) for p in PRIORITIES}
 
 
 def _incident_id(request: web.Request) -> int:
