@@ -7,14 +7,13 @@ import asyncio
 import getpass
 import logging
 import os
-import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 
 from monitord import __version__
 from monitord.config import Config, load_config
 from monitord.errors import ConfigError, MonitordError
-from monitord.model import Result
+from monitord.model import Priority, Result
 
 DEFAULT_CONFIG = "/etc/monitord/monitord.toml"
 
@@ -146,7 +145,8 @@ def _incidents_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     incidents.add_argument("--note", default="", help="a note with ack or resolve")
     incidents.add_argument("--all", action="store_true", help="list resolved ones too")
     incidents.add_argument("--priority", action="append", default=[],
-                           choices=["P1", "P2", "P3"], help="only this priority (repeatable)")
+                           type=Priority, choices=list(Priority),
+                           help="only this priority (repeatable)")
     incidents.add_argument("--host", help="only this host")
     incidents.set_defaults(func=_incidents)
 
@@ -247,11 +247,10 @@ def _central(args: argparse.Namespace) -> int:
 
 
 def _central_migrate(args: argparse.Namespace) -> int:
-    from monitord.central.backends import migrate
     from monitord.central.config import load_central_config
 
     config = load_central_config(args.config)
-    print(asyncio.run(migrate(config)))
+    print(asyncio.run(config.migrate()))
     return 0
 
 
@@ -323,17 +322,10 @@ def _read_password(name: str) -> str:
 
 async def _until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
     """Run ``main(stop)``; SIGTERM or SIGINT sets ``stop``, a second one exits at once."""
+    from monitord.signals import handle_signals
+
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-
-    def on_signal(signum: int) -> None:
-        if stop.is_set():
-            log.warning("monitord: second %s, exiting at once", signal.Signals(signum).name)
-            os._exit(1)
-        stop.set()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
+    handle_signals(stop)
     await main(stop)
 
 

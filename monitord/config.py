@@ -6,29 +6,33 @@ Every problem in every file is collected and reported at once, each as
 
 from __future__ import annotations
 
-import difflib
 import glob
-import json
-import re
 import socket
-import tomllib
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
-from monitord.agent.fixes import available_fixes, find_fix, fix_dirs
-from monitord.central.store import Policy
 from monitord.errors import ConfigError
+from monitord.fixes import available_fixes, find_fix, fix_dirs
+from monitord.model import Priority
 from monitord.probes import REGISTRY
-from monitord.probes.base import (
-    OWN_COMMANDS,
-    CheckBase,
+from monitord.probes.base import OWN_COMMANDS, CheckBase
+from monitord.schema import (
     Duration,
     DurationOrZero,
+    Loader,
+    OptionalPriority,
+    PolicyConfig,
+    PriorityField,
     StrictModel,
+    check_keys,
+    found,
+    messages,
+    section,
+    show_path,
+    suggest,
 )
 
 PACK_PREFIX = "pack:"
@@ -50,8 +54,8 @@ class Defaults(StrictModel):
     timeout: Duration = 10.0
     fail_after: int = Field(default=3, ge=1, le=100)
     recover_after: int = Field(default=2, ge=1, le=100)
-    priority: Literal["P1", "P2", "P3"] = "P3"
-    warning_priority: Literal["P1", "P2", "P3", ""] = ""
+    priority: PriorityField = Priority.P3
+    warning_priority: OptionalPriority = None
     flap_window: int = Field(default=20, ge=4, le=200)
     flap_threshold: float = Field(default=0.5, gt=0, le=1)
     heal_budget: int = Field(default=3, ge=0, le=100)
@@ -89,21 +93,6 @@ class OutboxConfig(StrictModel):
 
 class HeartbeatConfig(StrictModel):
     every: Duration = 60.0
-
-
-class PolicyConfig(StrictModel):
-    """Response targets and timing rules of the incident store."""
-
-    P1: Duration = 900.0
-    P2: Duration = 7200.0
-    P3: Duration = 172800.0
-    reopen_window: DurationOrZero = 3600.0
-    missed_heartbeats: int = Field(default=3, ge=1, le=100)
-    min_silence: Duration = 180.0
-
-    def to_policy(self) -> Policy:
-        return Policy({"P1": self.P1, "P2": self.P2, "P3": self.P3}, self.reopen_window,
-                      self.missed_heartbeats, self.min_silence)
 
 
 class StatusConfig(StrictModel):
@@ -144,8 +133,8 @@ class Config:
         for check in self.checks:
             if check.name == name:
                 return check
-        hint = _suggest(name, [c.name for c in self.checks])
-        raise ConfigError([f"no check named {_found(name)}{hint}"])
+        hint = suggest(name, [c.name for c in self.checks])
+        raise ConfigError([f"no check named {found(name)}{hint}"])
 
 
 SECTIONS: dict[str, type[StrictModel]] = {
@@ -160,30 +149,10 @@ TOP_LEVEL = {"include", "agent", "defaults", "healer", "check", *SECTIONS}
 
 
 @dataclass
-class _Loader:
-    main: Path
-    problems: list[str] = field(default_factory=list)
-    files: list[Path] = field(default_factory=list)
+class _Loader(Loader):
+    """The agent's loader: its files, and the [[check]] tables found in them."""
+
     raw_checks: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)
-
-    def fail(self, where: Path, message: str) -> None:
-        self.problems.append(f"{_show(where)}: {message}")
-
-    def read(self, path: Path) -> dict[str, Any] | None:
-        try:
-            with path.open("rb") as f:
-                data = tomllib.load(f)
-        except FileNotFoundError:
-            self.problems.append(f"{_show(path)}: no such file")
-            return None
-        except OSError as e:
-            self.problems.append(f"{_show(path)}: cannot read: {e.strerror}")
-            return None
-        except tomllib.TOMLDecodeError as e:
-            self.problems.append(f"{_show(path)}: {_toml_problem(e)}")
-            return None
-        self.files.append(path)
-        return data
 
     def take_checks(self, path: Path, data: dict[str, Any]) -> None:
         checks = data.get("check", [])
@@ -200,14 +169,14 @@ def load_config(path: str | Path, state_dir: str | None = None) -> Config:
     data = loader.read(main)
     if data is None:
         raise ConfigError(loader.problems)
-    _check_keys(loader, main, data, TOP_LEVEL)
-    agent = _section(loader, main, data, "agent", AgentConfig) or AgentConfig()
+    check_keys(loader, main, data, TOP_LEVEL)
+    agent = section(loader, main, data, "agent", AgentConfig) or AgentConfig()
     if state_dir is not None:
         agent = agent.model_copy(update={"state_dir": state_dir})
-    healer = _section(loader, main, data, "healer", HealerConfig) or HealerConfig()
-    extra: dict[str, Any] = {name: _section(loader, main, data, name, model) or model()
+    healer = section(loader, main, data, "healer", HealerConfig) or HealerConfig()
+    extra: dict[str, Any] = {name: section(loader, main, data, name, model) or model()
                              for name, model in SECTIONS.items()}
-    valid_defaults = _section(loader, main, data, "defaults", Defaults) is not None
+    valid_defaults = section(loader, main, data, "defaults", Defaults) is not None
     defaults = data.get("defaults", {}) if valid_defaults else {}
     loader.take_checks(main, data)
     for included in _includes(loader, main, data, agent):
@@ -235,19 +204,19 @@ def _includes(loader: _Loader, main: Path, data: dict[str, Any], agent: AgentCon
     if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
         loader.fail(main, f"include: expected a list of file globs, got {patterns!r}")
         return []
-    found: list[Path] = []
+    paths: list[Path] = []
     for pattern in patterns:
         if pattern.startswith(PACK_PREFIX):
-            found.extend(_pack(loader, main, pattern[len(PACK_PREFIX) :], agent))
+            paths.extend(_pack(loader, main, pattern[len(PACK_PREFIX) :], agent))
             continue
         full = main.parent / pattern
         if glob.has_magic(pattern):
-            found.extend(Path(p) for p in sorted(glob.glob(str(full))))
+            paths.extend(Path(p) for p in sorted(glob.glob(str(full))))
         elif full.exists():
-            found.append(full)
+            paths.append(full)
         else:
-            loader.fail(main, f"include: {_found(pattern)} does not exist")
-    return found
+            loader.fail(main, f"include: {found(pattern)} does not exist")
+    return paths
 
 
 def _pack(loader: _Loader, main: Path, name: str, agent: AgentConfig) -> list[Path]:
@@ -256,15 +225,9 @@ def _pack(loader: _Loader, main: Path, name: str, agent: AgentConfig) -> list[Pa
     if path.is_file():
         return [path]
     known = sorted(p.stem for p in directory.glob("*.toml"))
-    loader.fail(main, f"include: no stock pack {_found(name)}{_suggest(name, known)} "
+    loader.fail(main, f"include: no stock pack {found(name)}{suggest(name, known)} "
                 f"(stock packs: {', '.join(known) or 'none found'})")
     return []
-
-
-def _check_keys(loader: _Loader, path: Path, data: dict[str, Any], allowed: set[str]) -> None:
-    for key in data:
-        if key not in allowed:
-            loader.fail(path, f"{key}: unknown top-level key{_suggest(key, sorted(allowed))}")
 
 
 def _check_included(loader: _Loader, path: Path, data: dict[str, Any]) -> None:
@@ -272,30 +235,6 @@ def _check_included(loader: _Loader, path: Path, data: dict[str, Any]) -> None:
         if key != "check":
             loader.fail(path, f"{key}: only [[check]] tables belong in an included file; "
                         "move it to the main config")
-
-
-def _toml_problem(error: tomllib.TOMLDecodeError) -> str:
-    text = str(error)
-    match = re.fullmatch(r"(.*) \(at line (\d+), column (\d+)\)", text)
-    if match is None:
-        return f"not valid TOML: {text}"
-    what, line, column = match.groups()
-    return f"line {line}, column {column}: not valid TOML: {what[0].lower()}{what[1:]}"
-
-
-def _section(
-    loader: _Loader, path: Path, data: dict[str, Any], key: str, model: type[StrictModel]
-) -> Any:
-    raw = data.get(key, {})
-    if not isinstance(raw, dict):
-        loader.fail(path, f"[{key}]: expected a table, got {raw!r}")
-        return None
-    try:
-        return model.model_validate(raw)
-    except ValidationError as e:
-        for message in _messages(e, model):
-            loader.fail(path, f"[{key}] {message}")
-        return None
 
 
 def _validate_checks(
@@ -315,11 +254,11 @@ def _validate_checks(
         try:
             check = model.model_validate(merged)
         except ValidationError as e:
-            for message in _messages(e, model):
+            for message in messages(e, model):
                 loader.fail(path, f"{label}: {message}")
             continue
         if check.name in sources:
-            first = _show(sources[check.name])
+            first = show_path(sources[check.name])
             loader.fail(path, f"{label}: name: already used by another check in {first}")
             continue
         sources[check.name] = path
@@ -336,14 +275,14 @@ def _cross_check(loader: _Loader, checks: list[CheckBase], sources: dict[str, Pa
                         f"({check.timeout:g}s > {check.every:g}s)")
         for parent in check.depends_on:
             if parent not in names:
-                loader.fail(where, f"{label}: depends_on: no check named {_found(parent)}"
-                            f"{_suggest(parent, sorted(names))}")
+                loader.fail(where, f"{label}: depends_on: no check named {found(parent)}"
+                            f"{suggest(parent, sorted(names))}")
         for key in ("warn", "crit"):
             for metric in getattr(check, key):
                 known = sorted(check.metric_names())
                 if metric not in known:
                     loader.fail(where, f"{label}: {key}.{metric}: unknown metric for probe "
-                                f"{_found(check.probe)}{_suggest(metric, known)}"
+                                f"{found(check.probe)}{suggest(metric, known)}"
                                 f" (known: {', '.join(known)})")
     for cycle in _cycles(checks):
         loader.fail(sources[cycle[0]], f'check "{cycle[0]}": depends_on: dependency cycle '
@@ -362,11 +301,11 @@ def _check_ladders(
             if step.run in OWN_COMMANDS:
                 missing = [c for c in _needs(step.run) if not getattr(check, c)]
                 if missing:
-                    loader.fail(where, f"{key}: {_found(step.run)} needs the check's own "
+                    loader.fail(where, f"{key}: {found(step.run)} needs the check's own "
                                 f"{' and '.join(missing)} command")
             elif find_fix(step.run, dirs) is None:
-                loader.fail(where, f"{key}: no fix named {_found(step.run)}"
-                            f"{_suggest(step.run, known)} (fixes: {', '.join(known)})")
+                loader.fail(where, f"{key}: no fix named {found(step.run)}"
+                            f"{suggest(step.run, known)} (fixes: {', '.join(known)})")
 
 
 def _needs(command: str) -> tuple[str, ...]:
@@ -376,14 +315,14 @@ def _needs(command: str) -> tuple[str, ...]:
 def _cycles(checks: list[CheckBase]) -> list[list[str]]:
     parents = {c.name: c.depends_on for c in checks}
     state: dict[str, str] = {}
-    found: list[list[str]] = []
+    cycles: list[list[str]] = []
 
     def visit(node: str, path: list[str]) -> None:
         state[node] = "visiting"
         path.append(node)
         for parent in parents[node]:
             if state.get(parent) == "visiting":
-                found.append([*path[path.index(parent) :], parent])
+                cycles.append([*path[path.index(parent) :], parent])
             elif parent in parents and parent not in state:
                 visit(parent, path)
         path.pop()
@@ -392,7 +331,7 @@ def _cycles(checks: list[CheckBase]) -> list[list[str]]:
     for name in sorted(parents):
         if name not in state:
             visit(name, [])
-    return found
+    return cycles
 
 
 def _label(raw: dict[str, Any], index: int) -> str:
@@ -406,105 +345,4 @@ def _probe_problem(kind: object) -> str:
         return f"required key is missing; one of {', '.join(known)}"
     if not isinstance(kind, str):
         return f"expected a probe name, got {kind!r}"
-    return f"unknown probe {_found(kind)}{_suggest(kind, known)} (known: {', '.join(known)})"
-
-
-_BOUNDS = {
-    "less_than_equal": "a number up to {le}",
-    "less_than": "a number below {lt}",
-    "greater_than_equal": "a number of at least {ge}",
-    "greater_than": "a number above {gt}",
-    "too_long": "at most {max_length} characters",
-}
-
-_EXPECTED = {
-    "int_type": "an integer",
-    "int_parsing": "an integer",
-    "float_type": "a number",
-    "float_parsing": "a number",
-    "bool_type": "true or false",
-    "bool_parsing": "true or false",
-    "string_type": "a string",
-    "list_type": "a list",
-    "dict_type": "a table",
-    "model_type": "a table",
-}
-
-
-def _messages(error: ValidationError, model: type[StrictModel]) -> list[str]:
-    messages = []
-    for item in error.errors(include_url=False):
-        loc = item["loc"]
-        key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
-        kind = item["type"]
-        if kind == "extra_forbidden":
-            fields = _model_at(model, loc[:-1]).model_fields
-            known = sorted(info.alias or name for name, info in fields.items())
-            messages.append(f"{key}: unknown key{_suggest(str(loc[-1]), known)}")
-            continue
-        if kind == "missing":
-            messages.append(f"{key}: required key is missing")
-            continue
-        text = _expected_text(kind, item["msg"], item.get("ctx") or {})
-        found = item.get("input")
-        if key:
-            messages.append(f"{key}: {text}, got {_found(found)}")
-        else:
-            messages.append(text)
-    return messages
-
-
-def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel]:
-    """The model that holds the key at ``loc`` (``("heal", 0)`` -> HealStep)."""
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field_info = model.model_fields.get(part)
-        inner = _model_in(field_info.annotation) if field_info is not None else None
-        if inner is None:
-            return model
-        model = inner
-    return model
-
-
-def _model_in(annotation: object) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _expected_text(kind: str, msg: str, context: dict[str, Any]) -> str:
-    if kind in _BOUNDS:
-        return "expected " + _BOUNDS[kind].format(**context)
-    if kind in _EXPECTED:
-        return f"expected {_EXPECTED[kind]}"
-    if msg.startswith("Value error, "):
-        return msg[len("Value error, ") :]
-    if msg.startswith("Input should be "):
-        return "expected " + msg[len("Input should be ") :].replace("'", '"')
-    if msg.startswith("String should match pattern"):
-        return 'expected letters, digits, ".", "_" or "-", starting with a letter or digit'
-    return msg[0].lower() + msg[1:]
-
-
-def _found(value: object) -> str:
-    if isinstance(value, dict):
-        return "a table"
-    text = json.dumps(value) if isinstance(value, str) else repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _suggest(word: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
-    return f'; did you mean "{close[0]}"?' if close else ""
-
-
-def _show(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+    return f"unknown probe {found(kind)}{suggest(kind, known)} (known: {', '.join(known)})"

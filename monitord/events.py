@@ -19,8 +19,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from monitord.model import Priority
+
 EventKind = Literal["problem", "healed", "recovery", "heartbeat"]
-PriorityName = Literal["P1", "P2", "P3"]
 StatusName = Literal["OK", "WARNING", "CRITICAL", "UNKNOWN"]
 
 Text = Annotated[str, Field(max_length=20000)]
@@ -51,7 +52,7 @@ class Event(WireModel):
     host: Name
     check: Name | None = None
     at: dt.datetime                      # when the agent made it, timezone-aware UTC
-    priority: PriorityName | None = None
+    priority: Priority | None = None
     status: StatusName | None = None
     title: Annotated[str, Field(max_length=500)] = ""
     body: Text = ""

@@ -34,11 +34,22 @@ def worst(statuses: Iterable[Status]) -> Status:
 
 
 class Priority(enum.StrEnum):
-    """Support-desk priority: P1 immediate, P2 within 2 hours, P3 within 48 hours."""
+    """Support-desk priority: P1 immediate, P2 within 2 hours, P3 within 48 hours.
+
+    The names sort by urgency ("P1" < "P2"): ``min()`` of priorities is the most urgent.
+    """
 
     P1 = "P1"
     P2 = "P2"
     P3 = "P3"
+
+
+# The response target of each priority, in seconds, unless [policy] says otherwise.
+DEFAULT_TARGETS: dict[Priority, float] = {
+    Priority.P1: 900.0,
+    Priority.P2: 7200.0,
+    Priority.P3: 172800.0,
+}
 
 
 @dataclass(frozen=True, slots=True)

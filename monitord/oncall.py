@@ -17,21 +17,19 @@ import asyncio
 import datetime as dt
 import getpass
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from monitord.central.store import (
-    Conflict,
+from monitord.errors import Conflict, MonitordError, NotFound
+from monitord.model import Priority
+from monitord.store.protocol import (
     Incident,
     IncidentStatus,
-    NotFound,
     Store,
     TimelineEntry,
 )
-from monitord.durations import format_duration
-from monitord.errors import MonitordError
+from monitord.texts import age_text, due_text, one_line, printable
 
 OPEN: tuple[IncidentStatus, ...] = ("open", "acknowledged")
 EVERY: tuple[IncidentStatus, ...] = ("open", "acknowledged", "resolved")
@@ -40,7 +38,7 @@ EVERY: tuple[IncidentStatus, ...] = ("open", "acknowledged", "resolved")
 class Desk(Protocol):
     """What the on-call commands need, from either store."""
 
-    async def incidents(self, status: Sequence[IncidentStatus], priority: Sequence[str],
+    async def incidents(self, status: Sequence[IncidentStatus], priority: Sequence[Priority],
                         host: str | None) -> list[Incident]: ...
 
     async def incident(self, incident_id: int) -> Incident: ...
@@ -54,30 +52,16 @@ def who() -> str:
     return os.environ.get("SUDO_USER") or getpass.getuser()
 
 
-def due_text(incident: Incident, now: dt.datetime) -> str:
-    """"due in 1h12m", "overdue 25m", or "resolved" for a closed incident."""
-    if incident.status == "resolved":
-        return "resolved"
-    left = (incident.due_at - now).total_seconds()
-    if left >= 0:
-        return f"due in {format_duration(left)}"
-    return f"overdue {format_duration(-left)}"
-
-
-def age_text(incident: Incident, now: dt.datetime) -> str:
-    return format_duration(max((now - incident.opened_at).total_seconds(), 0))
-
-
 def table(incidents: list[Incident], now: dt.datetime) -> str:
     if not incidents:
         return "no incidents"
     rows = [("ID", "PRI", "STATUS", "HOST", "CHECK", "AGE", "DUE", "SUMMARY")]
     for i in incidents:
         status = "ack" if i.status == "acknowledged" else i.status
-        due = due_text(i, now)
-        rows.append((str(i.id), i.priority, status, i.host, i.check, age_text(i, now),
+        due = due_text(i.due_at, now, i.status == "resolved")
+        rows.append((str(i.id), i.priority, status, i.host, i.check, age_text(i.opened_at, now),
                      due.replace("overdue", "OVERDUE") if i.overdue(now) else due,
-                     _one_line(i.summary, 70)))
+                     one_line(i.summary, 70)))
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]) - 1)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True)) + "  "
              + r[-1] for r in rows]
@@ -90,10 +74,12 @@ def table(incidents: list[Incident], now: dt.datetime) -> str:
 
 def details(incident: Incident, now: dt.datetime) -> str:
     i = incident
+    due = due_text(i.due_at, now, i.status == "resolved")
     lines = [
         f"#{i.id} {i.priority} {i.status}: {i.title or i.key}",
-        f"  host {i.host}, check {i.check}, opened {_when(i.opened_at)} ({age_text(i, now)} "
-        f"ago), {due_text(i, now)}, seen {i.count} time{'s' if i.count != 1 else ''}",
+        f"  host {i.host}, check {i.check}, opened {_when(i.opened_at)} "
+        f"({age_text(i.opened_at, now)} ago), {due}, seen {i.count} "
+        f"time{'s' if i.count != 1 else ''}",
     ]
     if i.acknowledged_by:
         lines.append(f"  acknowledged by {i.acknowledged_by} at {_when(i.acknowledged_at)}")
@@ -116,17 +102,8 @@ def details(incident: Incident, now: dt.datetime) -> str:
     return "\n".join(lines)
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def printable(text: str) -> str:
-    """Untrusted text (probe output, customers' command lines) made safe for a terminal:
-    control characters, escape sequences among them, become "?"; newlines and tabs stay."""
-    return _CONTROL.sub("?", text)
-
-
 async def run(desk: Desk, action: str, incident_id: int | None, text: str, show_all: bool,
-              priority: Sequence[str], host: str | None) -> str:
+              priority: Sequence[Priority], host: str | None) -> str:
     now = dt.datetime.now(dt.UTC)
     try:
         if action == "list":
@@ -149,7 +126,7 @@ class StoreDesk:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    async def incidents(self, status: Sequence[IncidentStatus], priority: Sequence[str],
+    async def incidents(self, status: Sequence[IncidentStatus], priority: Sequence[Priority],
                         host: str | None) -> list[Incident]:
         return await self.store.incidents(status, priority, host)
 
@@ -187,7 +164,7 @@ class HttpDesk:
             headers={"Authorization": f"Bearer {token}"},
             timeout=aiohttp.ClientTimeout(total=30))
 
-    async def incidents(self, status: Sequence[IncidentStatus], priority: Sequence[str],
+    async def incidents(self, status: Sequence[IncidentStatus], priority: Sequence[Priority],
                         host: str | None) -> list[Incident]:
         query: list[tuple[str, str]] = [("status", s) for s in status]
         query += [("priority", p) for p in priority]
@@ -237,7 +214,7 @@ def incident_from_json(data: dict[str, Any]) -> Incident:
     )
     return Incident(
         id=data["id"], key=data["key"], host=data["host"], check=data["check"],
-        priority=data["priority"], status=data["status"], title=data["title"],
+        priority=Priority(data["priority"]), status=data["status"], title=data["title"],
         summary=data["summary"], opened_at=_required_time(data["opened_at"]),
         due_at=_required_time(data["due_at"]), last_seen_at=_required_time(data["last_seen_at"]),
         count=data["count"], acknowledged_at=_time(data.get("acknowledged_at")),
@@ -264,8 +241,9 @@ async def open_desk(config_path: str, url: str | None, token_file: str | None,
     url = url or os.environ.get("MONITORD_CENTRAL_URL")
     if url:
         return HttpDesk(url, _operator_token(token_file))
-    from monitord.central.sqlite_store import SQLiteStore
     from monitord.config import load_config
+    from monitord.store.policy import Policy
+    from monitord.store.sqlite import SQLiteStore
 
     config = load_config(config_path, state_dir=state_dir)
     store_url = config.store_url
@@ -276,7 +254,7 @@ async def open_desk(config_path: str, url: str | None, token_file: str | None,
     if not await asyncio.to_thread(path.exists):
         raise MonitordError(f"no incident store at {path} yet: the agent makes it when it "
                             "first starts")
-    return StoreDesk(await SQLiteStore.open(path, config.policy.to_policy()))
+    return StoreDesk(await SQLiteStore.open(path, Policy.from_config(config.policy)))
 
 
 def _operator_token(token_file: str | None) -> str:
@@ -295,8 +273,3 @@ def _operator_token(token_file: str | None) -> str:
 
 def _when(at: dt.datetime | None) -> str:
     return at.astimezone().strftime("%Y-%m-%d %H:%M") if at else "-"
-
-
-def _one_line(text: str, width: int) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"

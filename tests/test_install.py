@@ -27,7 +27,7 @@ def test_install_then_uninstall(tmp_path: Path) -> None:
     assert (site / "templates/events/problem.body.j2").is_file()
     assert (site / "central/openapi.json").is_file()
     assert (site / "templates/console/incident.html.j2").is_file()
-    assert (site / "central/schema/sqlite/001_initial.sql").is_file()
+    assert (site / "store/schema/sqlite/001_initial.sql").is_file()
     assert (stage / "usr/share/monitord/checks/system.toml").is_file()
     fix = stage / "usr/share/monitord/remediations/restart-service"
     assert fix.stat().st_mode & 0o777 == 0o755

@@ -1,9 +1,15 @@
-"""The agent's lifecycle: load state, schedule checks, heal, keep state, stop cleanly.
+"""The agent: its lifecycle, and the one place where a check's decisions are carried out.
 
-startup (open the state file and the outbox, restore each check's state) -> main loop
-(the scheduler, a task that writes changed states every few seconds, the healer's
-ladders, the outbox's delivery and the heartbeat) -> shutdown (cancel checks and ladders,
-write the last states, deliver what the outbox can within a few seconds, close).
+Lifecycle: ``start`` (open the state file and the outbox, restore each check's state)
+-> ``run`` (the scheduler, a task that writes changed states every few seconds, the
+healer's ladders, the outbox's delivery and the heartbeat, until asked to stop) ->
+``close`` (cancel checks and ladders, write the last states, deliver what the outbox can
+within a few seconds, close).
+
+A check's flow: the runner probes it -> its state takes the result in and decides
+(``CheckState.observe``) -> the agent does what was decided: start the healer's ladder,
+escalate, send a recovery, or nothing. The healer returns its outcome; ``escalate`` here
+is the only way a problem reaches the outbox.
 """
 
 from __future__ import annotations
@@ -17,20 +23,19 @@ from pathlib import Path
 from aiohttp import web
 
 from monitord.agent import status
-from monitord.agent.delivery import Deliverer, EmbeddedSender, HttpSender, Sender
-from monitord.agent.escalation import EventMaker, Renderer
-from monitord.agent.healer import Healer, Outcome, priority_for
-from monitord.agent.notify import Notifier
+from monitord.agent.delivery import Deliverer, make_sender
+from monitord.agent.events import EventMaker, event_renderer
+from monitord.agent.healer import Healer, Outcome
 from monitord.agent.outbox import Limits, Outbox
 from monitord.agent.runner import run_check
 from monitord.agent.scheduler import Scheduler
-from monitord.agent.state import Change, CheckState, Rules
+from monitord.agent.state import CheckState, Decision, Rules, Situation, Verdict, log_change
 from monitord.agent.statestore import HOST_SCOPE, Maintenance, StateStore
+from monitord.agent.systemd import Notifier
 from monitord.config import Config
 from monitord.durations import format_duration
 from monitord.errors import StateError
 from monitord.events import Event
-from monitord.logs import register_secret
 from monitord.model import Result, Status
 from monitord.probes.base import CheckBase, ProbeContext, Shared
 
@@ -72,7 +77,7 @@ class Agent:
         self.outbox: Outbox | None = None
         self.deliverer: Deliverer | None = None
         self._closers: list[Callable[[], Awaitable[None]]] = []
-        self.events = EventMaker(config.host, Renderer(config.templates.dir))
+        self.events = EventMaker(config.host, event_renderer(config.templates.dir))
 
     @property
     def store(self) -> StateStore:
@@ -88,13 +93,14 @@ class Agent:
         names = {c.name for c in self.config.checks}
         self.states = {n: saved.get(n) or CheckState(n) for n in names}
         await asyncio.to_thread(self._store.forget, names)
-        self._healer = Healer(self.config.healer, self._store, self.probe, self.escalate,
-                              self.config.host, self.config.agent.state_dir)
+        self._healer = Healer(self.config.healer, self._store, self.probe, self.config.host,
+                              self.config.agent.state_dir)
         state_dir = Path(self.config.agent.state_dir)
         limits = Limits(self.config.outbox.max_rows, self.config.outbox.max_bytes,
                         self.config.outbox.min_free_bytes)
         self.outbox = await asyncio.to_thread(Outbox, state_dir / OUTBOX_FILE, limits)
-        sender, closer = await make_sender(self.config)
+        sender, closer = await make_sender(self.config.store_url, self.config.store,
+                                           self.config.policy)
         self._closers.append(closer)
         self.deliverer = Deliverer(self.outbox, sender, self.config.outbox.batch)
         if not self._keep_start:
@@ -165,85 +171,93 @@ class Agent:
         await self.shared.close()
 
     async def run_once(self, check: CheckBase) -> Result | None:
-        """The scheduled run: probe, update the state, start healing when it is due.
+        """The scheduled run: probe, let the state decide, carry the decision out.
 
         While the check's ladder runs, scheduled runs are skipped: the ladder probes the
         check itself after each fix.
         """
         if self._healer is not None and self._healer.busy(check.name):
             return None
-        result = await self.probe(check)
-        await self._maybe_heal(check, result)
+        result, verdict = await self._observe(check)
+        await self._act(check, result, verdict)
         return result
 
     async def probe(self, check: CheckBase) -> Result:
-        """Run ``check`` now, update its state and log what changed."""
+        """Run ``check`` now (the healer's re-probe): its state takes the result in, and a
+        recovery is sent; nothing else is acted on while its ladder runs."""
+        result, verdict = await self._observe(check)
+        if verdict.decision is Decision.RECOVER:
+            await self._act(check, result, verdict)
+        return result
+
+    async def _observe(self, check: CheckBase) -> tuple[Result, Verdict]:
         result = await run_check(check, self._contexts[check.name])
         self.last_duration[check.name] = round(result.duration_seconds, 6)
         state = self.states.setdefault(check.name, CheckState(check.name))
         was = state.status
-        changes = state.update(result, _rules(check))
-        healing = self._healer is not None and self._healer.busy(check.name)
-        if Change.HARD in changes or (Change.CHANGED in changes and not healing):
-            # A new hard failure, a relapse after a fix seemed to work, or a change of
-            # severity: the junior tier looks again (within the budget) and escalates anew,
-            # so a worse failure raises the incident's priority.
-            state.heal_pending = True
-        elif Change.RECOVERED in changes:
-            state.heal_pending = False
-            if state.escalated and await self.send(self.events.recovery(check.name, result)):
-                state.escalated = False
-        suppressed = self._suppressor(check) if state.status is not Status.OK else None
-        moved = suppressed != state.suppressed_by
-        if moved and suppressed is None and state.hard_failing:
-            state.heal_pending = True  # the parent is back but this check is not: its turn
-        state.suppressed_by = suppressed
-        if changes or moved or was is not Status.OK or result.status is not Status.OK:
+        situation = await self._situation(check, state, result)
+        verdict = state.observe(result, _rules(check), situation)
+        if verdict.changes or verdict.moved or was is not Status.OK \
+                or result.status is not Status.OK:
             self._dirty.add(check.name)
-        for change in changes:
-            _log_change(check, state, change, result)
+        for change in verdict.changes:
+            log_change(check, state, change, result)
         log.debug("check %s: %s %s", check.name, result.status.name, result.summary)
-        return result
+        return result, verdict
 
-    async def _maybe_heal(self, check: CheckBase, result: Result) -> None:
+    async def _situation(self, check: CheckBase, state: CheckState,
+                         result: Result) -> Situation:
+        """What the state needs to know around ``check``; maintenance is read only when a
+        hard failure may be acted on."""
+        parent = self._suppressor(check)
+        parent_busy = parent is not None and (
+            self.fixing(parent) or self.states[parent].heal_pending)
+        holding = ""
+        if result.status is not Status.OK and state.fail_count + 1 >= check.fail_after:
+            if time.monotonic() - self._started < self.config.healer.grace:
+                holding = "grace"   # just started: the machine may still be settling
+            elif await self._maintenance(check.name) is not None:
+                holding = "maintenance"
+        return Situation(parent, parent_busy, self.fixing(check.name), holding,
+                         bool(check.heal))
+
+    async def _act(self, check: CheckBase, result: Result, verdict: Verdict) -> None:
         state = self.states[check.name]
-        if not (state.heal_pending and state.hard_failing and result.status is not Status.OK):
-            return
-        if self._healer is None or self._healer.busy(check.name):
-            return
-        if time.monotonic() - self._started < self.config.healer.grace:
-            return  # just started: the machine may still be settling; try after the grace
-        window = await self._maintenance(check.name)
-        if window is not None:
-            log.debug("%s: in maintenance until %s; not fixing", check.name, window.until)
-            return
-        parent = state.suppressed_by
-        if parent and (self._healer.busy(parent) or self.states[parent].heal_pending):
-            return  # the parent's outcome first: this check's problem joins its incident
-        task = asyncio.create_task(self._heal(check, result, state),
-                                   name=f"heal:{check.name}")
+        if verdict.decision is Decision.RECOVER:
+            if await self.send(self.events.recovery(check.name, result)):
+                state.escalated = False
+                self._dirty.add(check.name)
+        elif verdict.decision is Decision.ESCALATE:
+            outcome = Outcome("problem", check.name, check.priority_for(result.status),
+                              verdict.reason, result, suppressed_by=state.suppressed_by)
+            self._start_ladder(check, self._escalated(outcome, state))
+        elif verdict.decision is Decision.FIX:
+            self._start_ladder(check, self._heal(check, result, state))
+        elif verdict.decision is Decision.WAIT and verdict.reason == "maintenance":
+            log.debug("%s: in maintenance; not fixing", check.name)
+
+    def _start_ladder(self, check: CheckBase, work: Awaitable[Outcome]) -> None:
+        task = asyncio.ensure_future(work)
+        task.set_name(f"heal:{check.name}")
         self._ladders.add(task)
         task.add_done_callback(self._ladder_done)
 
     async def _heal(self, check: CheckBase, result: Result, state: CheckState) -> Outcome:
-        """Handle a pending hard failure; it stays pending unless its outcome was sent, so
-        a ladder cut short (shutdown, reload, crash) is taken up again."""
+        """Run the ladder and escalate its outcome; the failure stays pending unless the
+        outcome was sent, so a ladder cut short (shutdown, reload, crash) is taken up again."""
         assert self._healer is not None
-        if state.suppressed_by:
-            outcome = Outcome("problem", check.name, priority_for(check, result.status),
-                              f"suppressed by {state.suppressed_by}, which is failing",
-                              result, suppressed_by=state.suppressed_by)
-            await self.escalate(outcome)
-        else:
-            try:
-                outcome = await self._healer.handle(check, result, state.flapping)
-            except (StateError, TimeoutError, OSError) as e:
-                outcome = Outcome("problem", check.name, priority_for(check, result.status),
-                                  f"the healer failed ({e or type(e).__name__}); nothing "
-                                  "was fixed", result)
-                await self.escalate(outcome)
-        state.heal_pending = False
-        self._dirty.add(check.name)
+        try:
+            outcome = await self._healer.run(check, result)
+        except (StateError, TimeoutError, OSError) as e:
+            outcome = Outcome("problem", check.name, check.priority_for(result.status),
+                              f"the healer failed ({e or type(e).__name__}); nothing "
+                              "was fixed", result)
+        return await self._escalated(outcome, state)
+
+    async def _escalated(self, outcome: Outcome, state: CheckState) -> Outcome:
+        await self.escalate(outcome)
+        state.handled()
+        self._dirty.add(state.name)
         return outcome
 
     async def wait_for_ladders(self) -> None:
@@ -280,7 +294,8 @@ class Agent:
                          outcome.check, outcome.reason, window.what,
                          format_duration(window.until - time.time()))
                 return
-            log.warning("%s: escalating %s problem: %s: %s", outcome.check, outcome.priority,
+            log.warning("%s: escalating %s problem: %s: %s", outcome.check,
+                        outcome.priority.value,
                         outcome.reason, outcome.result.summary)
             state = self.states.get(outcome.check)
             if state is not None:
@@ -417,69 +432,9 @@ class Agent:
             raise
 
 
-async def make_sender(config: Config) -> tuple[Sender, Callable[[], Awaitable[None]]]:
-    """The sender for ``config``'s store, and what closes it."""
-    url = config.store_url
-    if url.startswith("sqlite://"):
-        from monitord.central.sqlite_store import SQLiteStore
-
-        store = await SQLiteStore.open(Path(url.removeprefix("sqlite://")),
-                                       config.policy.to_policy())
-        return EmbeddedSender(store), store.close
-    import aiohttp
-
-    token = _read_token(config.store.token_file)
-    session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(ssl=True if config.store.verify_tls else False),
-        timeout=aiohttp.ClientTimeout(total=None))
-    return HttpSender(url, token, session), session.close
-
-
-def _read_token(path: str) -> str:
-    if not path:
-        raise StateError("[store] token_file: a central URL needs this agent's token "
-                         "(made by `monitord central add-agent HOST`)")
-    try:
-        token = Path(path).read_text().strip()
-    except OSError as e:
-        raise StateError(f"[store] token_file: cannot read {path}: {e.strerror}") from None
-    if not token:
-        raise StateError(f"[store] token_file: {path} is empty")
-    register_secret(token)
-    return token
-
-
 def _shown(url: str) -> str:
     return url.removeprefix("sqlite://") if url.startswith("sqlite://") else url
 
 
 def _rules(check: CheckBase) -> Rules:
     return Rules(check.fail_after, check.recover_after, check.flap_window, check.flap_threshold)
-
-
-def _log_change(check: CheckBase, state: CheckState, change: Change, result: Result) -> None:
-    status = result.status.name
-    suffix = f" [suppressed by {state.suppressed_by}]" if state.suppressed_by else ""
-    if change is Change.FLAPPING:
-        log.warning("%s: flapping: its state changed in %d of its last %d runs; fixes pause "
-                    "until it is steady", check.name, _flips(state), len(state.history) - 1)
-        return
-    if change is Change.STEADY:
-        log.info("%s: no longer flapping", check.name)
-        return
-    detail = {
-        Change.FIRST: status,
-        Change.SOFT: f"{status} (soft {state.fail_count}/{check.fail_after})",
-        Change.HARD: f"{status} (hard, after {state.fail_count} failures)",
-        Change.CHANGED: f"{status} (hard)",
-        Change.RECOVERING: f"OK (recovering {state.ok_count}/{check.recover_after})",
-        Change.RECOVERED: "OK (recovered)",
-        Change.CLEARED: "OK (soft failure cleared)",
-    }[change]
-    level = logging.WARNING if change in (Change.HARD, Change.CHANGED) else logging.INFO
-    log.log(level, "%s: %s: %s%s", check.name, detail, result.summary, suffix)
-
-
-def _flips(state: CheckState) -> int:
-    pairs = zip(state.history, state.history[1:], strict=False)
-    return sum((a == 0) != (b == 0) for a, b in pairs)

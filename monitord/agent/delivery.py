@@ -10,13 +10,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from monitord.agent.outbox import Outbox
-from monitord.central.store import Store
-from monitord.errors import MonitordError, StateError
+from monitord.config import StoreConfig
+from monitord.errors import DeliveryError, Rejected, SecretError, StateError
 from monitord.events import Event, utc_now
+from monitord.schema import PolicyConfig, read_secret_file
+from monitord.store.backends import sqlite_path
+from monitord.store.policy import Policy
+from monitord.store.protocol import Store
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +29,6 @@ MIN_BACKOFF = 1.0
 MAX_BACKOFF = 60.0
 IDLE_RECHECK = 5.0
 IO_TIMEOUT = 30.0
-
-
-class DeliveryError(MonitordError):
-    """The store did not take the batch; try again later."""
-
-
-class Rejected(MonitordError):
-    """The store refused an event for good (malformed); retrying cannot help."""
 
 
 class Sender(Protocol):
@@ -174,3 +170,31 @@ async def _back_off(backoff: float) -> float:
     """Sleep a random time up to ``backoff`` (full jitter); the next, doubled, bound."""
     await asyncio.sleep(random.uniform(0, backoff))
     return min(backoff * 2, MAX_BACKOFF)
+
+
+async def make_sender(url: str, store: StoreConfig, policy: PolicyConfig
+                      ) -> tuple[Sender, Callable[[], Awaitable[None]]]:
+    """The sender for the store at ``url``, and what closes it."""
+    path = sqlite_path(url)
+    if path is not None:
+        from monitord.store.sqlite import SQLiteStore
+
+        embedded = await SQLiteStore.open(path, Policy.from_config(policy))
+        return EmbeddedSender(embedded), embedded.close
+    import aiohttp
+
+    token = _read_token(store.token_file)
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(ssl=True if store.verify_tls else False),
+        timeout=aiohttp.ClientTimeout(total=None))
+    return HttpSender(url, token, session), session.close
+
+
+def _read_token(path: str) -> str:
+    if not path:
+        raise StateError("[store] token_file: a central URL needs this agent's token "
+                         "(made by `monitord central add-agent HOST`)")
+    try:
+        return read_secret_file(path, "token_file", required=True)
+    except SecretError as e:
+        raise StateError(f"[store] {e}") from None

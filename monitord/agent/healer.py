@@ -1,12 +1,11 @@
 """The healer: walks a hard-failing check's fix ladder and says how it ended.
 
-A ladder run starts on a hard failure (a transition, remembered as ``heal_pending`` so it
-also happens after the startup grace period or a maintenance window ends). Each rung runs
+The check's state decides when a ladder runs; the healer only runs it. Each rung runs
 one fix, waits its ``settle`` time and probes again; the first rung after which the check
 is OK ends the ladder with a ``healed`` outcome. A failed ladder, a check over its budget
-("N ladder runs per window", counted across restarts), a flapping check or a check with
-no ladder ends in a ``problem``. Either outcome goes to one escalation function, with a
-transcript of every step.
+("N ladder runs per window", counted across restarts) or a dry run ends in a
+``problem``. The outcome, with a transcript of every step, goes back to the daemon,
+which escalates it; the healer never escalates.
 """
 
 from __future__ import annotations
@@ -19,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from monitord.agent.fixes import find_fix, fix_dirs, run_fix
 from monitord.agent.statestore import StateStore
 from monitord.commands import CommandResult, run_command
 from monitord.config import HealerConfig
 from monitord.durations import format_duration
-from monitord.model import Result, Status
+from monitord.fixes import find_fix, fix_dirs, run_fix
+from monitord.model import Priority, Result, Status
 from monitord.probes.base import CheckBase, HealStep
 
 log = logging.getLogger(__name__)
@@ -59,7 +58,7 @@ class Outcome:
 
     kind: Literal["healed", "problem"]
     check: str
-    priority: str
+    priority: Priority
     reason: str
     result: Result                 # the failure that started it, or the last re-probe
     steps: tuple[Step, ...] = ()
@@ -74,7 +73,6 @@ class Healer:
     config: HealerConfig
     store: StateStore
     probe: Probe
-    escalate: Callable[[Outcome], Awaitable[None]]
     host: str
     state_dir: str = "/var/lib/monitord"
     _busy: set[str] = field(default_factory=set)
@@ -86,25 +84,18 @@ class Healer:
     def busy(self, name: str) -> bool:
         return name in self._busy
 
-    async def handle(self, check: CheckBase, failure: Result, flapping: bool) -> Outcome:
+    async def run(self, check: CheckBase, failure: Result) -> Outcome:
         """Walk ``check``'s ladder for ``failure`` (one ladder per check at a time)."""
         if check.name in self._busy:
             raise RuntimeError(f"a ladder for {check.name} is already running")
         self._busy.add(check.name)
         try:
-            outcome = await self._decide(check, failure, flapping)
+            return await self._ladder(check, failure)
         finally:
             self._busy.discard(check.name)
-        await self.escalate(outcome)
-        return outcome
 
-    async def _decide(self, check: CheckBase, failure: Result, flapping: bool) -> Outcome:
-        priority = priority_for(check, failure.status)
-        if flapping:
-            return Outcome("problem", check.name, priority, "flapping: not fixing a check "
-                           "whose state keeps changing", failure)
-        if not check.heal:
-            return Outcome("problem", check.name, priority, "no fix configured", failure)
+    async def _ladder(self, check: CheckBase, failure: Result) -> Outcome:
+        priority = check.priority_for(failure.status)
         now = time.time()
         runs = await self._io(self.store.heal_runs_since, check.name, now - check.heal_window)
         if len(runs) >= check.heal_budget:
@@ -114,7 +105,7 @@ class Healer:
         await self._io(self.store.record_heal_run, check.name, now, now - 7 * 86400)
         return await self._climb(check, failure, priority, len(runs) + 1)
 
-    def _over_budget(self, check: CheckBase, failure: Result, priority: str,
+    def _over_budget(self, check: CheckBase, failure: Result, priority: Priority,
                      runs: list[float]) -> Outcome:
         window = format_duration(check.heal_window)
         again = format_duration(max(runs[0] + check.heal_window - time.time(), 0)) if runs else ""
@@ -123,7 +114,7 @@ class Healer:
                                                      if again else ""))
         return Outcome("problem", check.name, priority, reason, failure, recurring=True)
 
-    async def _dry_run(self, check: CheckBase, failure: Result, priority: str) -> Outcome:
+    async def _dry_run(self, check: CheckBase, failure: Result, priority: Priority) -> Outcome:
         steps = []
         for index, rung in enumerate(check.heal, start=1):
             argv = self._argv(check, rung)
@@ -134,7 +125,7 @@ class Healer:
         return Outcome("problem", check.name, priority, "dry run: no fix was run", failure,
                        tuple(steps))
 
-    async def _climb(self, check: CheckBase, failure: Result, priority: str,
+    async def _climb(self, check: CheckBase, failure: Result, priority: Priority,
                      run_number: int) -> Outcome:
         steps: list[Step] = []
         last = failure
@@ -154,7 +145,7 @@ class Healer:
             if last.status is Status.OK and command.ok:
                 return Outcome("healed", check.name, priority, f"fixed by {rung.run}", last,
                                tuple(steps), failure_summary=failure.summary)
-        return Outcome("problem", check.name, priority_for(check, last.status),
+        return Outcome("problem", check.name, check.priority_for(last.status),
                        f"not fixed: {len(steps)} fix{'es' if len(steps) != 1 else ''} tried",
                        last, tuple(steps))
 
@@ -195,13 +186,6 @@ class Healer:
     async def _io(self, fn: Callable[..., T], *args: object) -> T:
         async with asyncio.timeout(STATE_IO_TIMEOUT):
             return await asyncio.to_thread(fn, *args)
-
-
-def priority_for(check: CheckBase, status: Status) -> str:
-    """The check's priority for ``status``: ``warning_priority`` while only WARNING."""
-    if status is Status.WARNING and check.warning_priority:
-        return check.warning_priority
-    return check.priority
 
 
 def _step(rung: HealStep, command: CommandResult, reprobe: Result | None = None) -> Step:

@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from monitord.errors import StateError
+from monitord.errors import OutboxError
 from monitord.events import Event
 
 log = logging.getLogger(__name__)
@@ -62,9 +62,9 @@ class Outbox:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute(SCHEMA)
         except OSError as e:
-            raise StateError(f"cannot open the outbox {path}: {e.strerror}") from None
+            raise OutboxError(f"cannot open the outbox {path}: {e.strerror}") from None
         except sqlite3.Error as e:
-            raise StateError(f"cannot open the outbox {path}: {e}") from None
+            raise OutboxError(f"cannot open the outbox {path}: {e}") from None
 
     def put(self, event: Event) -> None:
         """Store ``event`` durably, making room first if the outbox is full."""
@@ -82,7 +82,7 @@ class Outbox:
                 self._db.execute("COMMIT")
             except sqlite3.Error as e:
                 self._rollback()
-                raise StateError(f"cannot write to the outbox {self.path}: {e}") from None
+                raise OutboxError(f"cannot write to the outbox {self.path}: {e}") from None
 
     def _make_room(self, incoming_kind: str, incoming: int) -> bool:
         """Drop what may be dropped until ``incoming`` bytes fit; False to refuse it."""
@@ -150,7 +150,7 @@ class Outbox:
                 self._db.execute("COMMIT")
             except sqlite3.Error as e:
                 self._rollback()
-                raise StateError(f"cannot write to the outbox {self.path}: {e}") from None
+                raise OutboxError(f"cannot write to the outbox {self.path}: {e}") from None
 
     def depth(self) -> int:
         with self._lock:

@@ -8,7 +8,7 @@ import time
 
 from monitord.agent.evaluator import to_result
 from monitord.durations import format_duration
-from monitord.errors import ProbeError
+from monitord.errors import CAFileError, ProbeError, SecretError
 from monitord.model import Result, Status
 from monitord.probes import REGISTRY
 from monitord.probes.base import CheckBase, ProbeContext
@@ -20,7 +20,7 @@ async def run_check(check: CheckBase, ctx: ProbeContext) -> Result:
     """One attempt of ``check`` under its timeout, judged into a Result."""
     probe = REGISTRY[check.probe].probe
     ctx.timeout = check.timeout
-    start = time.monotonic()
+    start = ctx.started = time.monotonic()
     deadline = asyncio.timeout(check.timeout)
     try:
         async with deadline:
@@ -31,6 +31,8 @@ async def run_check(check: CheckBase, ctx: ProbeContext) -> Result:
         return _failed(Status.CRITICAL, f"timed out after {format_duration(check.timeout)}", start)
     except ProbeError as e:
         return _failed(e.status, str(e), start)
+    except (SecretError, CAFileError) as e:  # the admin's file to fix, not an outage
+        return _failed(Status.UNKNOWN, str(e), start)
     except Exception as e:  # a probe's own bug must not stop the daemon; CancelledError passes
         log.debug("check %s: probe raised", check.name, exc_info=True)
         return _failed(Status.UNKNOWN, f"probe failed unexpectedly: {type(e).__name__}: {e}", start)

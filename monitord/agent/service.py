@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import signal
 import time
 from collections.abc import Callable
 
 from monitord.agent.daemon import Agent
-from monitord.agent.notify import Notifier
+from monitord.agent.systemd import Notifier
 from monitord.config import Config
 from monitord.errors import ConfigError, MonitordError
+from monitord.signals import handle_signals
 
 log = logging.getLogger("monitord")
 
@@ -28,7 +27,7 @@ log = logging.getLogger("monitord")
 async def serve(config: Config, load: Callable[[], Config]) -> None:
     notifier = Notifier()
     stop, reload = asyncio.Event(), asyncio.Event()
-    _handle_signals(stop, reload)
+    handle_signals(stop, reload)
     started = time.monotonic()
     resume: dict[str, float] = {}
     previous: Config | None = None
@@ -110,17 +109,3 @@ def unchanged_schedule(old: Config, new: Config, schedule: dict[str, float]) -> 
     before = {c.name: c for c in old.checks}
     return {c.name: schedule[c.name] for c in new.checks
             if c.name in schedule and before.get(c.name) == c}
-
-
-def _handle_signals(stop: asyncio.Event, reload: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-
-    def on_stop(signum: int) -> None:
-        if stop.is_set():
-            log.warning("monitord: second %s, exiting at once", signal.Signals(signum).name)
-            os._exit(1)
-        stop.set()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_stop, signum)
-    loop.add_signal_handler(signal.SIGHUP, reload.set)

@@ -1,19 +1,30 @@
-"""The check state machine: soft and hard failures, recovery, flapping, suppression.
+"""The check state machine, and the one owner of a check's decisions.
 
-Pure logic: ``CheckState.update(result, rules)`` returns what changed, and nothing else
-happens here. A failure is soft until ``fail_after`` consecutive non-OK results, then
-hard; ``recover_after`` consecutive OKs end a hard failure. Flapping is a share of
-OK/non-OK changes among the last ``flap_window`` results at or above ``flap_threshold``;
-it ends below half of that.
+Pure logic, no I/O. ``CheckState.observe(result, rules, situation)`` takes one result and
+what the daemon knows around the check (its parents, its ladder, grace and maintenance),
+and returns a ``Verdict``: what changed, and what happens next (``Decision``): fix now,
+escalate without a fix, wait, send a recovery, or nothing. The daemon carries the
+decision out and tells the state what came of it (``ladder_ended``, ``escalated``).
+
+A failure is soft until ``fail_after`` consecutive non-OK results, then hard;
+``recover_after`` consecutive OKs end a hard failure. Flapping is a share of OK/non-OK
+changes among the last ``flap_window`` results at or above ``flap_threshold``; it ends
+below half of that. A check whose parent (``depends_on``) fails hard is suppressed by
+it: it runs no fix of its own, waits for the parent's ladder, and then joins the
+parent's incident.
 """
 
 from __future__ import annotations
 
 import enum
+import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from monitord.model import Result, Status
+from monitord.probes.base import CheckBase
+
+log = logging.getLogger(__name__)
 
 MIN_FLAP_HISTORY = 6
 
@@ -28,6 +39,33 @@ class Change(enum.StrEnum):
     CLEARED = "cleared"          # a soft failure ended before it became hard
     FLAPPING = "flapping"        # flapping detected
     STEADY = "steady"            # flapping ended
+
+
+class Decision(enum.StrEnum):
+    NOTHING = "nothing"
+    FIX = "fix"              # run the check's fix ladder now
+    ESCALATE = "escalate"    # file the problem without a ladder (``Verdict.reason`` says why)
+    WAIT = "wait"            # a hard failure to act on later (grace, maintenance, a parent)
+    RECOVER = "recover"      # the escalated failure ended: tell the store
+
+
+@dataclass(frozen=True)
+class Situation:
+    """What the daemon knows around a check when a result comes in."""
+
+    failing_parent: str | None = None   # the first parent failing hard, if any
+    parent_busy: bool = False           # that parent's ladder runs or is about to
+    healing: bool = False               # this check's own ladder is running
+    holding: str = ""                   # why fixes must wait now: "grace", "maintenance"
+    has_ladder: bool = True             # the check has fixes to run
+
+
+@dataclass(frozen=True)
+class Verdict:
+    changes: list[Change]
+    decision: Decision = Decision.NOTHING
+    reason: str = ""                    # why a problem is escalated without a ladder
+    moved: bool = False                 # the suppressing parent changed
 
 
 @dataclass(frozen=True)
@@ -67,6 +105,51 @@ class CheckState:
         if self.hard_failing:
             return "recovering" if self.status is Status.OK else "hard"
         return "soft" if self.status is not Status.OK else "ok"
+
+    def observe(self, result: Result, rules: Rules, situation: Situation) -> Verdict:
+        """Take ``result`` in and decide what happens next."""
+        changes = self.update(result, rules)
+        recovered = False
+        if Change.HARD in changes or (Change.CHANGED in changes and not situation.healing):
+            # A new hard failure, a relapse after a fix seemed to work, or a change of
+            # severity: the junior tier looks again (within the budget) and escalates anew,
+            # so a worse failure raises the incident's priority.
+            self.heal_pending = True
+        elif Change.RECOVERED in changes:
+            self.heal_pending = False
+            recovered = self.escalated
+        suppressor = situation.failing_parent if self.status is not Status.OK else None
+        moved = suppressor != self.suppressed_by
+        if moved and suppressor is None and self.hard_failing:
+            self.heal_pending = True  # the parent is back but this check is not: its turn
+        self.suppressed_by = suppressor
+        if recovered:
+            return Verdict(changes, Decision.RECOVER, moved=moved)
+        decision, reason = self._decide(situation)
+        return Verdict(changes, decision, reason, moved)
+
+    def wants_action(self) -> bool:
+        """Whether a hard failure waits to be fixed or escalated."""
+        return self.heal_pending and self.hard_failing and self.status is not Status.OK
+
+    def _decide(self, situation: Situation) -> tuple[Decision, str]:
+        if not self.wants_action() or situation.healing:
+            return Decision.NOTHING, ""
+        if situation.holding:
+            return Decision.WAIT, situation.holding
+        if self.suppressed_by:
+            if situation.parent_busy:
+                return Decision.WAIT, "parent"  # its outcome first: this joins its incident
+            return Decision.ESCALATE, f"suppressed by {self.suppressed_by}, which is failing"
+        if self.flapping:
+            return Decision.ESCALATE, "flapping: not fixing a check whose state keeps changing"
+        if not situation.has_ladder:
+            return Decision.ESCALATE, "no fix configured"
+        return Decision.FIX, ""
+
+    def handled(self) -> None:
+        """The pending hard failure was fixed or escalated (its outcome was sent)."""
+        self.heal_pending = False
 
     def update(self, result: Result, rules: Rules) -> list[Change]:
         changes = self._judge(result, rules)
@@ -137,3 +220,32 @@ class CheckState:
         state = cls(**known)
         state.status, state.hard_status = Status(state.status), Status(state.hard_status)
         return state
+
+
+def log_change(check: CheckBase, state: CheckState, change: Change, result: Result) -> None:
+    """One log line for a change of ``check``'s state: warnings for hard failures."""
+    status = result.status.name
+    suffix = f" [suppressed by {state.suppressed_by}]" if state.suppressed_by else ""
+    if change is Change.FLAPPING:
+        log.warning("%s: flapping: its state changed in %d of its last %d runs; fixes pause "
+                    "until it is steady", check.name, _flips(state), len(state.history) - 1)
+        return
+    if change is Change.STEADY:
+        log.info("%s: no longer flapping", check.name)
+        return
+    detail = {
+        Change.FIRST: status,
+        Change.SOFT: f"{status} (soft {state.fail_count}/{check.fail_after})",
+        Change.HARD: f"{status} (hard, after {state.fail_count} failures)",
+        Change.CHANGED: f"{status} (hard)",
+        Change.RECOVERING: f"OK (recovering {state.ok_count}/{check.recover_after})",
+        Change.RECOVERED: "OK (recovered)",
+        Change.CLEARED: "OK (soft failure cleared)",
+    }[change]
+    level = logging.WARNING if change in (Change.HARD, Change.CHANGED) else logging.INFO
+    log.log(level, "%s: %s: %s%s", check.name, detail, result.summary, suffix)
+
+
+def _flips(state: CheckState) -> int:
+    pairs = zip(state.history, state.history[1:], strict=False)
+    return sum((a == 0) != (b == 0) for a, b in pairs)

@@ -10,15 +10,37 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
-if TYPE_CHECKING:
-    from monitord.agent.daemon import Agent
+from monitord.agent.delivery import Deliverer
+from monitord.agent.outbox import Outbox
+from monitord.agent.state import CheckState
+from monitord.config import Config
+
+
+class Agent(Protocol):
+    """What the status endpoint reads of the running agent (``daemon.Agent``)."""
+
+    config: Config
+    states: dict[str, CheckState]
+    last_duration: dict[str, float]
+    outcome_counts: dict[tuple[str, str], int]
+    outbox: Outbox | None
+    deliverer: Deliverer | None
+
+    @property
+    def outbox_depth(self) -> int: ...
+
+    def fixing(self, name: str) -> bool: ...
+
+    async def budgets_left(self) -> dict[str, int]: ...
+
+    def status_line(self) -> str: ...
 
 log = logging.getLogger(__name__)
 AGENT: web.AppKey[Agent] = web.AppKey("agent")

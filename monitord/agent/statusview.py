@@ -8,7 +8,7 @@ from typing import Any
 from monitord.config import Config
 from monitord.durations import format_duration
 from monitord.errors import MonitordError
-from monitord.oncall import printable
+from monitord.texts import one_line, printable
 
 ORDER = {"hard": 0, "recovering": 1, "soft": 2, "pending": 3, "ok": 4}
 
@@ -25,7 +25,7 @@ async def show_status(config: Config) -> tuple[str, bool]:
             ", flapping" if c["flapping"] else "") + (
             f", under {c['suppressed_by']}" if c["suppressed_by"] else "")
         rows.append((c["name"], c["status"], state, _age(c["since"], now),
-                     str(c["heal_budget_left"]), _cut(c["summary"], 60)))
+                     str(c["heal_budget_left"]), one_line(c["summary"], 60)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     lines = [f"{document['host']}: {document['summary']}"]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True))
@@ -59,8 +59,3 @@ def _age(since: str | None, now: dt.datetime) -> str:
         return "-"
     at = dt.datetime.fromisoformat(since.replace("Z", "+00:00"))
     return format_duration(max((now - at).total_seconds(), 0))
-
-
-def _cut(text: str, width: int) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"

@@ -7,7 +7,6 @@ The app owns its background sweeper and notifier (started and cancelled in
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -15,19 +14,17 @@ from aiohttp import web
 
 from monitord.central.config import CentralConfig
 from monitord.central.console import console_errors, setup_console
-from monitord.central.keys import CLOCK, CONFIG, STORE, SWEEPER, Clock
-from monitord.central.notifier import notifier_ctx, stop
-from monitord.central.payloads import ApiError, timestamp
+from monitord.central.keys import CLOCK, CONFIG, STORE, Clock
 from monitord.central.routes import setup_routes
-from monitord.central.store import Conflict, NotFound, Store
-from monitord.errors import StateError
+from monitord.central.tasks import notifier_ctx, sweeper_ctx
+from monitord.errors import ApiError, Conflict, NotFound, StateError
 from monitord.events import utc_now
+from monitord.store.protocol import Store
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-SWEEP_TIMEOUT_SECONDS = 60.0
 
 
 def create_app(config: CentralConfig, store: Store | None = None,
@@ -41,7 +38,7 @@ def create_app(config: CentralConfig, store: Store | None = None,
         app[STORE] = store
     else:
         app.cleanup_ctx.append(_own_store)
-    app.cleanup_ctx.append(_sweeper)
+    app.cleanup_ctx.append(sweeper_ctx)
     app.cleanup_ctx.append(notifier_ctx)
     setup_routes(app)
     setup_console(app)
@@ -49,52 +46,11 @@ def create_app(config: CentralConfig, store: Store | None = None,
 
 
 async def _own_store(app: web.Application) -> AsyncIterator[None]:
-    from monitord.central.backends import open_store
-
-    app[STORE] = await open_store(app[CONFIG])
+    app[STORE] = await app[CONFIG].open_store()
     try:
         yield
     finally:
         await app[STORE].close()
-
-
-async def _sweeper(app: web.Application) -> AsyncIterator[None]:
-    # Agents that were cut off while the service was down need time to reconnect (their
-    # backoff tops out at a minute) before their silence means anything.
-    task = asyncio.create_task(sweep_forever(app[STORE], app[CLOCK],
-                                             app[CONFIG].central.sweep_every,
-                                             first_after=app[CONFIG].policy.min_silence))
-    app[SWEEPER] = task
-    try:
-        yield
-    finally:
-        await stop(task)
-
-
-async def sweep_forever(store: Store, clock: Clock, every_seconds: float,
-                        first_after: float = 0.0) -> None:
-    """Every ``every_seconds``: open "server down" for silent hosts, log each one."""
-    await asyncio.sleep(first_after)
-    while True:
-        await sweep_once(store, clock)
-        await asyncio.sleep(every_seconds)
-
-
-async def sweep_once(store: Store, clock: Clock) -> None:
-    try:
-        async with asyncio.timeout(SWEEP_TIMEOUT_SECONDS):
-            opened = await store.sweep(clock())
-    except (StateError, TimeoutError) as e:   # retried next round; the sweeper goes on
-        log.error("central: the heartbeat sweep failed; trying again next round: %s",
-                  e or "no answer in time")
-        return
-    except Exception:
-        log.exception("central: the heartbeat sweep failed; trying again next round")
-        return
-    for incident in opened:
-        log.warning("central: server down: %s: %s (incident %d, %s, due %s)",
-                    incident.host, incident.summary or incident.title, incident.id,
-                    incident.priority, timestamp(incident.due_at))
 
 
 @web.middleware

@@ -12,7 +12,7 @@ import datetime as dt
 import hashlib
 import secrets
 
-from monitord.central.store import Store
+from monitord.store.protocol import Store
 
 TOKEN_BYTES = 32
 _MAX_TOKEN_CHARS = 200

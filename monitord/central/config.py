@@ -2,7 +2,7 @@
 ``[policy]`` (how the store judges time), from one TOML file.
 
 Every problem is reported at once, in the agent config's words:
-``FILE: [section] key: expected ..., got ...`` (the helpers are monitord.config's).
+``FILE: [section] key: expected ..., got ...`` (the helpers are monitord.schema's).
 """
 
 from __future__ import annotations
@@ -17,9 +17,21 @@ from pydantic import AfterValidator, Field, PlainValidator
 
 from monitord.central.notify.settings import SECTIONS as NOTIFY_SECTIONS
 from monitord.central.notify.settings import Notifications, load_notifications
-from monitord.config import PolicyConfig, _check_keys, _found, _Loader, _section
 from monitord.errors import ConfigError
-from monitord.probes.base import AbsolutePath, Duration, StrictModel
+from monitord.net import redact_url
+from monitord.schema import (
+    AbsolutePath,
+    Duration,
+    Loader,
+    PolicyConfig,
+    StrictModel,
+    check_keys,
+    found,
+    section,
+)
+from monitord.store import backends
+from monitord.store.policy import Policy
+from monitord.store.protocol import Store
 
 DEFAULT_PATH = "/etc/monitord/central.toml"
 ENV_VAR = "MONITORD_CENTRAL_CONFIG"
@@ -89,7 +101,7 @@ class CentralConfig:
         try:
             address = _address(listen)
         except ValueError as e:
-            raise ConfigError([f"--listen: {e}, got {_found(listen)}"]) from None
+            raise ConfigError([f"--listen: {e}, got {found(listen)}"]) from None
         return replace(self, central=self.central.model_copy(update={"listen": address}))
 
     @property
@@ -102,19 +114,24 @@ class CentralConfig:
         return redact_url(self.central.store_url)
 
     @property
+    def store_policy(self) -> Policy:
+        return Policy.from_config(self.policy)
+
+    async def open_store(self) -> Store:
+        """The store ``store_url`` names, opened and migrated."""
+        return await backends.open_store(self.central.store_url, self.store_policy,
+                                         self.central.store_password_file)
+
+    async def migrate(self) -> str:
+        """Bring the store's schema up to date; what was done, in one line."""
+        return await backends.migrate(self.central.store_url, self.store_policy,
+                                      self.central.store_password_file)
+
+    @property
     def sqlite_path(self) -> Path:
         if self.store_backend != "sqlite":
             raise ValueError(f"the store is not SQLite but {self.store_name}")
         return Path(self.central.store_url[len(SQLITE_PREFIX) :])
-
-
-def redact_url(url: str) -> str:
-    """``url`` without the password its user part may carry."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user, _, host = parts.netloc.rpartition("@")
-    return parts._replace(netloc=f"{user.partition(':')[0]}@{host}").geturl()
 
 
 def default_path() -> str:
@@ -124,13 +141,13 @@ def default_path() -> str:
 def load_central_config(path: str | Path) -> CentralConfig:
     """Load and validate ``path``; raise ConfigError listing every problem."""
     main = Path(path)
-    loader = _Loader(main)
+    loader = Loader(main)
     data = loader.read(main)
     if data is None:
         raise ConfigError(loader.problems)
-    _check_keys(loader, main, data, {"central", "policy", *NOTIFY_SECTIONS})
-    central = _section(loader, main, data, "central", CentralSection)
-    policy = _section(loader, main, data, "policy", PolicyConfig)
+    check_keys(loader, main, data, {"central", "policy", *NOTIFY_SECTIONS})
+    central = section(loader, main, data, "central", CentralSection)
+    policy = section(loader, main, data, "policy", PolicyConfig)
     notify = load_notifications(loader, main, data)
     raw = data.get("central")
     url = raw.get("store_url") if isinstance(raw, dict) else None
@@ -154,7 +171,7 @@ def _store_url_problem(url: str) -> str:
     if scheme in POSTGRES_SCHEMES and sep:
         return _postgres_url_problem(url)
     if scheme != "sqlite" or not sep:
-        got = f'a "{scheme}://" URL' if sep else _found(redact_url(url))
+        got = f'a "{scheme}://" URL' if sep else found(redact_url(url))
         return (f'expected "sqlite:///PATH" like {EXAMPLE_URL} or '
                 f'"postgresql://USER@HOST:PORT/DATABASE", got {got}')
     if not rest.startswith("/"):

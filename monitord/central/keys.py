@@ -5,15 +5,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from monitord.central.config import CentralConfig
-from monitord.central.store import Store
-
-if TYPE_CHECKING:
-    from monitord.central.notifier import Notifier
+from monitord.store.protocol import Store
 
 Clock = Callable[[], dt.datetime]
 
@@ -21,4 +17,3 @@ CONFIG = web.AppKey("config", CentralConfig)
 STORE = web.AppKey[Store]("store")
 CLOCK = web.AppKey[Clock]("clock")
 SWEEPER = web.AppKey[asyncio.Task[None]]("sweeper")
-NOTIFIER: web.AppKey[Notifier] = web.AppKey("notifier")

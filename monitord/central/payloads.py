@@ -14,9 +14,10 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
-from monitord.central.store import HostInfo, Incident, TimelineEntry
-from monitord.config import _expected_text, _model_at, _suggest
+from monitord.errors import ApiError
 from monitord.events import Name, WireModel
+from monitord.schema import expected_text, model_at, suggest
+from monitord.store.protocol import HostInfo, Incident, TimelineEntry
 
 Json = dict[str, Any]
 M = TypeVar("M", bound=BaseModel)
@@ -33,21 +34,6 @@ class ActionBody(WireModel):
 class CommentBody(WireModel):
     who: Name | None = None
     text: Annotated[str, Field(min_length=1, max_length=20000)]
-
-
-class ApiError(Exception):
-    """An answer other than success: rendered as ``{"error", "message", "problems"}``."""
-
-    def __init__(self, status: int, code: str, message: str,
-                 problems: list[str] | None = None) -> None:
-        self.status = status
-        self.code = code
-        self.message = message
-        self.problems = problems or []
-        super().__init__(message)
-
-    def body(self) -> Json:
-        return {"error": self.code, "message": self.message, "problems": self.problems}
 
 
 def invalid(problems: list[str]) -> ApiError:
@@ -110,8 +96,8 @@ def _problem(item: Any, model: type[BaseModel]) -> str:
     key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
     kind, found, context = item["type"], item.get("input"), item.get("ctx") or {}
     if kind == "extra_forbidden":
-        known = sorted(_model_at(model, loc[:-1]).model_fields)
-        return f"{key}: unknown field{_suggest(str(loc[-1]), known)}"
+        known = sorted(model_at(model, loc[:-1]).model_fields)
+        return f"{key}: unknown field{suggest(str(loc[-1]), known)}"
     if kind == "missing":
         return f"{key}: required field is missing"
     if kind == "value_error" and isinstance(found, dict):
@@ -138,7 +124,7 @@ def _expectation(kind: str, msg: str, context: dict[str, Any], found: object
         return _PATTERNS.get(pattern, f"expected text matching {pattern}"), _found(found)
     if kind in _EXPECTED:
         return f"expected {_EXPECTED[kind]}", _found(found)
-    return _expected_text(kind, msg, context), _found(found)
+    return expected_text(kind, msg, context), _found(found)
 
 
 def _found(value: object) -> str:

@@ -18,13 +18,12 @@ from aiohttp import web
 
 from monitord.central import auth
 from monitord.central.app import create_app
-from monitord.central.backends import open_store
 from monitord.central.config import CentralConfig
 from monitord.central.passwords import hash_password, password_problem
 from monitord.central.sla import MONITORD
-from monitord.central.store import Store
 from monitord.errors import MonitordError
 from monitord.events import utc_now
+from monitord.store.protocol import Store
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +32,7 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")   # events.Name
 
 
 async def serve(config: CentralConfig, stop: asyncio.Event) -> None:
-    store = await open_store(config)
+    store = await config.open_store()
     try:
         await _serve(config, store, stop)
     finally:
@@ -62,7 +61,7 @@ async def _serve(config: CentralConfig, store: Store, stop: asyncio.Event) -> No
 async def add_token(config: CentralConfig, kind: str, name: str) -> str:
     """Make and register a new token for agent host or operator ``name``; returns it."""
     check_name(kind, name)
-    store = await open_store(config)
+    store = await config.open_store()
     try:
         if kind == "agent":
             return await auth.add_agent(store, name, utc_now())
@@ -78,7 +77,7 @@ async def add_user(config: CentralConfig, name: str, password: str) -> None:
     if problem:
         raise MonitordError(problem)
     hashed = await asyncio.to_thread(hash_password, password)
-    store = await open_store(config)
+    store = await config.open_store()
     try:
         await store.set_password(name, hashed, utc_now())
     finally:

@@ -17,16 +17,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from monitord.central.config import CentralConfig
-from monitord.central.store import Incident
 from monitord.durations import format_duration
+from monitord.model import Priority
+from monitord.store.protocol import Incident
 
-PRIORITIES = ("P1", "P2", "P3")
+PRIORITIES = tuple(Priority)
 MONITORD = "monitord"
 
 
 @dataclass(frozen=True)
 class Row:
-    priority: str
+    priority: Priority
     opened: int
     answered: int
     median_seconds: float | None      # time to answer; None when nothing was answered
@@ -53,7 +54,7 @@ def breached(incident: Incident, now: dt.datetime) -> bool:
 
 
 def report(incidents: Iterable[Incident], now: dt.datetime) -> list[Row]:
-    by_priority: dict[str, list[Incident]] = {p: [] for p in PRIORITIES}
+    by_priority: dict[Priority, list[Incident]] = {p: [] for p in PRIORITIES}
     for incident in incidents:
         by_priority.setdefault(incident.priority, []).append(incident)
     rows = []
@@ -68,7 +69,7 @@ def report(incidents: Iterable[Incident], now: dt.datetime) -> list[Row]:
 
 
 def render(rows: list[Row], since: dt.datetime, until: dt.datetime,
-           targets: Mapping[str, float], store_name: str) -> str:
+           targets: Mapping[Priority, float], store_name: str) -> str:
     header = ("PRI", "TARGET", "OPENED", "ANSWERED", "MEDIAN", "WORST", "BREACHED")
     table = [header] + [
         (r.priority, format_duration(targets.get(r.priority, 0)), str(r.opened),
@@ -94,13 +95,11 @@ def _when(moment: dt.datetime) -> str:
 
 async def sla_report(config: CentralConfig, since_seconds: float, now: dt.datetime) -> str:
     """The report of the store ``config`` names, for incidents opened in the last while."""
-    from monitord.central.backends import open_store
-
     since = now - dt.timedelta(seconds=since_seconds)
-    store = await open_store(config)
+    store = await config.open_store()
     try:
         incidents = await store.opened_between(since, now)
     finally:
         await store.close()
-    return render(report(incidents, now), since, now, config.policy.to_policy().targets,
+    return render(report(incidents, now), since, now, config.store_policy.targets,
                   config.store_name)

@@ -29,10 +29,11 @@ from monitord.central.payloads import (
     parse_json,
     validate,
 )
-from monitord.central.store import Incident, IncidentStatus
-from monitord.config import _suggest
 from monitord.errors import StateError
-from monitord.events import Batch, Event, PriorityName
+from monitord.events import Batch, Event
+from monitord.model import Priority
+from monitord.schema import suggest
+from monitord.store.protocol import Incident, IncidentStatus
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ HEALTH_TIMEOUT_SECONDS = 5.0
 MAX_INCIDENT_ID = 2**63 - 1     # ids are 64-bit in every backend; a bigger one cannot exist
 MAX_LIMIT = 500
 STATUSES: tuple[str, ...] = get_args(IncidentStatus)
-PRIORITIES: tuple[str, ...] = get_args(PriorityName)
+PRIORITIES: tuple[str, ...] = tuple(p.value for p in Priority)
 INCIDENT_QUERY = ("status", "priority", "host", "limit")
 
 
@@ -168,7 +169,7 @@ def _incident_id(request: web.Request) -> int:
 
 def _incident_query(request: web.Request) -> dict[str, Any]:
     query = request.query
-    problems = [f"{name}: unknown query parameter{_suggest(name, list(INCIDENT_QUERY))}"
+    problems = [f"{name}: unknown query parameter{suggest(name, list(INCIDENT_QUERY))}"
                 for name in query if name not in INCIDENT_QUERY]
     statuses = _choices(query.getall("status", []), STATUSES, "status", problems)
     priorities = _choices(query.getall("priority", []), PRIORITIES, "priority", problems)

@@ -11,82 +11,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator
+from pydantic import Field
 
-from monitord.durations import parse_duration
-from monitord.errors import ProbeError
-from monitord.logs import register_secret
-from monitord.model import Status, Value
+from monitord.errors import Stuck
+from monitord.model import Priority, Status, Value
 from monitord.ranges import Range, parse_range
+from monitord.schema import (
+    NAME_PATTERN,
+    AbsolutePath,
+    Duration,
+    DurationOrZero,
+    OptionalPriority,
+    PriorityField,
+    Regex,
+    StrictModel,
+    Threshold,
+    ca_file_needs_verify,
+    read_secret_file,
+)
 
 T = TypeVar("T")
-
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
-
-
-def _duration_or_zero(value: object) -> float:
-    if not isinstance(value, str):
-        raise ValueError('expected a duration like "500ms", "30s", "5m" or "2h"')
-    return parse_duration(value)
-
-
-def _duration(value: object) -> float:
-    seconds = _duration_or_zero(value)
-    if seconds <= 0:
-        raise ValueError("expected a duration above zero")
-    return seconds
-
-
-def _regex(value: object) -> re.Pattern[str]:
-    if not isinstance(value, str):
-        raise ValueError("expected a regular expression as a string")
-    try:
-        return re.compile(value)
-    except re.error as e:
-        raise ValueError(f"not a valid regular expression ({e})") from None
-
-
-def _absolute_path(value: str) -> str:
-    if value and not os.path.isabs(value):
-        raise ValueError('expected an absolute path like "/etc/monitord/secret"')
-    return value
-
-
-def ca_file_needs_verify(ca_file: str, verify_tls: bool) -> None:
-    """A CA file only serves to verify: asking for both off and a CA is a mistake."""
-    if ca_file and not verify_tls:
-        raise ValueError("ca_file: needs verify_tls = true (it is only used to verify)")
-
-
-def read_secret_file(path: str, key: str = "password_file") -> str:
-    """The first line of a password or key file, registered so no log line shows it; a file
-    that cannot be read is a configuration problem (UNKNOWN), not an outage."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            secret = f.readline().rstrip("\r\n")
-    except (OSError, UnicodeDecodeError) as e:
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        raise ProbeError(f"cannot read {key} {path}: {reason}", Status.UNKNOWN) from None
-    register_secret(secret)
-    return secret
-
-
-Duration = Annotated[float, PlainValidator(_duration)]
-AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]  # or "" for unset
-DurationOrZero = Annotated[float, PlainValidator(_duration_or_zero)]
-Threshold = Annotated[Range, PlainValidator(parse_range)]
-Regex = Annotated[re.Pattern[str], PlainValidator(_regex)]
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 FIX_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -114,8 +64,8 @@ class CheckBase(StrictModel):
     timeout: Duration = 10.0
     fail_after: int = Field(default=3, ge=1, le=100)
     recover_after: int = Field(default=2, ge=1, le=100)
-    priority: Literal["P1", "P2", "P3"] = "P3"
-    warning_priority: Literal["P1", "P2", "P3", ""] = ""
+    priority: PriorityField = Priority.P3
+    warning_priority: OptionalPriority = None
     depends_on: list[str] = []
     warn: dict[str, Threshold] = {}
     crit: dict[str, Threshold] = {}
@@ -126,6 +76,13 @@ class CheckBase(StrictModel):
     heal_window: Duration = 3600.0
     start: list[str] = []       # Monit-style: argv that starts a service no manager runs
     stop: list[str] = []
+
+    def priority_for(self, status: Status) -> Priority:
+        """The priority of a failure with ``status``: ``warning_priority`` while only
+        WARNING, if the check sets one."""
+        if status is Status.WARNING and self.warning_priority is not None:
+            return self.warning_priority
+        return self.priority
 
     def metric_names(self) -> set[str]:
         """The metrics thresholds may name (a probe whose metrics the admin names widens it)."""
@@ -148,15 +105,6 @@ class Expectation:
     allowed: frozenset[Value]
     problem: str
     status: Status = Status.CRITICAL
-
-
-class Stuck(Exception):
-    """A blocking call for this key from an earlier run has not returned yet."""
-
-    def __init__(self, key: str, since: float) -> None:
-        self.key = key
-        self.since = since
-        super().__init__(key)
 
 
 class BlockingCalls:
@@ -248,6 +196,11 @@ class Shared:
         self.blocking.shutdown()
 
 
+# A probe's own timeouts end at this share of the runner's deadline, so that the probe's
+# message ("did not answer within 4.5s"), not the runner's bare "timed out", is read.
+OWN_DEADLINE_SHARE = 0.9
+
+
 @dataclass
 class ProbeContext:
     """One check's view of the shared resources, plus memory kept between its runs."""
@@ -255,18 +208,30 @@ class ProbeContext:
     shared: Shared
     memory: dict[str, Any] = field(default_factory=dict)
     timeout: float = 10.0  # the runner's deadline; library timeouts must fit inside it
+    started: float = field(default_factory=time.monotonic)  # when the runner started it
+
+    def budget(self, share: float = OWN_DEADLINE_SHARE) -> float:
+        """Seconds from now until ``share`` of the runner's deadline: the time a library
+        call may still take (a small positive number once it has passed)."""
+        return max(self.started + self.timeout * share - time.monotonic(), 0.001)
 
 
-# Re-exported so probe modules import from one place.
+# Re-exported so probe modules import their vocabulary from one place.
 __all__ = [
+    "NAME_PATTERN",
+    "AbsolutePath",
     "CheckBase",
     "Duration",
+    "DurationOrZero",
     "Expectation",
     "ProbeContext",
     "Range",
     "Regex",
     "Shared",
+    "StrictModel",
     "Stuck",
     "Threshold",
+    "ca_file_needs_verify",
     "parse_range",
+    "read_secret_file",
 ]

@@ -19,8 +19,9 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from monitord import net
 from monitord.durations import format_duration
-from monitord.errors import ProbeError
+from monitord.errors import ProbeError, Refused
 from monitord.model import Observation, Status
 from monitord.probes import wire
 from monitord.probes.base import (
@@ -99,8 +100,8 @@ async def probe(cfg: Config, ctx: ProbeContext) -> Observation:
     password = _password(cfg)
     context = None
     if cfg.tls != "none":
-        context = wire.client_context(cfg.verify_tls, cfg.ca_file, ctx.memory)
-    where = f"{wire.host_port(cfg.host, cfg.target_port)}"
+        context = net.client_context(cfg.verify_tls, cfg.ca_file, ctx.memory)
+    where = f"{net.host_port(cfg.host, cfg.target_port)}"
     seen = _Dialogue()
     start = time.monotonic()
     try:
@@ -112,25 +113,25 @@ async def probe(cfg: Config, ctx: ProbeContext) -> Observation:
     except TimeoutError:
         raise ProbeError(f"{where} {seen.step} within "
                          f"{format_duration(time.monotonic() - start)}") from None
-    except wire.Refused as e:
+    except Refused as e:
         raise ProbeError(f"{where} refused STARTTLS: {e}") from None
     except (ssl.SSLError, ssl.CertificateError) as e:
         raise ProbeError(_tls_failure(where, e)) from None
     except OSError as e:
         if seen.step == CONNECTING:
-            raise ProbeError(f"cannot connect to {where}: {wire.reason(e)}") from None
-        raise ProbeError(f"connection to {where} lost: {wire.reason(e)}") from None
+            raise ProbeError(f"cannot connect to {where}: {net.reason(e)}") from None
+        raise ProbeError(f"connection to {where} lost: {net.reason(e)}") from None
     return _observe(cfg, seen, where, time.monotonic() - start)
 
 
 def _observe(cfg: Config, seen: _Dialogue, where: str, elapsed: float) -> Observation:
-    said = f"{cfg.protocol.upper()} {where} greeted {wire.shown(seen.greeting)!r}"
+    said = f"{cfg.protocol.upper()} {where} greeted {net.shown(seen.greeting)!r}"
     obs = Observation(f"{said} in {elapsed * 1000:.0f} ms")
     obs.add("greeting_ok", seen.greeting_ok)
     obs.add("connect_seconds", round(seen.connected, 6))
     obs.add("response_seconds", round(elapsed, 6))
     if seen.der is not None:
-        days = wire.days_left(seen.der)
+        days = net.days_left(seen.der)
         obs.add("cert_days_left", round(days, 2))
         obs.summary += f", {'STARTTLS' if cfg.tls == 'starttls' else 'TLS'} certificate "
         obs.summary += (f"expired {-days:.0f} days ago" if days < 0
@@ -159,8 +160,8 @@ async def _smtp(cfg: Config, context: ssl.SSLContext | None, password: str,
     except aiosmtplib.SMTPConnectResponseError as e:
         seen.greeting = f"{e.code} {e.message}"
     except aiosmtplib.SMTPResponseException as e:
-        raise ProbeError(f"{wire.host_port(cfg.host, cfg.target_port)} {seen.step}: "
-                         f"{wire.shown(f'{e.code} {e.message}')!r}") from None
+        raise ProbeError(f"{net.host_port(cfg.host, cfg.target_port)} {seen.step}: "
+                         f"{net.shown(f'{e.code} {e.message}')!r}") from None
     except aiosmtplib.SMTPException as e:
         raise _smtp_failure(cfg, seen, e) from None
     finally:
@@ -185,14 +186,14 @@ async def _smtp_dialogue(cfg: Config, client: Any, context: ssl.SSLContext | Non
         seen.step = "refused STARTTLS"
         await client.starttls(server_hostname=cfg.server_name or cfg.host, tls_context=context)
     if context is not None:
-        seen.der = wire.peer_certificate(client.get_transport_info("ssl_object"))
+        seen.der = wire.certificate(client.get_transport_info("ssl_object"))
     if cfg.user:
         seen.step = "did not answer the login"
         try:
             await client.login(cfg.user, password)
             seen.login_reply = ""
         except aiosmtplib.SMTPAuthenticationError as e:
-            seen.login_reply = wire.shown(f"{e.code} {e.message}")
+            seen.login_reply = net.shown(f"{e.code} {e.message}")
     seen.step = "did not answer QUIT"
     with contextlib.suppress(aiosmtplib.SMTPException):
         await client.quit()
@@ -200,18 +201,18 @@ async def _smtp_dialogue(cfg: Config, client: Any, context: ssl.SSLContext | Non
 
 def _smtp_failure(cfg: Config, seen: _Dialogue, error: Exception) -> ProbeError:
     """aiosmtplib wraps OS and TLS errors; unwrap them for a message a person can act on."""
-    where = wire.host_port(cfg.host, cfg.target_port)
+    where = net.host_port(cfg.host, cfg.target_port)
     cause = error.__cause__
     if isinstance(cause, ssl.SSLError | ssl.CertificateError):
         return ProbeError(_tls_failure(where, cause))
     if isinstance(cause, OSError):
-        return ProbeError(f"connection to {where} lost: {wire.reason(cause)}")
+        return ProbeError(f"connection to {where} lost: {net.reason(cause)}")
     text = str(error)
     if "STARTTLS extension not supported" in text:
         return ProbeError(f"{where} does not offer STARTTLS; set tls = \"none\" to skip it")
     if "authentication" in text.lower():
         return ProbeError(f"{where} offers no login method aiosmtplib supports: {text}")
-    return ProbeError(f"SMTP dialogue with {where} failed: {wire.shown(text)}")
+    return ProbeError(f"SMTP dialogue with {where} failed: {net.shown(text)}")
 
 
 # --- IMAP and POP3 ----------------------------------------------------------------------
@@ -237,7 +238,7 @@ async def _streams(cfg: Config, context: ssl.SSLContext | None, password: str,
             seen.step = "did not answer the login"
             seen.login_reply = await _login(protocol, reader, writer, cfg.user, password)
         seen.step = "did not answer LOGOUT" if protocol == "imap" else "did not answer QUIT"
-        with contextlib.suppress(wire.Refused, ConnectionError):
+        with contextlib.suppress(Refused, ConnectionError):
             await wire.command(protocol, reader, writer,
                                "LOGOUT" if protocol == "imap" else "QUIT", tag="a9")
     finally:
@@ -248,7 +249,7 @@ async def _start_tls(cfg: Config, writer: asyncio.StreamWriter, context: ssl.SSL
                      seen: _Dialogue) -> None:
     seen.step = "did not finish the TLS handshake"
     await writer.start_tls(context, server_hostname=cfg.server_name or cfg.host)
-    seen.der = wire.peer_certificate(writer.get_extra_info("ssl_object"))
+    seen.der = wire.certificate(writer.get_extra_info("ssl_object"))
 
 
 async def _login(protocol: Literal["imap", "pop3"], reader: asyncio.StreamReader,
@@ -261,7 +262,7 @@ async def _login(protocol: Literal["imap", "pop3"], reader: asyncio.StreamReader
         else:
             await wire.command("pop3", reader, writer, f"USER {user}")
             await wire.command("pop3", reader, writer, f"PASS {password}")
-    except wire.Refused as e:
+    except Refused as e:
         return str(e)
     return ""
 
@@ -301,7 +302,7 @@ def _password(cfg: Config) -> str:
         with open(cfg.password_file, "rb") as f:
             raw = f.read(MAX_PASSWORD_BYTES + 1)
     except OSError as e:
-        raise ProbeError(f"cannot read password_file {cfg.password_file}: {wire.reason(e)}",
+        raise ProbeError(f"cannot read password_file {cfg.password_file}: {net.reason(e)}",
                          Status.UNKNOWN) from None
     text = raw.decode("utf-8", "replace").split("\n", 1)[0].rstrip("\r")
     bad = len(raw) > MAX_PASSWORD_BYTES or not text or any(c in text for c in "\r\0")
@@ -313,6 +314,6 @@ def _password(cfg: Config) -> str:
 
 def _tls_failure(where: str, error: Exception) -> str:
     if isinstance(error, ssl.SSLCertVerificationError):
-        return (f"TLS certificate of {where} rejected: {wire.reason(error)}; fix the "
+        return (f"TLS certificate of {where} rejected: {net.reason(error)}; fix the "
                 "certificate, set ca_file to an internal CA or set verify_tls = false")
-    return f"TLS handshake with {where} failed: {wire.reason(error)}"
+    return f"TLS handshake with {where} failed: {net.reason(error)}"

@@ -10,8 +10,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from monitord import net
 from monitord.durations import format_duration
-from monitord.errors import ProbeError
+from monitord.errors import ProbeError, Refused
 from monitord.model import Observation
 from monitord.probes import wire
 from monitord.probes.base import (
@@ -57,7 +58,7 @@ class Config(CheckBase):
 
 
 async def probe(cfg: Config, ctx: ProbeContext) -> Observation:
-    context = wire.client_context(cfg.verify_tls, cfg.ca_file, ctx.memory)
+    context = net.client_context(cfg.verify_tls, cfg.ca_file, ctx.memory)
     where = _target(cfg)
     step = [CONNECTING]
     start = time.monotonic()
@@ -65,24 +66,24 @@ async def probe(cfg: Config, ctx: ProbeContext) -> Observation:
     try:
         async with asyncio.timeout(ctx.timeout * ANSWER_WAIT_SHARE):
             writer = await _handshake(cfg, context, step)
-            der = wire.peer_certificate(writer.get_extra_info("ssl_object"))
+            der = wire.certificate(writer.get_extra_info("ssl_object"))
     except TimeoutError:
         raise ProbeError(f"{where} {step[0]} within "
                          f"{format_duration(time.monotonic() - start)}") from None
-    except wire.Refused as e:
+    except Refused as e:
         raise ProbeError(f"{where} refused STARTTLS: {e}") from None
     except (ssl.SSLError, ssl.CertificateError) as e:
         raise ProbeError(_tls_failure(where, e)) from None
     except OSError as e:
         if step[0] == CONNECTING or isinstance(e, ConnectionRefusedError):
-            raise ProbeError(f"cannot connect to {where}: {wire.reason(e)}") from None
-        raise ProbeError(f"connection to {where} lost: {wire.reason(e)}") from None
+            raise ProbeError(f"cannot connect to {where}: {net.reason(e)}") from None
+        raise ProbeError(f"connection to {where} lost: {net.reason(e)}") from None
     finally:
         if writer is not None:
             writer.transport.abort()  # nothing to say: skip the close_notify exchange
     elapsed = time.monotonic() - start
-    days = wire.days_left(der)
-    obs = Observation(f"TLS {where}: certificate {wire.subject(der)} "
+    days = net.days_left(der)
+    obs = Observation(f"TLS {where}: certificate {net.subject(der)} "
                       f"{_expiry(days)}, handshake in {elapsed * 1000:.0f} ms")
     obs.add("cert_days_left", round(days, 2))
     obs.add("handshake_seconds", round(elapsed, 6))
@@ -105,7 +106,7 @@ async def _handshake(
         step[0] = "accepted the connection but sent no greeting"
         ready, said = await wire.greeting(cfg.starttls, reader)
         if not ready:
-            raise wire.Refused(f"it greeted {wire.shown(said)!r}")
+            raise Refused(f"it greeted {net.shown(said)!r}")
         step[0] = "did not answer STARTTLS"
         await wire.starttls(cfg.starttls, reader, writer)
         step[0] = "did not finish the TLS handshake"
@@ -118,9 +119,9 @@ async def _handshake(
 
 def _tls_failure(where: str, error: Exception) -> str:
     if isinstance(error, ssl.SSLCertVerificationError):
-        return (f"TLS certificate of {where} rejected: {wire.reason(error)}; fix the "
+        return (f"TLS certificate of {where} rejected: {net.reason(error)}; fix the "
                 "certificate, set ca_file to an internal CA or set verify_tls = false")
-    return f"TLS handshake with {where} failed: {wire.reason(error)}"
+    return f"TLS handshake with {where} failed: {net.reason(error)}"
 
 
 def _expiry(days: float) -> str:
@@ -130,7 +131,7 @@ def _expiry(days: float) -> str:
 
 
 def _target(cfg: Config) -> str:
-    where = wire.host_port(cfg.host, cfg.port)
+    where = net.host_port(cfg.host, cfg.port)
     extras = [f"STARTTLS {cfg.starttls.upper()}"] if cfg.starttls else []
     if cfg.server_name:
         extras.append(f"SNI {cfg.server_name}")

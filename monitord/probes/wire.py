@@ -1,37 +1,25 @@
 """What the mail and tls probes both speak: the greetings and STARTTLS commands of SMTP,
-IMAP, POP3 and FTP over asyncio streams, client TLS contexts, and certificate expiry.
+IMAP, POP3 and FTP over asyncio streams, and the certificate of the connection.
 
 Not a probe module: it is listed in no registry. Every read is bounded (a line by the
 stream's limit, a reply by MAX_REPLY_LINES); what a server says is untrusted and cut to
-MAX_SHOWN_CHARS before it reaches a summary.
+``net.shown`` before it reaches a summary.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import os
 import ssl
 from typing import Any, Literal
 
-from monitord.errors import ProbeError
+from monitord.errors import ProbeError, Refused
 from monitord.model import Status
+from monitord.net import peer_certificate, shown
 
 Protocol = Literal["smtp", "imap", "pop3", "ftp"]
 MAX_LINE_BYTES = 8192   # the StreamReader limit: a longer line is an error, not a wait
 MAX_REPLY_LINES = 100   # a multi-line reply (SMTP EHLO, IMAP CAPABILITY) longer than this
-MAX_SHOWN_CHARS = 120
 GREETING = {"smtp": "220", "imap": "* OK", "pop3": "+OK", "ftp": "220"}
-
-
-class Refused(Exception):
-    """The server answered a command with a refusal; the message is its (bounded) reply."""
-
-
-def shown(text: str) -> str:
-    """Server text fit for a summary: printable, one line, bounded."""
-    clean = "".join(c if c.isprintable() else " " for c in text)
-    return clean[:MAX_SHOWN_CHARS]
 
 
 async def read_line(reader: asyncio.StreamReader) -> str:
@@ -110,68 +98,11 @@ async def starttls(
             raise Refused(shown(f"{code} {lines[0]}"))
 
 
-def client_context(verify: bool, ca_file: str, memory: dict[str, Any]) -> ssl.SSLContext:
-    """A client context: the system store, ``ca_file`` or no verification at all.
-
-    Kept in the check's memory between runs and reloaded when ca_file changes.
-    """
-    try:
-        stamp = (verify, ca_file, os.stat(ca_file).st_mtime_ns if ca_file else 0)
-        cached = memory.get("tls_context")
-        if cached is not None and cached[0] == stamp:
-            context: ssl.SSLContext = cached[1]
-            return context
-        if verify:
-            context = ssl.create_default_context(cafile=ca_file or None)
-        else:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-    except (OSError, ValueError) as e:
-        raise ProbeError(f"cannot load ca_file {ca_file}: {reason(e)}", Status.UNKNOWN) from None
-    memory["tls_context"] = (stamp, context)
-    return context
-
-
-def peer_certificate(ssl_object: Any) -> bytes:
+def certificate(ssl_object: Any) -> bytes:
     """The server certificate (DER) of a TLS connection, verified or not."""
     if not isinstance(ssl_object, ssl.SSLObject | ssl.SSLSocket):
         raise ProbeError("the connection is not using TLS", Status.UNKNOWN)
-    der = ssl_object.getpeercert(binary_form=True)
+    der = peer_certificate(ssl_object)
     if der is None:
         raise ProbeError("the server sent no certificate")
     return der
-
-
-def days_left(der: bytes) -> float:
-    """Days until the certificate's notAfter (negative once expired); a copy of the http
-    probe's ``_days_left``."""
-    from cryptography import x509
-
-    cert = x509.load_der_x509_certificate(der)
-    remaining = cert.not_valid_after_utc - dt.datetime.now(dt.UTC)
-    return remaining.total_seconds() / 86400
-
-
-def subject(der: bytes) -> str:
-    """The certificate's subject as RFC 4514 text, bounded."""
-    from cryptography import x509
-
-    return shown(x509.load_der_x509_certificate(der).subject.rfc4514_string())
-
-
-def reason(error: BaseException) -> str:
-    """An OSError or SSL error as lower-case words for a summary."""
-    if isinstance(error, ssl.SSLCertVerificationError):
-        return error.verify_message or str(error)
-    if isinstance(error, ssl.SSLError):
-        return error.reason.lower().replace("_", " ") if error.reason else str(error)
-    if isinstance(error, ConnectionRefusedError):
-        return "connection refused"
-    text = (error.strerror if isinstance(error, OSError) else None) or str(error)
-    text = text or type(error).__name__
-    return text[0].lower() + text[1:]
-
-
-def host_port(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -17,8 +17,8 @@ from aiohttp.web import Application, Request
 from monitord.central import auth
 from monitord.central.app import create_app
 from monitord.central.config import CentralConfig, CentralSection
-from monitord.central.store import Store
 from monitord.config import PolicyConfig
+from monitord.store.protocol import Store
 
 T0 = dt.datetime(2026, 11, 25, 17, 0, tzinfo=dt.UTC)
 OPERATOR = "alice"

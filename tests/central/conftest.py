@@ -24,10 +24,12 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 
-from monitord.central.postgres_store import PostgresStore
-from monitord.central.sqlite_store import SQLiteStore
-from monitord.central.store import Policy, Store
-from monitord.events import Event, PriorityName, Step, new_id
+from monitord.events import Event, Step, new_id
+from monitord.model import Priority
+from monitord.store.policy import Policy
+from monitord.store.postgres import PostgresStore
+from monitord.store.protocol import Store
+from monitord.store.sqlite import SQLiteStore
 from tests.conftest import unavailable
 
 BACKENDS = ["sqlite", "postgres"]
@@ -123,7 +125,7 @@ def step(fix: str = "restart-service", ok: bool = False) -> Step:
                 reprobe_status="OK" if ok else "CRITICAL", reprobe_summary="HTTP 502")
 
 
-def problem(check: str = "web", priority: PriorityName = "P2", *, host: str = HOST,
+def problem(check: str = "web", priority: Priority | str = "P2", *, host: str = HOST,
             summary: str = "HTTP 502 from http://127.0.0.1/", at: dt.datetime = T0,
             suppressed_by: str | None = None, steps: tuple[Step, ...] = ()) -> Event:
     return Event(id=new_id(), kind="problem", host=host, check=check, at=at,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from monitord.central.keys import SWEEPER
-from monitord.central.store import Store
+from monitord.store.protocol import Store
 from tests.central.apiclient import (
     MAX_BODY_BYTES,
     OPERATOR,
@@ -350,7 +350,7 @@ class LogWatch(logging.Handler):
 
 async def test_sweeper_opens_server_down_and_logs_it(store: Store) -> None:
     watch = LogWatch("server down: web1")
-    logger = logging.getLogger("monitord.central.app")
+    logger = logging.getLogger("monitord.central.tasks")
     logger.addHandler(watch)
     try:
         async with running(store, config(sweep_every="10ms")) as api:
@@ -369,7 +369,7 @@ async def test_sweeper_opens_server_down_and_logs_it(store: Store) -> None:
 
 async def test_sweeper_outlives_a_failing_store(store: Store) -> None:
     watch = LogWatch("heartbeat sweep failed")
-    logger = logging.getLogger("monitord.central.app")
+    logger = logging.getLogger("monitord.central.tasks")
     logger.addHandler(watch)
     try:
         async with running(store, config(sweep_every="10ms")) as api:

@@ -19,9 +19,9 @@ from monitord.central.notify.settings import (
     MailSection,
     Notifications,
 )
-from monitord.central.store import Policy
-from monitord.config import PolicyConfig
 from monitord.errors import ConfigError
+from monitord.schema import PolicyConfig
+from monitord.store.policy import Policy
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "etc" / "monitord" / "central.toml"
@@ -77,10 +77,10 @@ def test_policy_section_is_the_stores_policy(tmp_path: Path) -> None:
     config = load_central_config(path)
     assert config.central.listen == Address("::1", 9000)
     assert str(config.central.listen) == "[::1]:9000"
-    assert config.policy.to_policy() == Policy(
+    assert Policy.from_config(config.policy) == Policy(
         targets={"P1": 300.0, "P2": 7200.0, "P3": 172800.0}, reopen_window=0.0,
         missed_heartbeats=5, min_silence=600.0)
 
 
 def test_defaults_are_the_stores_defaults() -> None:
-    assert PolicyConfig().to_policy() == Policy()
+    assert Policy.from_config(PolicyConfig()) == Policy()

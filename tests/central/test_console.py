@@ -18,9 +18,9 @@ from monitord.central.console.errors import FORGED
 from monitord.central.console.render import SECURITY_HEADERS
 from monitord.central.console.state import CONSOLE
 from monitord.central.passwords import hash_password, verify_password
-from monitord.central.sqlite_store import SQLiteStore
-from monitord.central.store import Store
 from monitord.errors import StateError
+from monitord.store.protocol import Store
+from monitord.store.sqlite import SQLiteStore
 from tests.central.apiclient import T0, Api, heartbeat, problem, running
 from tests.central.consoleclient import (
     PASSWORD,
@@ -451,7 +451,7 @@ async def test_api_errors_stay_json(api: Api) -> None:
 
 async def stored_hash(config: Path, name: str) -> str | None:
     loaded = load_central_config(config)
-    store = await SQLiteStore.open(loaded.sqlite_path, loaded.policy.to_policy())
+    store = await SQLiteStore.open(loaded.sqlite_path, loaded.store_policy)
     try:
         return await store.password_hash(name)
     finally:

@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 
-from monitord.central.notifier import Delivery, notify_once
+from monitord.central.notify.notifier import Delivery
 from monitord.central.notify.settings import Notifications, load_notifications
-from monitord.central.store import Store
+from monitord.central.tasks import notify_once
 from monitord.config import _Loader
+from monitord.store.protocol import Store
 from tests.central.apiclient import T0, Api, config, heartbeat, problem, recovery, running
 from tests.central.receivers import (
     HANG,

@@ -12,9 +12,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from monitord.central.notifier import MAX_RETRY_SECONDS, claim_limit, retry_delay
 from monitord.central.notify import mail, pagerduty, webhook
-from monitord.central.notify.message import Message, SendError, Tools
+from monitord.central.notify.message import Message, Tools
+from monitord.central.notify.notifier import MAX_RETRY_SECONDS, claim_limit, retry_delay
 from monitord.central.notify.routing import recipients
 from monitord.central.notify.settings import (
     ChannelConfig,
@@ -22,7 +22,8 @@ from monitord.central.notify.settings import (
     MailSection,
     Notifications,
 )
-from monitord.central.store import Incident, NoticeKind
+from monitord.errors import SendError
+from monitord.store.protocol import Incident, NoticeKind
 from tests.central.receivers import mail_server, receiving
 from tests.probes.mailservers import serve_smtp
 

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from monitord.central.store import Incident, Store
 from monitord.errors import MonitordError
-from monitord.oncall import HttpDesk, StoreDesk, due_text, run, table
+from monitord.oncall import HttpDesk, StoreDesk, run, table
+from monitord.store.protocol import Incident, Store
+from monitord.texts import due_text
 from tests.central.apiclient import problem, running
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,9 +29,9 @@ def incident(**changes: object) -> Incident:
 
 
 def test_due_and_overdue_read_at_a_glance() -> None:
-    assert due_text(incident(), NOW) == "due in 1h12m"
-    assert due_text(incident(due_at=NOW - dt.timedelta(minutes=25)), NOW) == "overdue 25m"
-    assert due_text(incident(status="resolved"), NOW) == "resolved"
+    assert due_text(incident().due_at, NOW) == "due in 1h12m"
+    assert due_text(NOW - dt.timedelta(minutes=25), NOW) == "overdue 25m"
+    assert due_text(incident().due_at, NOW, resolved=True) == "resolved"
 
 
 def test_table_lists_priority_host_check_age_and_due() -> None:

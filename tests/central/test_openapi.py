@@ -17,9 +17,9 @@ from pydantic import BaseModel
 from monitord.central.app import create_app
 from monitord.central.console import is_console
 from monitord.central.payloads import ActionBody, CommentBody
-from monitord.central.store import Store
 from monitord.central.views import spec
 from monitord.events import Batch, Event, Step
+from monitord.store.protocol import Store
 from tests.central.apiclient import MAX_BODY_BYTES, Api, config, heartbeat, problem, running
 
 SPEC = spec()

@@ -21,8 +21,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from monitord.central.postgres_store import PostgresStore
-from monitord.central.store import SERVER_DOWN, Incident, Policy
+from monitord.store.policy import Policy
+from monitord.store.postgres import PostgresStore
+from monitord.store.protocol import SERVER_DOWN, Incident
 from tests.central.apiclient import heartbeat, problem
 from tests.central.conftest import fresh_database
 from tests.central.conftest import heartbeat as heartbeat_event

@@ -22,7 +22,7 @@ import pytest
 
 from monitord.central import auth
 from monitord.central.config import load_central_config
-from monitord.central.sqlite_store import SQLiteStore
+from monitord.store.sqlite import SQLiteStore
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_SECONDS = 30.0
@@ -116,7 +116,7 @@ def test_central_serves_a_batch_and_stops_cleanly_on_signal(
 async def owner(config: Path, token: str) -> tuple[str | None, str | None]:
     """(agent host, operator name) the token belongs to, read from the service's store."""
     loaded = load_central_config(config)
-    store = await SQLiteStore.open(loaded.sqlite_path, loaded.policy.to_policy())
+    store = await SQLiteStore.open(loaded.sqlite_path, loaded.store_policy)
     try:
         return await auth.agent_for(store, token), await auth.operator_for(store, token)
     finally:

@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 
 from monitord.central.sla import Row, report
-from monitord.central.sqlite_store import SQLiteStore
-from monitord.central.store import Incident, Policy
+from monitord.store.policy import Policy
+from monitord.store.protocol import Incident
+from monitord.store.sqlite import SQLiteStore
 from tests.central.conftest import problem, recovery
 
 ROOT = Path(__file__).resolve().parents[2]

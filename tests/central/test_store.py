@@ -12,7 +12,9 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from monitord.central.store import SERVER_DOWN, Conflict, Incident, NotFound, Policy, Store
+from monitord.errors import Conflict, NotFound
+from monitord.store.policy import Policy
+from monitord.store.protocol import SERVER_DOWN, Incident, Store
 from tests.central.conftest import (
     HOST,
     T0,

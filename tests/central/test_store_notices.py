@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from monitord.central.common import schema_files
-from monitord.central.sqlite_store import SQLiteStore
-from monitord.central.store import Conflict, Escalation, Store
+from monitord.errors import Conflict
 from monitord.events import Step
+from monitord.store.common import schema_files
+from monitord.store.protocol import Escalation, Store
+from monitord.store.sqlite import SQLiteStore
 from tests.central.conftest import POLICY, OpenStore, healed, minutes, problem, recovery, step
 
 LEASE_SECONDS = 300.0

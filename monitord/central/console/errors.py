@@ -17,8 +17,7 @@ from aiohttp import web
 
 from monitord.central.console.render import html, secure
 from monitord.central.console.state import CONSOLE
-from monitord.central.store import Conflict, NotFound
-from monitord.errors import StateError
+from monitord.errors import Conflict, ConsoleError, NotFound, StateError
 
 log = logging.getLogger(__name__)
 
@@ -26,15 +25,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PREFIX = "/console"
 FORGED = ("This form has expired or did not come from monitord; reload the page and try "
           "again.")
-
-
-class ConsoleError(Exception):
-    """An answer other than success, with the one line the page shows."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def is_console(path: str) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from monitord.central.store import Store
+from monitord.store.protocol import Store
 
 
 @dataclass

@@ -23,7 +23,7 @@ from multidict import MultiDictProxy
 from yarl import URL
 
 from monitord.central.console import sessions
-from monitord.central.console.errors import FORGED, ConsoleError
+from monitord.central.console.errors import FORGED
 from monitord.central.console.fixstats import fix_report
 from monitord.central.console.render import html, redirect
 from monitord.central.console.sessions import Session
@@ -37,16 +37,23 @@ from monitord.central.console.state import (
 )
 from monitord.central.keys import CLOCK, CONFIG, STORE
 from monitord.central.passwords import verify_password
-from monitord.central.store import Conflict, Incident, IncidentStatus, Store, TimelineEntry
 from monitord.durations import format_duration
-from monitord.oncall import age_text, due_text
+from monitord.errors import Conflict, ConsoleError
+from monitord.model import Priority
+from monitord.store.protocol import (
+    Incident,
+    IncidentStatus,
+    Store,
+    TimelineEntry,
+)
+from monitord.texts import age_text, due_text
 
 log = logging.getLogger(__name__)
 
 HOME = "/console/"
 LOGIN = "/console/login"
 OPEN: tuple[IncidentStatus, ...] = ("open", "acknowledged")
-PRIORITIES = ("P1", "P2", "P3")
+PRIORITIES = tuple(Priority)
 QUEUE_LIMIT = 500              # open incidents read per priority, the most urgent first
 REFRESH_SECONDS = 30
 LOGIN_COOKIE_SECONDS = 3600
@@ -313,8 +320,9 @@ def _incident_id(request: web.Request) -> int:
 def _incident_view(i: Incident, now: dt.datetime) -> dict[str, object]:
     return {"id": i.id, "url": f"/console/incidents/{i.id}", "priority": i.priority,
             "status": i.status, "host": i.host, "check": i.check, "key": i.key,
-            "title": i.title or i.key, "summary": i.summary, "age": age_text(i, now),
-            "due": due_text(i, now), "overdue": i.overdue(now), "opened_at": i.opened_at,
+            "title": i.title or i.key, "summary": i.summary, "age": age_text(i.opened_at, now),
+            "due": due_text(i.due_at, now, i.status == "resolved"),
+            "overdue": i.overdue(now), "opened_at": i.opened_at,
             "due_at": i.due_at, "count": i.count, "acknowledged_by": i.acknowledged_by,
             "acknowledged_at": i.acknowledged_at, "resolved_by": i.resolved_by,
             "resolved_at": i.resolved_at, "reopened": i.reopened,

@@ -2,7 +2,7 @@
 
 ``settings`` holds the config ([mail], [[channel]], [escalation]); ``routing`` decides
 which channels hear which notice; ``message`` is what every sender is handed; one module
-per channel type sends it (``senders.SENDERS``); ``monitord.central.notifier`` runs the
+per channel type sends it (``senders.SENDERS``); ``monitord.central.notify.notifier`` runs the
 delivery rounds. This package's own import stays light: the config loader imports
 ``settings`` and must not pull in the senders' libraries.
 """

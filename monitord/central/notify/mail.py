@@ -18,11 +18,11 @@ import email.utils
 import ssl
 from email.message import EmailMessage
 
-from monitord.central.notify.message import Message, SendError, Tools
+from monitord.central.notify.message import Message, Tools
 from monitord.central.notify.settings import ChannelConfig, MailSection
-from monitord.errors import MonitordError
-from monitord.probes.base import read_secret_file
-from monitord.probes.wire import client_context, reason, shown
+from monitord.errors import MonitordError, SendError
+from monitord.net import client_context, reason, shown
+from monitord.schema import read_secret_file
 
 
 def compose(channel: ChannelConfig, message: Message, mail: MailSection) -> EmailMessage:

@@ -23,9 +23,10 @@ from typing import Any
 import aiohttp
 
 from monitord.central.notify.settings import ChannelConfig, MailSection
-from monitord.central.store import Incident, NoticeKind
 from monitord.durations import format_duration
-from monitord.probes.wire import reason, shown
+from monitord.errors import SendError
+from monitord.net import reason, shown
+from monitord.store.protocol import Incident, NoticeKind
 
 DETAIL_BYTES = 512       # of a refusal's body, for the log and the timeline
 
@@ -51,15 +52,6 @@ class Tools:
 
     http: aiohttp.ClientSession
     mail: MailSection | None = None
-
-
-class SendError(Exception):
-    """The channel does not have the message; ``retry`` says whether trying later can help."""
-
-    def __init__(self, reason: str, retry: bool) -> None:
-        self.reason = reason
-        self.retry = retry
-        super().__init__(reason)
 
 
 Sender = Callable[[ChannelConfig, Message, Tools], Awaitable[None]]

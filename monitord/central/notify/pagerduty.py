@@ -15,13 +15,14 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from monitord.central.notify.message import Message, SendError, Tools, post_json
+from monitord.central.notify.message import Message, Tools, post_json
 from monitord.central.notify.settings import ChannelConfig
 from monitord.central.payloads import timestamp
-from monitord.errors import MonitordError
-from monitord.probes.base import read_secret_file
+from monitord.errors import MonitordError, SendError
+from monitord.model import Priority
+from monitord.schema import read_secret_file
 
-SEVERITY = {"P1": "critical", "P2": "error", "P3": "warning"}
+SEVERITY = {Priority.P1: "critical", Priority.P2: "error", Priority.P3: "warning"}
 ACTION = {"opened": "trigger", "escalated": "trigger", "renotify": "trigger",
           "acknowledged": "acknowledge", "resolved": "resolve"}
 MAX_SUMMARY_CHARS = 1024      # the API's limits

@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 from monitord.central.notify.settings import ChannelConfig, ChannelType, Notifications
-from monitord.central.store import NoticeKind
+from monitord.store.protocol import NoticeKind
 
 EVERY_KIND: frozenset[NoticeKind] = frozenset(
     ("opened", "escalated", "renotify", "acknowledged", "resolved"))

@@ -17,19 +17,23 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 
-from monitord.config import _found, _Loader, _messages, _section, _suggest
-from monitord.probes.base import (
+from monitord.model import Priority
+from monitord.schema import (
     NAME_PATTERN,
     AbsolutePath,
     Duration,
     DurationOrZero,
+    Loader,
+    PriorityField,
     StrictModel,
     ca_file_needs_verify,
+    found,
+    messages,
+    section,
+    suggest,
 )
 
 ChannelType = Literal["mail", "webhook", "slack", "pagerduty"]
-Priority = Literal["P1", "P2", "P3"]
-PRIORITIES: tuple[Priority, ...] = ("P1", "P2", "P3")
 PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
 DEFAULT_TEMPLATES_DIR = "/etc/monitord/templates"
 MAX_TIMEOUT_SECONDS = 60.0    # the notifier's lease on a notice must outlast its sends
@@ -91,7 +95,7 @@ class ChannelConfig(StrictModel):
     to: list[MailAddress] = []
     url: str = ""
     routing_key_file: AbsolutePath = ""
-    priorities: list[Priority] = list(PRIORITIES)
+    priorities: list[PriorityField] = list(Priority)
     timeout: Duration = 10.0
 
     @property
@@ -122,10 +126,10 @@ class Notifications:
         raise KeyError(name)
 
 
-def load_notifications(loader: _Loader, path: Path, data: dict[str, Any]) -> Notifications:
+def load_notifications(loader: Loader, path: Path, data: dict[str, Any]) -> Notifications:
     """[mail], [[channel]] and [escalation] of ``data``; problems go to ``loader``."""
-    mail = _section(loader, path, data, "mail", MailSection) if "mail" in data else None
-    escalation = _section(loader, path, data, "escalation", EscalationSection)
+    mail = section(loader, path, data, "mail", MailSection) if "mail" in data else None
+    escalation = section(loader, path, data, "escalation", EscalationSection)
     raw = data.get("channel", [])
     if not isinstance(raw, list) or not all(isinstance(c, dict) for c in raw):
         loader.fail(path, "channel: expected [[channel]] tables")
@@ -143,7 +147,7 @@ def load_notifications(loader: _Loader, path: Path, data: dict[str, Any]) -> Not
         try:
             channel = ChannelConfig.model_validate(table)
         except ValidationError as e:
-            for message in _messages(e, ChannelConfig):
+            for message in messages(e, ChannelConfig):
                 loader.fail(path, f"{label}: {message}")
             continue
         for problem in check_channel(channel, mail_section="mail" in data):
@@ -208,9 +212,9 @@ def _chain_problems(chain: list[str], names: list[str]) -> list[str]:
     problems = []
     for index, name in enumerate(chain):
         if name in chain[:index]:
-            problems.append(f"{_found(name)} is listed twice; each contact once")
+            problems.append(f"{found(name)} is listed twice; each contact once")
         elif name not in names:
             known = ", ".join(names) or "none defined"
-            problems.append(f"no channel named {_found(name)}{_suggest(name, names)} "
+            problems.append(f"no channel named {found(name)}{suggest(name, names)} "
                             f"(channels: {known})")
     return problems

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from monitord.agent.daemon import Agent
-from monitord.agent.escalation import Renderer
+from monitord.agent.events import event_renderer as Renderer
 from monitord.agent.healer import Outcome, Step
-from monitord.central.sqlite_store import SQLiteStore
 from monitord.config import load_config
 from monitord.model import Result, Status
+from monitord.store.policy import Policy
+from monitord.store.sqlite import SQLiteStore
 from tests.nginx import Nginx
 
 
@@ -63,7 +64,7 @@ async def test_unfixable_failure_opens_one_incident_resolved_on_recovery(tmp_pat
     await agent.start()
     try:
         await run_until_delivered(agent, runs=4)  # hard after 2; no second problem after
-        store = SQLiteStore(tmp_path / "state" / "incidents.db", config.policy.to_policy())
+        store = SQLiteStore(tmp_path / "state" / "incidents.db", Policy.from_config(config.policy))
         (incident,) = await store.incidents()
         assert (incident.key, incident.priority, incident.status) == ("web1/site", "P1", "open")
         assert incident.due_at - incident.opened_at == dt.timedelta(minutes=15)

@@ -26,7 +26,7 @@ closed inside the database (READ COMMITTED, the default isolation):
   at most ``ATTEMPTS`` times in all.
 
 Errors: NotFound, Conflict and ValueError as the SQLite store raises them; anything the
-database or the network does wrong, or a call past its deadline, raises StateError
+database or the network does wrong, or a call past its deadline, raises StoreError
 naming the database without its password.
 """
 
@@ -43,24 +43,23 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from monitord.central.common import Trouble, event_text, ran, schema_files, server_down
-from monitord.central.config import redact_url
-from monitord.central.store import (
+from monitord.durations import format_duration
+from monitord.errors import Conflict, NotFound, StoreError
+from monitord.events import Event
+from monitord.model import Priority
+from monitord.net import redact_url
+from monitord.store.common import Trouble, event_text, ran, schema_files, server_down
+from monitord.store.policy import Policy
+from monitord.store.protocol import (
     SERVER_DOWN,
     ApplyReport,
-    Conflict,
     Escalation,
     HostInfo,
     Incident,
     IncidentStatus,
-    NotFound,
     Notice,
-    Policy,
     TimelineEntry,
 )
-from monitord.durations import format_duration
-from monitord.errors import StateError
-from monitord.events import Event
 
 log = logging.getLogger(__name__)
 
@@ -292,10 +291,10 @@ class PostgresStore:
                     timeout=timeout_seconds,
                     server_settings={"application_name": "monitord-central"})
         except TimeoutError:
-            raise StateError(f"cannot open the incident store {name}: no answer within "
+            raise StoreError(f"cannot open the incident store {name}: no answer within "
                              f"{format_duration(timeout_seconds)}") from None
         except (*DATABASE_ERRORS, ValueError) as e:
-            raise StateError(f"cannot open the incident store {name}: {e}") from None
+            raise StoreError(f"cannot open the incident store {name}: {e}") from None
         store = cls(pool, policy, name, timeout_seconds=timeout_seconds)
         try:
             store.migrated = tuple(await store._run(lambda conn: migrate(conn, name)))
@@ -442,18 +441,18 @@ class PostgresStore:
     # --- plumbing -------------------------------------------------------------------
 
     async def _run(self, work: Callable[[Connection], Awaitable[R]]) -> R:
-        """``work`` in one transaction under the deadline; database errors → StateError."""
+        """``work`` in one transaction under the deadline; database errors → StoreError."""
         if self._closed:
-            raise StateError(f"the incident store {self.name} is closed")
+            raise StoreError(f"the incident store {self.name} is closed")
         try:
             async with asyncio.timeout(self.timeout_seconds):
                 return await self._retrying(work)
         except TimeoutError:
-            raise StateError(f"the incident store {self.name} did not answer within "
+            raise StoreError(f"the incident store {self.name} did not answer within "
                              f"{format_duration(self.timeout_seconds)}; is the database "
                              "overloaded or unreachable?") from None
         except DATABASE_ERRORS as e:
-            raise StateError(f"the incident store {self.name} failed: {e}") from None
+            raise StoreError(f"the incident store {self.name} failed: {e}") from None
 
     async def _retrying(self, work: Callable[[Connection], Awaitable[R]]) -> R:
         """Run the transaction again when the server aborted it as a deadlock."""
@@ -474,12 +473,7 @@ class PostgresStore:
                 "missed": float(self.policy.missed_heartbeats)}
 
     def _target(self, priority: str) -> dt.timedelta:
-        try:
-            return dt.timedelta(seconds=self.policy.targets[priority])
-        except KeyError:
-            raise ValueError(f"priority {priority} has no response target in the store's "
-                             f"policy (it has {', '.join(sorted(self.policy.targets))}); "
-                             "add one to the store's config") from None
+        return dt.timedelta(seconds=self.policy.target(priority))
 
     # --- events ---------------------------------------------------------------------
 
@@ -635,7 +629,7 @@ async def migrate(conn: Connection, name: str) -> list[str]:
     await _execute(conn, VERSION_TABLE, {})
     version = await conn.fetchval(CURRENT_VERSION.sql)
     if version > latest:
-        raise StateError(f"the incident store {name} has schema {version}, newer than "
+        raise StoreError(f"the incident store {name} has schema {version}, newer than "
                          f"this monitord knows ({latest}); upgrade monitord")
     applied = []
     for number, file_name, script in migrations:
@@ -708,7 +702,7 @@ def _utc(moment: dt.datetime | None) -> dt.datetime | None:
 def _incident(row: Row, timeline: tuple[TimelineEntry, ...] = ()) -> Incident:
     return Incident(
         id=row["id"], key=row["key"], host=row["host"], check=row["check_name"],
-        priority=row["priority"], status=row["status"], title=row["title"],
+        priority=Priority(row["priority"]), status=row["status"], title=row["title"],
         summary=row["summary"], opened_at=row["opened_at"].astimezone(dt.UTC),
         due_at=row["due_at"].astimezone(dt.UTC),
         last_seen_at=row["last_seen_at"].astimezone(dt.UTC), count=row["count"],

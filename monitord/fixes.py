@@ -16,7 +16,7 @@ from pathlib import Path
 
 from monitord.commands import CommandResult, run_command
 
-SOURCE_FIXES = Path(__file__).resolve().parent.parent.parent / "remediations"
+SOURCE_FIXES = Path(__file__).resolve().parent.parent / "remediations"
 INSTALLED_FIXES = Path("/usr/share/monitord/remediations")
 
 

@@ -44,25 +44,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from monitord.events import Event
+from monitord.model import Priority
 
 IncidentStatus = Literal["open", "acknowledged", "resolved"]
 NoticeKind = Literal["opened", "escalated", "renotify", "acknowledged", "resolved"]
 SERVER_DOWN = "server-down"
-
-
-@dataclass(frozen=True)
-class Policy:
-    """How the store judges time: response targets, reopen window, allowed silence."""
-
-    targets: dict[str, float] = field(
-        default_factory=lambda: {"P1": 900.0, "P2": 7200.0, "P3": 172800.0})
-    reopen_window: float = 3600.0
-    missed_heartbeats: int = 3         # a host is down after this many intervals of silence
-    min_silence: float = 180.0         # ... and never sooner than this
 
 
 @dataclass(frozen=True)
@@ -82,7 +72,7 @@ class Incident:
     key: str
     host: str
     check: str
-    priority: str
+    priority: Priority
     status: IncidentStatus
     title: str
     summary: str
@@ -147,21 +137,13 @@ class Escalation:
     max_level: int = 0            # how far up the chain it goes (its length - 1)
 
 
-class NotFound(LookupError):
-    """No incident with that id."""
-
-
-class Conflict(ValueError):
-    """The incident cannot take that action now (e.g. acknowledging a resolved one)."""
-
-
 class Store(Protocol):
     async def apply(self, events: Sequence[Event], now: dt.datetime) -> ApplyReport: ...
 
     async def incidents(
         self,
         status: Sequence[IncidentStatus] = ("open", "acknowledged"),
-        priority: Sequence[str] = (),
+        priority: Sequence[Priority] = (),
         host: str | None = None,
         limit: int = 500,
     ) -> list[Incident]:

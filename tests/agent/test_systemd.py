@@ -77,7 +77,7 @@ def test_ready_status_watchdog_reload_and_stopping(tmp_path: Path,
 
 
 def test_nothing_is_sent_outside_systemd(tmp_path: Path) -> None:
-    from monitord.agent.notify import Notifier
+    from monitord.agent.systemd import Notifier
 
     environ = {"WATCHDOG_USEC": "1000000"}
     notifier = Notifier(environ)
@@ -87,7 +87,7 @@ def test_nothing_is_sent_outside_systemd(tmp_path: Path) -> None:
 
 
 def test_children_never_inherit_the_notify_variables(tmp_path: Path) -> None:
-    from monitord.agent.notify import Notifier
+    from monitord.agent.systemd import Notifier
 
     environ = {"NOTIFY_SOCKET": str(tmp_path / "n"), "WATCHDOG_USEC": "1000000",
                "WATCHDOG_PID": str(os.getpid()), "PATH": "/bin"}
@@ -107,7 +107,7 @@ async def test_watchdog_pings_stop_while_the_event_loop_is_blocked(
     import time
 
     from monitord.agent.daemon import Agent
-    from monitord.agent.notify import Notifier
+    from monitord.agent.systemd import Notifier
     from monitord.config import load_config
 
     config = tmp_path / "monitord.toml"

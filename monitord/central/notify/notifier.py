@@ -16,7 +16,8 @@ to be claimed again when its lease ends, so a channel may hear a notice twice (w
 carry its id to drop repeats). The notifier runs as its own task with its own HTTP
 session: a channel that hangs holds one send slot until its deadline, never the API.
 
-Tests call ``notify_once(app, now)`` to run one round with a clock of their own.
+The app starts and stops it (``central.tasks``); tests call ``tasks.notify_once(app,
+now)`` to run one round with a clock of their own.
 """
 
 from __future__ import annotations
@@ -25,18 +26,13 @@ import asyncio
 import datetime as dt
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
-from aiohttp import web
 
-from monitord.agent.escalation import Renderer
-from monitord.central.config import CentralConfig
-from monitord.central.keys import CLOCK, CONFIG, NOTIFIER, STORE, Clock
-from monitord.central.notify.message import Message, SendError, Tools
+from monitord.central.notify.message import Message, Tools
 from monitord.central.notify.routing import contact, recipients
 from monitord.central.notify.senders import SENDERS
 from monitord.central.notify.settings import (
@@ -44,15 +40,22 @@ from monitord.central.notify.settings import (
     ChannelConfig,
     Notifications,
 )
-from monitord.central.store import Escalation, Incident, NotFound, Notice, Store
 from monitord.durations import format_duration
-from monitord.errors import StateError
+from monitord.errors import NotFound, SendError, StateError
 from monitord.logs import register_secret, scrub
+from monitord.store.protocol import (
+    Escalation,
+    Incident,
+    Notice,
+    Store,
+)
+from monitord.texts import TEMPLATES, Renderer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Clock = Callable[[], dt.datetime]
 
-STOCK_TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "notify"
+STOCK_TEMPLATES = TEMPLATES / "notify"
 LEASE_SECONDS = 300.0          # a claimed notice is ours this long ...
 ROUND_TIMEOUT_SECONDS = 240.0  # ... and a round ends before that (sends time out at 60 s)
 CLAIM_LIMIT = 20
@@ -80,9 +83,10 @@ class Delivery:
 
 
 class Notifier:
-    def __init__(self, config: CentralConfig, store: Store, clock: Clock) -> None:
-        self.config: Notifications = config.notify
-        self.public_url = config.central.public_url
+    def __init__(self, config: Notifications, public_url: str, store: Store,
+                 clock: Clock) -> None:
+        self.config = config
+        self.public_url = public_url
         self.store = store
         self.clock = clock
         chain = self.config.escalation.chain
@@ -93,7 +97,7 @@ class Notifier:
         # The subject is Slack's text and PagerDuty's summary too, so it is rendered with
         # or without [mail].
         self.renderer = Renderer(mail.templates_dir if mail else DEFAULT_TEMPLATES_DIR,
-                                 STOCK_TEMPLATES)
+                                 STOCK_TEMPLATES, "notices")
         self._sends = asyncio.Semaphore(MAX_CONCURRENT_SENDS)
         self.claim_limit = claim_limit(self.config.channels)
         self._tools: Tools | None = None
@@ -351,35 +355,3 @@ def _context(notice: Notice, incident: Incident, now: dt.datetime, escalated_to:
 
 def _clock(at: dt.datetime | None) -> str:
     return "" if at is None else f"{at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
-
-
-async def notify_once(app: web.Application, now: dt.datetime | None = None) -> list[Delivery]:
-    """One notification round of a running app, at ``now`` (default: the app's clock)."""
-    return await app[NOTIFIER].once(now if now is not None else app[CLOCK]())
-
-
-async def notifier_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The app's notifier: started with the app, cancelled and awaited at shutdown."""
-    notifier = Notifier(app[CONFIG], app[STORE], app[CLOCK])
-    await notifier.start()
-    app[NOTIFIER] = notifier
-    task = asyncio.create_task(notifier.run())
-    try:
-        yield
-    finally:
-        try:
-            await stop(task)
-        finally:
-            await notifier.close()
-
-
-async def stop(task: asyncio.Task[None]) -> None:
-    """Cancel a background task and wait for it to end; a cancel of the caller itself
-    (the shutdown being cancelled) still goes through."""
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            raise

@@ -23,7 +23,7 @@ Where the rules in ``store.py`` leave a choice, this store:
 - reads an empty ``status`` or ``priority`` filter as "any".
 
 Errors: NotFound and Conflict as the Protocol says; a file that cannot be opened, read or
-written, or a call past its deadline, raises StateError with the file's name.
+written, or a call past its deadline, raises StoreError with the file's name.
 """
 
 from __future__ import annotations
@@ -39,23 +39,22 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
-from monitord.central.common import Trouble, event_text, ran, schema_files, server_down
-from monitord.central.store import (
+from monitord.durations import format_duration
+from monitord.errors import Conflict, NotFound, StoreError
+from monitord.events import Event
+from monitord.model import Priority
+from monitord.store.common import Trouble, event_text, ran, schema_files, server_down
+from monitord.store.policy import Policy
+from monitord.store.protocol import (
     SERVER_DOWN,
     ApplyReport,
-    Conflict,
     Escalation,
     HostInfo,
     Incident,
     IncidentStatus,
-    NotFound,
     Notice,
-    Policy,
     TimelineEntry,
 )
-from monitord.durations import format_duration
-from monitord.errors import StateError
-from monitord.events import Event
 
 R = TypeVar("R")
 MONITORD = "monitord"
@@ -222,7 +221,7 @@ class SQLiteStore:
                 return await asyncio.to_thread(cls, path, policy,
                                                timeout_seconds=timeout_seconds)
         except TimeoutError:
-            raise StateError(f"cannot open the incident store {path}: no answer within "
+            raise StoreError(f"cannot open the incident store {path}: no answer within "
                              f"{format_duration(timeout_seconds)}") from None
 
     # --- the Protocol ---------------------------------------------------------------
@@ -354,15 +353,15 @@ class SQLiteStore:
     # --- plumbing -------------------------------------------------------------------
 
     async def _run(self, call: Callable[[], R]) -> R:
-        """Run ``call`` on the store's thread under the deadline; sqlite errors → StateError."""
+        """Run ``call`` on the store's thread under the deadline; sqlite errors → StoreError."""
         if self._closed:
-            raise StateError(f"the incident store {self.path} is closed")
+            raise StoreError(f"the incident store {self.path} is closed")
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.timeout_seconds):
                 return await loop.run_in_executor(self._thread, self._guarded, call)
         except TimeoutError:
-            raise StateError(f"the incident store {self.path} did not answer within "
+            raise StoreError(f"the incident store {self.path} did not answer within "
                              f"{format_duration(self.timeout_seconds)}; is its disk slow, "
                              "full or locked by another process?") from None
 
@@ -370,7 +369,7 @@ class SQLiteStore:
         try:
             return call()
         except sqlite3.Error as e:
-            raise StateError(f"the incident store {self.path} failed: {e}") from None
+            raise StoreError(f"the incident store {self.path} failed: {e}") from None
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -390,12 +389,7 @@ class SQLiteStore:
         return {"min_silence": self.policy.min_silence, "missed": self.policy.missed_heartbeats}
 
     def _target(self, priority: str) -> float:
-        try:
-            return self.policy.targets[priority]
-        except KeyError:
-            raise ValueError(f"priority {priority} has no response target in the store's "
-                             f"policy (it has {', '.join(sorted(self.policy.targets))}); "
-                             "add one to the store's config") from None
+        return self.policy.target(priority)
 
     # --- events ---------------------------------------------------------------------
 
@@ -588,9 +582,9 @@ def _connect(path: Path) -> sqlite3.Connection:
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                              timeout=BUSY_TIMEOUT_MS / 1000)
     except OSError as e:
-        raise StateError(f"cannot open the incident store {path}: {e.strerror}") from None
+        raise StoreError(f"cannot open the incident store {path}: {e.strerror}") from None
     except sqlite3.Error as e:
-        raise StateError(f"cannot open the incident store {path}: {e}") from None
+        raise StoreError(f"cannot open the incident store {path}: {e}") from None
     try:
         db.row_factory = sqlite3.Row
         for pragma in PRAGMAS:
@@ -598,7 +592,7 @@ def _connect(path: Path) -> sqlite3.Connection:
         _migrate(db, path)
     except sqlite3.Error as e:
         db.close()
-        raise StateError(f"cannot open the incident store {path}: {e}") from None
+        raise StoreError(f"cannot open the incident store {path}: {e}") from None
     except BaseException:
         db.close()
         raise
@@ -613,7 +607,7 @@ def _migrate(db: sqlite3.Connection, path: Path) -> None:
     try:
         (version,) = db.execute("PRAGMA user_version").fetchone()
         if version > latest:
-            raise StateError(f"the incident store {path} has schema {version}, newer than "
+            raise StoreError(f"the incident store {path} has schema {version}, newer than "
                              f"this monitord knows ({latest}); upgrade monitord")
         for number, script in migrations:
             if number > version:
@@ -654,7 +648,7 @@ def _maybe_time(epoch: float | None) -> dt.datetime | None:
 def _incident(row: sqlite3.Row, timeline: tuple[TimelineEntry, ...] = ()) -> Incident:
     return Incident(
         id=row["id"], key=row["key"], host=row["host"], check=row["check_name"],
-        priority=row["priority"], status=row["status"], title=row["title"],
+        priority=Priority(row["priority"]), status=row["status"], title=row["title"],
         summary=row["summary"], opened_at=_time(row["opened_at"]),
         due_at=_time(row["due_at"]), last_seen_at=_time(row["last_seen_at"]),
         count=row["count"], acknowledged_at=_maybe_time(row["acknowledged_at"]),

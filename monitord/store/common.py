@@ -9,10 +9,10 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
-from monitord.central.store import SERVER_DOWN
 from monitord.durations import format_duration
-from monitord.errors import StateError
+from monitord.errors import StoreError
 from monitord.events import Event, Step
+from monitord.store.protocol import SERVER_DOWN
 
 
 @dataclass(frozen=True)
@@ -52,12 +52,12 @@ def ran(event: Event) -> list[Step]:
 
 def schema_files(backend: str) -> list[tuple[int, str, str]]:
     """(version, file name, SQL) of ``schema/BACKEND/NNN_name.sql``, oldest first."""
-    folder = resources.files("monitord.central") / "schema" / backend
+    folder = resources.files("monitord.store") / "schema" / backend
     found = []
     for item in folder.iterdir():
         match = re.fullmatch(r"(\d+)_\w+\.sql", item.name)
         if match:
             found.append((int(match[1]), item.name, item.read_text(encoding="utf-8")))
     if not found:
-        raise StateError(f"no schema files in {folder}; the monitord install is incomplete")
+        raise StoreError(f"no schema files in {folder}; the monitord install is incomplete")
     return sorted(found)

@@ -1,0 +1,68 @@
+"""Making this host's events: outcomes of the healer, recoveries and heartbeats.
+
+Titles and bodies are rendered from jinja2 templates (``texts.Renderer``): the stock ones
+in ``monitord/templates/events``, overridden by files of the same name in the admin's
+directory (``[templates] dir``, /etc/monitord/templates by default).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from monitord.agent.healer import Outcome
+from monitord.events import Event, Step, new_id, utc_now
+from monitord.model import Result
+from monitord.texts import TEMPLATES, Renderer
+
+STOCK_TEMPLATES = TEMPLATES / "events"
+
+
+def event_renderer(admin_dir: str) -> Renderer:
+    """The renderer of event texts: the admin's templates first, then the stock ones."""
+    return Renderer(admin_dir, STOCK_TEMPLATES)
+
+
+class EventMaker:
+    """Builds this host's events."""
+
+    def __init__(self, host: str, renderer: Renderer) -> None:
+        self.host = host
+        self.renderer = renderer
+
+    def from_outcome(self, outcome: Outcome) -> Event:
+        steps = [_step(s) for s in outcome.steps]
+        context = {
+            "host": self.host, "check": outcome.check, "priority": outcome.priority,
+            "status": outcome.result.status.name, "summary": outcome.result.summary,
+            "reason": outcome.reason, "recurring": outcome.recurring,
+            "suppressed_by": outcome.suppressed_by, "steps": [s.model_dump() for s in steps],
+            "fix": steps[-1].fix if steps else "", "failure": outcome.failure_summary,
+        }
+        title, body = self.renderer.render(outcome.kind, context)
+        return Event(
+            id=new_id(), kind=outcome.kind, host=self.host, check=outcome.check,
+            at=utc_now(), priority=outcome.priority,
+            status=outcome.result.status.name, title=title, body=body,  # type: ignore[arg-type]
+            summary=outcome.result.summary[:2000], reason=outcome.reason[:2000],
+            recurring=outcome.recurring, suppressed_by=outcome.suppressed_by, steps=steps,
+        )
+
+    def recovery(self, check: str, result: Result) -> Event:
+        context = {"host": self.host, "check": check, "summary": result.summary}
+        title, body = self.renderer.render("recovery", context)
+        return Event(id=new_id(), kind="recovery", host=self.host, check=check, at=utc_now(),
+                     status="OK", title=title, body=body, summary=result.summary[:2000])
+
+    def heartbeat(self, interval_seconds: float) -> Event:
+        return Event(id=new_id(), kind="heartbeat", host=self.host, at=utc_now(),
+                     interval_seconds=interval_seconds)
+
+
+def _step(step: Any) -> Step:
+    return Step(
+        fix=step.fix[:200], argv=[a[:4096] for a in step.argv[:200]],
+        exit_code=step.exit_code, duration_seconds=max(step.duration_seconds, 0.0),
+        output=step.output[:20000], ended=step.ended[:1000],
+        reprobe_status=step.reprobe_status.name if step.reprobe_status is not None else None,
+        reprobe_summary=step.reprobe_summary[:2000],
+    )

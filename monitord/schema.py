@@ -1,0 +1,300 @@
+"""The shared vocabulary of configs and wire models: strict models, durations, paths,
+thresholds, secret files, the [policy] section, and the wording of config errors.
+
+The agent's config, the central service's config, the probes' check models and the
+central API all speak it, so an error reads the same wherever it is found:
+``FILE: check "web": timeout: expected a duration like "500ms", "30s", "5m" or "2h",
+got "5 sec"``. ``Loader`` reads TOML files and collects every problem before any is
+reported; ``section`` validates one table of a file against its model.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+)
+
+from monitord.durations import parse_duration
+from monitord.errors import SecretError
+from monitord.logs import register_secret
+from monitord.model import DEFAULT_TARGETS, Priority
+from monitord.ranges import Range, parse_range
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+# --- field types --------------------------------------------------------------------------
+
+def _duration_or_zero(value: object) -> float:
+    if not isinstance(value, str):
+        raise ValueError('expected a duration like "500ms", "30s", "5m" or "2h"')
+    return parse_duration(value)
+
+
+def _duration(value: object) -> float:
+    seconds = _duration_or_zero(value)
+    if seconds <= 0:
+        raise ValueError("expected a duration above zero")
+    return seconds
+
+
+def _regex(value: object) -> re.Pattern[str]:
+    if not isinstance(value, str):
+        raise ValueError("expected a regular expression as a string")
+    try:
+        return re.compile(value)
+    except re.error as e:
+        raise ValueError(f"not a valid regular expression ({e})") from None
+
+
+def _absolute_path(value: str) -> str:
+    if value and not os.path.isabs(value):
+        raise ValueError('expected an absolute path like "/etc/monitord/secret"')
+    return value
+
+
+def _priority(value: object) -> Priority:
+    if isinstance(value, str) and value in Priority.__members__:
+        return Priority[value]
+    raise ValueError('expected "P1", "P2" or "P3"')
+
+
+def _optional_priority(value: object) -> Priority | None:
+    if value == "":
+        return None
+    if isinstance(value, str) and value in Priority.__members__:
+        return Priority[value]
+    raise ValueError('expected "P1", "P2", "P3" or "" (none)')
+
+
+Duration = Annotated[float, PlainValidator(_duration)]
+DurationOrZero = Annotated[float, PlainValidator(_duration_or_zero)]
+AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]  # or "" for unset
+Threshold = Annotated[Range, PlainValidator(parse_range)]
+Regex = Annotated[re.Pattern[str], PlainValidator(_regex)]
+PriorityField = Annotated[Priority, PlainValidator(_priority)]
+OptionalPriority = Annotated[Priority | None, PlainValidator(_optional_priority)]  # "" = none
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def ca_file_needs_verify(ca_file: str, verify_tls: bool) -> None:
+    """A CA file only serves to verify: asking for both off and a CA is a mistake."""
+    if ca_file and not verify_tls:
+        raise ValueError("ca_file: needs verify_tls = true (it is only used to verify)")
+
+
+def read_secret_file(path: str, key: str = "password_file", *, required: bool = False) -> str:
+    """The first line of a password, token or key file, registered so that no log line
+    shows it. SecretError names ``key`` and the file; ``required`` refuses an empty one."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            secret = f.readline().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise SecretError(f"cannot read {key} {path}: {reason}") from None
+    if required and not secret.strip():
+        raise SecretError(f"{key}: {path} is empty")
+    register_secret(secret)
+    return secret
+
+
+class PolicyConfig(StrictModel):
+    """``[policy]``: response targets and timing rules of the incident store (the agent's
+    embedded store and the central service read the same keys)."""
+
+    P1: Duration = DEFAULT_TARGETS[Priority.P1]
+    P2: Duration = DEFAULT_TARGETS[Priority.P2]
+    P3: Duration = DEFAULT_TARGETS[Priority.P3]
+    reopen_window: DurationOrZero = 3600.0
+    missed_heartbeats: int = Field(default=3, ge=1, le=100)
+    min_silence: Duration = 180.0
+
+    def targets(self) -> dict[Priority, float]:
+        return {p: float(getattr(self, p.value)) for p in Priority}
+
+
+# --- the wording of config errors -----------------------------------------------------------
+
+_BOUNDS = {
+    "less_than_equal": "a number up to {le}",
+    "less_than": "a number below {lt}",
+    "greater_than_equal": "a number of at least {ge}",
+    "greater_than": "a number above {gt}",
+    "too_long": "at most {max_length} characters",
+}
+
+EXPECTED = {
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "string_type": "a string",
+    "list_type": "a list",
+    "dict_type": "a table",
+    "model_type": "a table",
+}
+
+
+def messages(error: ValidationError, model: type[BaseModel]) -> list[str]:
+    """Each of ``error``'s problems as ``KEY: expected ..., got ...``."""
+    found_messages = []
+    for item in error.errors(include_url=False):
+        loc = item["loc"]
+        key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+        kind = item["type"]
+        if kind == "extra_forbidden":
+            fields = model_at(model, loc[:-1]).model_fields
+            known = sorted(info.alias or name for name, info in fields.items())
+            found_messages.append(f"{key}: unknown key{suggest(str(loc[-1]), known)}")
+            continue
+        if kind == "missing":
+            found_messages.append(f"{key}: required key is missing")
+            continue
+        text = expected_text(kind, item["msg"], item.get("ctx") or {})
+        if key:
+            found_messages.append(f"{key}: {text}, got {found(item.get('input'))}")
+        else:
+            found_messages.append(text)
+    return found_messages
+
+
+def model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel]:
+    """The model that holds the key at ``loc`` (``("heal", 0)`` -> HealStep)."""
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field_info = model.model_fields.get(part)
+        inner = _model_in(field_info.annotation) if field_info is not None else None
+        if inner is None:
+            return model
+        model = inner
+    return model
+
+
+def _model_in(annotation: object) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        inner = _model_in(arg)
+        if inner is not None:
+            return inner
+    return None
+
+
+def expected_text(kind: str, msg: str, context: dict[str, Any]) -> str:
+    """What a pydantic error of type ``kind`` expected, in our words."""
+    if kind in _BOUNDS:
+        return "expected " + _BOUNDS[kind].format(**context)
+    if kind in EXPECTED:
+        return f"expected {EXPECTED[kind]}"
+    if msg.startswith("Value error, "):
+        return msg[len("Value error, ") :]
+    if msg.startswith("Input should be "):
+        return "expected " + msg[len("Input should be ") :].replace("'", '"')
+    if msg.startswith("String should match pattern"):
+        return 'expected letters, digits, ".", "_" or "-", starting with a letter or digit'
+    return msg[0].lower() + msg[1:]
+
+
+def found(value: object) -> str:
+    """``value`` as it was written, shortened: what a message says it "got"."""
+    if isinstance(value, dict):
+        return "a table"
+    text = json.dumps(value) if isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def suggest(word: str, known: list[str]) -> str:
+    """'; did you mean "X"?' for the nearest of ``known``, or ""."""
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    return f'; did you mean "{close[0]}"?' if close else ""
+
+
+def show_path(path: Path) -> str:
+    """``path`` relative to the working directory when it is below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+# --- reading files ----------------------------------------------------------------------
+
+@dataclass
+class Loader:
+    """Reads TOML files and collects every problem found in them, in order."""
+
+    main: Path
+    problems: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+    def fail(self, where: Path, message: str) -> None:
+        self.problems.append(f"{show_path(where)}: {message}")
+
+    def read(self, path: Path) -> dict[str, Any] | None:
+        try:
+            with path.open("rb") as f:
+                data = tomllib.load(f)
+        except FileNotFoundError:
+            self.problems.append(f"{show_path(path)}: no such file")
+            return None
+        except OSError as e:
+            self.problems.append(f"{show_path(path)}: cannot read: {e.strerror}")
+            return None
+        except tomllib.TOMLDecodeError as e:
+            self.problems.append(f"{show_path(path)}: {toml_problem(e)}")
+            return None
+        self.files.append(path)
+        return data
+
+
+def toml_problem(error: tomllib.TOMLDecodeError) -> str:
+    text = str(error)
+    match = re.fullmatch(r"(.*) \(at line (\d+), column (\d+)\)", text)
+    if match is None:
+        return f"not valid TOML: {text}"
+    what, line, column = match.groups()
+    return f"line {line}, column {column}: not valid TOML: {what[0].lower()}{what[1:]}"
+
+
+def check_keys(loader: Loader, path: Path, data: dict[str, Any], allowed: set[str]) -> None:
+    """Every top-level key of ``data`` is one of ``allowed``."""
+    for key in data:
+        if key not in allowed:
+            loader.fail(path, f"{key}: unknown top-level key{suggest(key, sorted(allowed))}")
+
+
+def section(loader: Loader, path: Path, data: dict[str, Any], key: str,
+            model: type[StrictModel]) -> Any:
+    """``data[key]`` validated as ``model`` (an empty table if absent); None after
+    recording its problems."""
+    raw = data.get(key, {})
+    if not isinstance(raw, dict):
+        loader.fail(path, f"[{key}]: expected a table, got {raw!r}")
+        return None
+    try:
+        return model.model_validate(raw)
+    except ValidationError as e:
+        for message in messages(e, model):
+            loader.fail(path, f"[{key}] {message}")
+        return None

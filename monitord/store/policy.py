@@ -1,0 +1,32 @@
+"""How the store judges time: each priority's response target, the reopen window, and
+how long a host may be silent before it is down. The agent's embedded store and the
+central service both read it from a ``[policy]`` section (``schema.PolicyConfig``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from monitord.model import DEFAULT_TARGETS, Priority
+from monitord.schema import PolicyConfig
+
+
+@dataclass(frozen=True)
+class Policy:
+    targets: dict[Priority, float] = field(default_factory=lambda: dict(DEFAULT_TARGETS))
+    reopen_window: float = 3600.0
+    missed_heartbeats: int = 3         # a host is down after this many intervals of silence
+    min_silence: float = 180.0         # ... and never sooner than this
+
+    @classmethod
+    def from_config(cls, config: PolicyConfig) -> Policy:
+        return cls(config.targets(), config.reopen_window, config.missed_heartbeats,
+                   config.min_silence)
+
+    def target(self, priority: Priority | str) -> float:
+        """Seconds within which an incident of ``priority`` must be answered."""
+        try:
+            return self.targets[Priority(priority)]
+        except (KeyError, ValueError):
+            raise ValueError(f"priority {priority} has no response target in the store's "
+                             f"policy (it has {', '.join(sorted(self.targets))}); "
+                             "add one to the store's config") from None
