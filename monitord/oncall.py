@@ -21,8 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from monitord.errors import Conflict, MonitordError, NotFound
+from monitord.errors import Conflict, MonitordError, NotFound, SecretError
 from monitord.model import Priority
+from monitord.schema import read_secret_file
 from monitord.store.protocol import (
     Incident,
     IncidentStatus,
@@ -260,11 +261,10 @@ async def open_desk(config_path: str, url: str | None, token_file: str | None,
 def _operator_token(token_file: str | None) -> str:
     if token_file:
         try:
-            token = Path(token_file).read_text().strip()
-        except OSError as e:
-            raise MonitordError(f"--token-file: cannot read {token_file}: {e.strerror}") from None
-    else:
-        token = os.environ.get("MONITORD_TOKEN", "").strip()
+            return read_secret_file(token_file, "--token-file", required=True)
+        except SecretError as e:
+            raise MonitordError(str(e)) from None
+    token = os.environ.get("MONITORD_TOKEN", "").strip()
     if not token:
         raise MonitordError("a central service needs an operator token: --token-file FILE or "
                             "$MONITORD_TOKEN (from `monitord central add-operator NAME`)")

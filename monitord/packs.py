@@ -7,6 +7,7 @@ from pathlib import Path
 
 from monitord.config import AgentConfig, load_config, packs_dir
 from monitord.errors import ConfigError
+from monitord.model import Priority
 
 
 def describe_packs(config_path: str) -> str:
@@ -31,6 +32,6 @@ def _describe(path: Path) -> list[str]:
                   if line.startswith("#")), "")
     head = f"{path.stem}: {intro.removeprefix('Stock pack: ')}"
     checks = tomllib.loads(text).get("check", [])
-    rows = [f"  {c.get('name', '?'):<22} {c.get('priority', 'P3')}  {c.get('description', '')}"
-            for c in checks]
+    rows = [f"  {c.get('name', '?'):<22} {c.get('priority', Priority.P3)}  "
+            f"{c.get('description', '')}" for c in checks]
     return [head, *rows]

@@ -36,6 +36,7 @@ from monitord.model import DEFAULT_TARGETS, Priority
 from monitord.ranges import Range, parse_range
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+MAX_SECRET_BYTES = 4096    # a password or key file is one short line, never a dump
 
 
 # --- field types --------------------------------------------------------------------------
@@ -103,13 +104,20 @@ def ca_file_needs_verify(ca_file: str, verify_tls: bool) -> None:
 
 def read_secret_file(path: str, key: str = "password_file", *, required: bool = False) -> str:
     """The first line of a password, token or key file, registered so that no log line
-    shows it. SecretError names ``key`` and the file; ``required`` refuses an empty one."""
+    shows it. Read on every use, so a changed file needs no reload. SecretError names
+    ``key`` and the file; ``required`` refuses an empty one."""
     try:
-        with open(path, encoding="utf-8") as f:
-            secret = f.readline().rstrip("\r\n")
-    except (OSError, UnicodeDecodeError) as e:
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        raise SecretError(f"cannot read {key} {path}: {reason}") from None
+        with open(path, "rb") as f:
+            raw = f.read(MAX_SECRET_BYTES + 1)
+    except OSError as e:
+        raise SecretError(f"cannot read {key} {path}: {e.strerror or e}") from None
+    try:
+        secret = raw.decode("utf-8").split("\n", 1)[0].removesuffix("\r")
+    except UnicodeDecodeError:
+        raise SecretError(f"cannot read {key} {path}: not UTF-8 text") from None
+    if len(raw) > MAX_SECRET_BYTES or any(c in secret for c in "\r\0"):
+        raise SecretError(f"{key} {path}: expected one line of at most {MAX_SECRET_BYTES} "
+                          "bytes")
     if required and not secret.strip():
         raise SecretError(f"{key}: {path} is empty")
     register_secret(secret)

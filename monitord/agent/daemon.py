@@ -26,11 +26,12 @@ from monitord.agent import status
 from monitord.agent.delivery import Deliverer, make_sender
 from monitord.agent.events import EventMaker, event_renderer
 from monitord.agent.healer import Healer, Outcome
+from monitord.agent.ladders import Ladders
 from monitord.agent.outbox import Limits, Outbox
 from monitord.agent.runner import run_check
 from monitord.agent.scheduler import Scheduler
 from monitord.agent.state import CheckState, Decision, Rules, Situation, Verdict, log_change
-from monitord.agent.statestore import HOST_SCOPE, Maintenance, StateStore
+from monitord.agent.statestore import Maintenance, StateStore
 from monitord.agent.systemd import Notifier
 from monitord.config import Config
 from monitord.durations import format_duration
@@ -64,7 +65,7 @@ class Agent:
         self._dirty: set[str] = set()
         self._store: StateStore | None = None
         self._healer: Healer | None = None
-        self._ladders: set[asyncio.Task[Outcome]] = set()
+        self._ladders = Ladders()
         self._started = started if started is not None else time.monotonic()
         self._keep_start = started is not None
         self.notifier = notifier or Notifier({})
@@ -127,7 +128,7 @@ class Agent:
                 if self.deliverer is not None:
                     tasks.append(group.create_task(self.deliverer.run(), name="delivery"))
                 tasks.append(group.create_task(self._tick(), name="notify"))
-                await self._serve_status()
+                self._status_runner = await status.serve(self, self.config.status.listen)
                 await asyncio.sleep(0)  # let the scheduler start before saying ready
                 self.notifier.ready(self.status_line())
                 await stop.wait()
@@ -143,9 +144,7 @@ class Agent:
         if self._status_runner is not None:
             await self._status_runner.cleanup()
             self._status_runner = None
-        for task in self._ladders:
-            task.cancel()
-        await asyncio.gather(*self._ladders, return_exceptions=True)
+        await self._ladders.cancel()
         try:
             await self.flush()
         except (StateError, TimeoutError) as e:
@@ -230,17 +229,11 @@ class Agent:
         elif verdict.decision is Decision.ESCALATE:
             outcome = Outcome("problem", check.name, check.priority_for(result.status),
                               verdict.reason, result, suppressed_by=state.suppressed_by)
-            self._start_ladder(check, self._escalated(outcome, state))
+            self._ladders.start(check.name, self._escalated(outcome, state))
         elif verdict.decision is Decision.FIX:
-            self._start_ladder(check, self._heal(check, result, state))
+            self._ladders.start(check.name, self._heal(check, result, state))
         elif verdict.decision is Decision.WAIT and verdict.reason == "maintenance":
             log.debug("%s: in maintenance; not fixing", check.name)
-
-    def _start_ladder(self, check: CheckBase, work: Awaitable[Outcome]) -> None:
-        task = asyncio.ensure_future(work)
-        task.set_name(f"heal:{check.name}")
-        self._ladders.add(task)
-        task.add_done_callback(self._ladder_done)
 
     async def _heal(self, check: CheckBase, result: Result, state: CheckState) -> Outcome:
         """Run the ladder and escalate its outcome; the failure stays pending unless the
@@ -262,23 +255,15 @@ class Agent:
 
     async def wait_for_ladders(self) -> None:
         """Wait until every running fix ladder has ended (and escalated)."""
-        while self._ladders:
-            await asyncio.gather(*self._ladders, return_exceptions=True)
-
-    def _ladder_done(self, task: asyncio.Task[Outcome]) -> None:
-        """Forget a finished ladder; an unexpected error is logged (the check stays pending)."""
-        self._ladders.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("fix ladder failed: %s", task.exception(), exc_info=task.exception())
+        await self._ladders.wait()
 
     async def _maintenance(self, check: str) -> Maintenance | None:
         try:
             async with asyncio.timeout(STATE_IO_TIMEOUT):
-                windows = await asyncio.to_thread(self.store.maintenance, time.time())
+                return await asyncio.to_thread(self.store.maintenance_of, check, time.time())
         except (StateError, TimeoutError) as e:
             log.error("cannot read maintenance windows (%s); acting as if there were none", e)
             return None
-        return next((w for w in windows if w.scope in (check, HOST_SCOPE)), None)
 
     async def escalate(self, outcome: Outcome) -> None:
         """Log an outcome, count it, and send it to the store through the outbox."""
@@ -338,16 +323,6 @@ class Agent:
             log.warning("monitord: shutdown timeout: cancelling %d running probes and %d fix "
                         "ladders (their checks stay pending)", probes, fixes)
 
-    async def _serve_status(self) -> None:
-        listen = self.config.status.listen
-        if not listen:
-            return
-        try:
-            self._status_runner = await status.start(self, listen)
-        except OSError as e:  # the daemon's work matters more than its window on it
-            log.error("status endpoint: cannot listen on %s (%s); running without it",
-                      listen, e.strerror or e)
-
     def schedule(self) -> dict[str, float]:
         """When each check runs next (monotonic clock), to keep after a reload."""
         return dict(self._scheduler.next_at) if self._scheduler is not None else {}
@@ -367,14 +342,9 @@ class Agent:
         """Ladder runs each check may still make in its heal window."""
         if self._store is None:
             return {}
-        store, now = self._store, time.time()
-
-        def count() -> dict[str, int]:
-            return {c.name: max(c.heal_budget - len(store.heal_runs_since(
-                c.name, now - c.heal_window)), 0) for c in self.config.checks}
-
         async with asyncio.timeout(STATE_IO_TIMEOUT):
-            return await asyncio.to_thread(count)
+            return await asyncio.to_thread(self._store.budgets_left, self.config.checks,
+                                           time.time())
 
     def status_line(self) -> str:
         """One line for systemd's STATUS: "42 checks, 2 failing, 1 fixing, outbox 0"."""

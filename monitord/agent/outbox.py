@@ -20,6 +20,7 @@ from pathlib import Path
 
 from monitord.errors import OutboxError
 from monitord.events import Event
+from monitord.sqlitefile import connect, immediate
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +55,12 @@ class Outbox:
         self.limits = limits or Limits()
         self.counters = Counters()
         self._lock = threading.Lock()
+        self._db = connect(path, "the outbox", error=OutboxError, synchronous="FULL",
+                           busy_seconds=10.0)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
-                                       timeout=10.0)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute(SCHEMA)
-        except OSError as e:
-            raise OutboxError(f"cannot open the outbox {path}: {e.strerror}") from None
         except sqlite3.Error as e:
+            self._db.close()
             raise OutboxError(f"cannot open the outbox {path}: {e}") from None
 
     def put(self, event: Event) -> None:
@@ -71,17 +68,16 @@ class Outbox:
         body = event.model_dump_json()
         with self._lock:
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                if event.kind == "heartbeat":  # only the newest heartbeat matters
-                    self._db.execute("DELETE FROM outbox WHERE kind = 'heartbeat'")
-                if self._make_room(event.kind, len(body)):
-                    self._db.execute(
-                        "INSERT INTO outbox (kind, body, size) VALUES (:kind, :body, :size)",
-                        {"kind": event.kind, "body": body, "size": len(body)},
-                    )
-                self._db.execute("COMMIT")
+                with immediate(self._db):
+                    if event.kind == "heartbeat":  # only the newest heartbeat matters
+                        self._db.execute("DELETE FROM outbox WHERE kind = 'heartbeat'")
+                    if self._make_room(event.kind, len(body)):
+                        self._db.execute(
+                            "INSERT INTO outbox (kind, body, size) "
+                            "VALUES (:kind, :body, :size)",
+                            {"kind": event.kind, "body": body, "size": len(body)},
+                        )
             except sqlite3.Error as e:
-                self._rollback()
                 raise OutboxError(f"cannot write to the outbox {self.path}: {e}") from None
 
     def _make_room(self, incoming_kind: str, incoming: int) -> bool:
@@ -144,22 +140,16 @@ class Outbox:
         """Forget events the store accepted."""
         with self._lock:
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany("DELETE FROM outbox WHERE seq = :seq",
-                                     [{"seq": s} for s in seqs])
-                self._db.execute("COMMIT")
+                with immediate(self._db):
+                    self._db.executemany("DELETE FROM outbox WHERE seq = :seq",
+                                         [{"seq": s} for s in seqs])
             except sqlite3.Error as e:
-                self._rollback()
                 raise OutboxError(f"cannot write to the outbox {self.path}: {e}") from None
 
     def depth(self) -> int:
         with self._lock:
             (rows,) = self._db.execute("SELECT count(*) FROM outbox").fetchone()
         return int(rows)
-
-    def _rollback(self) -> None:
-        if self._db.in_transaction:
-            self._db.execute("ROLLBACK")
 
     def close(self) -> None:
         with self._lock:

@@ -10,13 +10,15 @@ import functools
 import json
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from monitord.agent.state import CheckState
 from monitord.errors import StateError
+from monitord.probes.base import CheckBase
+from monitord.sqlitefile import connect, immediate
 
 SCHEMA_VERSION = 2
 SCHEMA = (
@@ -71,16 +73,11 @@ class StateStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.RLock()
+        self._db = connect(path, "the state file")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
-                                       timeout=5.0)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
             self._migrate()
-        except OSError as e:
-            raise StateError(f"cannot open the state file {path}: {e.strerror}") from None
         except sqlite3.Error as e:
+            self._db.close()
             raise StateError(f"cannot open the state file {path}: {e}") from None
 
     def _migrate(self) -> None:
@@ -93,12 +90,9 @@ class StateStore:
 
     def _write(self, sql: str, rows: list[dict[str, object]]) -> None:
         try:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany(sql, rows)
-            self._db.execute("COMMIT")
+            with immediate(self._db):
+                self._db.executemany(sql, rows)
         except sqlite3.Error as e:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
             raise StateError(f"cannot write the state file {self.path}: {e}") from None
 
     # --- check states ---------------------------------------------------------------
@@ -177,6 +171,17 @@ class StateStore:
         rows = self._db.execute(
             "SELECT scope, until, reason, owner, set_at FROM maintenance ORDER BY scope")
         return [Maintenance(*row) for row in rows]
+
+    def maintenance_of(self, check: str, now: float) -> Maintenance | None:
+        """The window ``check`` is in at ``now`` (its own, or the whole host's), if any."""
+        return next((w for w in self.maintenance(now) if w.scope in (check, HOST_SCOPE)),
+                    None)
+
+    @_locked
+    def budgets_left(self, checks: Sequence[CheckBase], now: float) -> dict[str, int]:
+        """Ladder runs each check may still make in its heal window."""
+        return {c.name: max(c.heal_budget - len(self.heal_runs_since(
+            c.name, now - c.heal_window)), 0) for c in checks}
 
     @_locked
     def close(self) -> None:

@@ -137,6 +137,19 @@ def _iso(at: float) -> str | None:
     return dt.datetime.fromtimestamp(at, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
+async def serve(agent: Agent, listen: str) -> web.AppRunner | None:
+    """Serve ``agent``'s status on ``listen``; None when it is off ("") or cannot listen:
+    the daemon's work matters more than its window on it."""
+    if not listen:
+        return None
+    try:
+        return await start(agent, listen)
+    except OSError as e:
+        log.error("status endpoint: cannot listen on %s (%s); running without it",
+                  listen, e.strerror or e)
+        return None
+
+
 async def start(agent: Agent, listen: str) -> web.AppRunner:
     """Serve ``agent``'s status on ``listen`` ("127.0.0.1:8461" or "unix:/run/x.sock")."""
     runner = web.AppRunner(create_app(agent), access_log=None)

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from monitord import net
 from monitord.durations import format_duration
 from monitord.errors import ProbeError
 from monitord.model import Observation
@@ -28,7 +29,6 @@ MAX_ANSWERS_SHOWN = 5
 MAX_ANSWER_CHARS = 120
 # The query gives up after this share of the check's timeout, so the result names the
 # server that did not answer instead of a bare "timed out".
-ANSWER_WAIT_SHARE = 0.9
 
 
 class Config(CheckBase):
@@ -86,8 +86,8 @@ async def probe(cfg: Config, ctx: ProbeContext) -> Observation:
     if not cfg.recursion:
         query.flags &= ~dns.flags.RD
     transport = "TCP" if cfg.tcp else "UDP"
-    where = f"{_host_port(cfg.server, cfg.port)} ({transport})"
-    budget = max(ctx.timeout * ANSWER_WAIT_SHARE, 0.001)
+    where = f"{net.host_port(cfg.server, cfg.port)} ({transport})"
+    budget = ctx.budget()
     start = time.monotonic()
     try:
         if cfg.tcp:
@@ -101,7 +101,7 @@ async def probe(cfg: Config, ctx: ProbeContext) -> Observation:
     except ConnectionRefusedError:
         raise ProbeError(f"nothing listens on {where}: connection refused") from None
     except OSError as e:
-        raise ProbeError(f"cannot query {where}: {_reason(e)}") from None
+        raise ProbeError(f"cannot query {where}: {net.reason(e)}") from None
     except dns.exception.DNSException as e:
         raise ProbeError(f"bad answer from {where}: {str(e)[:MAX_ANSWER_CHARS]}") from None
     elapsed = time.monotonic() - start
@@ -172,12 +172,3 @@ def _shown(answers: list[str]) -> str:
     shown = ", ".join(a[:MAX_ANSWER_CHARS] for a in answers[:MAX_ANSWERS_SHOWN])
     more = len(answers) - MAX_ANSWERS_SHOWN
     return f"{shown} and {more} more" if more > 0 else shown
-
-
-def _host_port(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _reason(error: OSError) -> str:
-    text = error.strerror or str(error) or type(error).__name__
-    return text[0].lower() + text[1:]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-import os
 import ssl
 import time
 from typing import Any, Literal
@@ -17,8 +16,9 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
+from monitord import net
 from monitord.errors import ProbeError
-from monitord.model import Observation, Status
+from monitord.model import Observation
 from monitord.probes.base import (
     AbsolutePath,
     CheckBase,
@@ -148,27 +148,11 @@ def _observe(cfg: Config, seen: _Response) -> Observation:
     return obs
 
 
-def _tls(cfg: Config, ctx: ProbeContext) -> ssl.SSLContext | bool:
-    """False (no verification), True (the system store) or a context trusting ca_file.
-
-    The context is kept between runs (a new one per run would also defeat keep-alive:
-    aiohttp pools connections by context) and reloaded when the file changes.
-    """
-    if not cfg.verify_tls:
-        return False
-    if not cfg.ca_file:
-        return True
-    try:
-        stamp = (cfg.ca_file, os.stat(cfg.ca_file).st_mtime_ns)
-        cached = ctx.memory.get("ca_file")
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
-        context = ssl.create_default_context(cafile=cfg.ca_file)
-    except (OSError, ValueError) as e:
-        raise ProbeError(f"cannot load ca_file {cfg.ca_file}: {_reason(e)}",
-                         Status.UNKNOWN) from None
-    ctx.memory["ca_file"] = (stamp, context)
-    return context
+def _tls(cfg: Config, ctx: ProbeContext) -> ssl.SSLContext:
+    """The client context: no verification, the system store, or one trusting ca_file.
+    Kept between runs: aiohttp pools connections by context, so a new one per run would
+    defeat keep-alive."""
+    return net.client_context(cfg.verify_tls, cfg.ca_file, ctx.memory)
 
 
 def _server_name(cfg: Config) -> str | None:
@@ -218,7 +202,7 @@ async def _handshake_certificate(cfg: Config, host: str, port: int | None) -> by
             host, port or 443, ssl=context, server_hostname=_server_name(cfg) or host)
     except OSError as e:  # ssl.SSLError is an OSError
         raise ProbeError(f"cannot read the TLS certificate of {_target(cfg)}: "
-                         f"{_reason(e)}") from None
+                         f"{net.reason(e)}") from None
     try:
         der: bytes = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
     finally:
@@ -243,12 +227,12 @@ def _failure(cfg: Config, e: Exception) -> ProbeError:
         return ProbeError(f"more than {cfg.max_redirects} redirects from {target}")
     if isinstance(e, aiohttp.ClientConnectorCertificateError):
         return ProbeError(f"TLS certificate of {target} rejected: "
-                          f"{_reason(e.certificate_error)}; fix the certificate, set ca_file "
+                          f"{net.reason(e.certificate_error)}; fix the certificate, set ca_file "
                           "to an internal CA or set verify_tls = false")
     if isinstance(e, aiohttp.ClientConnectorSSLError):
-        return ProbeError(f"TLS handshake with {target} failed: {_reason(e.os_error)}")
+        return ProbeError(f"TLS handshake with {target} failed: {net.reason(e.os_error)}")
     if isinstance(e, aiohttp.ClientConnectorError):
-        return ProbeError(f"cannot connect to {target}: {_reason(e.os_error)}")
+        return ProbeError(f"cannot connect to {target}: {net.reason(e.os_error)}")
     if isinstance(e, aiohttp.ServerDisconnectedError):
         return ProbeError(f"{target} closed the connection without answering")
     if isinstance(e, aiohttp.ClientResponseError):
@@ -258,13 +242,3 @@ def _failure(cfg: Config, e: Exception) -> ProbeError:
 
 def _target(cfg: Config) -> str:
     return f"{cfg.url} (Host: {cfg.host_header})" if cfg.host_header else cfg.url
-
-
-def _reason(error: BaseException) -> str:
-    if isinstance(error, ssl.SSLCertVerificationError):
-        return error.verify_message or str(error)
-    if isinstance(error, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(error, OSError) and error.strerror:
-        return error.strerror.lower() if error.strerror[0].isupper() else error.strerror
-    return str(error)

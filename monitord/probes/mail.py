@@ -32,6 +32,7 @@ from monitord.probes.base import (
     Range,
     ca_file_needs_verify,
     parse_range,
+    read_secret_file,
 )
 
 METRICS = {
@@ -41,8 +42,6 @@ METRICS = {
 }
 PORTS = {("smtp", False): 25, ("smtp", True): 465, ("imap", False): 143,
          ("imap", True): 993, ("pop3", False): 110, ("pop3", True): 995}
-MAX_PASSWORD_BYTES = 1024
-ANSWER_WAIT_SHARE = 0.9  # the dialogue's share of the check's timeout; see tcp.py
 CONNECTING = "did not accept the connection"
 
 
@@ -105,7 +104,7 @@ async def probe(cfg: Config, ctx: ProbeContext) -> Observation:
     seen = _Dialogue()
     start = time.monotonic()
     try:
-        async with asyncio.timeout(ctx.timeout * ANSWER_WAIT_SHARE):
+        async with asyncio.timeout(ctx.budget()):
             if cfg.protocol == "smtp":
                 await _smtp(cfg, context, password, seen, ctx.timeout)
             else:
@@ -294,22 +293,13 @@ async def _connect(cfg: Config, seen: _Dialogue) -> socket.socket:
 
 
 def _password(cfg: Config) -> str:
-    """The password from password_file (first line); read per run so a change needs no
-    reload. A small local file: read directly."""
+    """The password from password_file; a line end in it or in the user would end the
+    protocol's command early, so both are refused."""
     if not cfg.password_file:
         return ""
-    try:
-        with open(cfg.password_file, "rb") as f:
-            raw = f.read(MAX_PASSWORD_BYTES + 1)
-    except OSError as e:
-        raise ProbeError(f"cannot read password_file {cfg.password_file}: {net.reason(e)}",
-                         Status.UNKNOWN) from None
-    text = raw.decode("utf-8", "replace").split("\n", 1)[0].rstrip("\r")
-    bad = len(raw) > MAX_PASSWORD_BYTES or not text or any(c in text for c in "\r\0")
-    if bad or any(c in cfg.user for c in "\r\n\0"):
-        raise ProbeError(f"password_file {cfg.password_file}: expected one line of at most "
-                         f"{MAX_PASSWORD_BYTES} bytes", Status.UNKNOWN)
-    return text
+    if any(c in cfg.user for c in "\r\n\0"):
+        raise ProbeError("user: expected no line ends or NUL", Status.UNKNOWN)
+    return read_secret_file(cfg.password_file, required=True)
 
 
 def _tls_failure(where: str, error: Exception) -> str:

@@ -40,7 +40,6 @@ METRICS = {
 }
 # The probe's own wait for the server, as a share of the check's timeout, so a silent
 # server is reported as such instead of a bare "timed out".
-WAIT_SHARE = 0.9
 MAX_TEXT = 160  # server-supplied text (errors, table names) is cut to this many characters
 MAX_TABLES_SHOWN = 5
 
@@ -113,7 +112,7 @@ async def probe(cfg: Config, ctx: ProbeContext) -> Observation:
     import aiomysql
     import pymysql
 
-    budget = ctx.timeout * WAIT_SHARE
+    budget = ctx.budget()
     start = time.monotonic()
     try:
         async with asyncio.timeout(budget):

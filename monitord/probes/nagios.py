@@ -49,7 +49,6 @@ MAX_NAME_CHARS = 80
 MAX_RANGE_CHARS = 40
 # The plugin's time, plus the group kill's grace, must fit inside the runner's deadline so
 # that a hung plugin is reported (and killed) here rather than cut off by the runner.
-TIMEOUT_SHARE = 0.9
 MAX_KILL_GRACE = 1.0
 METRIC_NAME = r"^[a-z][a-z0-9_]*$"
 
@@ -101,8 +100,8 @@ class Config(CheckBase):
 
 
 async def probe(cfg: Config, ctx: ProbeContext) -> Observation:
-    grace = min(MAX_KILL_GRACE, ctx.timeout * (1 - TIMEOUT_SHARE))
-    budget = ctx.timeout * TIMEOUT_SHARE - grace
+    grace = min(MAX_KILL_GRACE, ctx.timeout - ctx.budget())
+    budget = ctx.budget() - grace
     done = await run_command(cfg.command, timeout=budget, kill_grace=grace,
                              max_output=MAX_OUTPUT_BYTES)
     plugin = os.path.basename(cfg.command[0])

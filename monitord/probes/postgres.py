@@ -37,7 +37,6 @@ METRICS = {
     "replica_lag_seconds": "on a standby: time since the last replayed transaction, 0 when "
                            "all WAL received is replayed",
 }
-WAIT_SHARE = 0.9  # the probe's own wait for the server, as a share of the check's timeout
 MAX_TEXT = 160  # server-supplied text is cut to this many characters
 
 # xact_start of other users' sessions is visible to superusers and pg_monitor members only.
@@ -101,7 +100,7 @@ class Config(CheckBase):
 async def probe(cfg: Config, ctx: ProbeContext) -> Observation:
     import asyncpg
 
-    budget = ctx.timeout * WAIT_SHARE
+    budget = ctx.budget()
     start = time.monotonic()
     try:
         async with asyncio.timeout(budget):

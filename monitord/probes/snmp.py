@@ -145,9 +145,9 @@ class _Session:
 async def probe(cfg: Config, ctx: ProbeContext) -> Observation:
     from pysnmp.hlapi.v3arch.asyncio import SnmpEngine, UdpTransportTarget
 
-    deadline = asyncio.get_running_loop().time() + ctx.timeout * OWN_DEADLINE_SHARE
+    deadline = asyncio.get_running_loop().time() + ctx.budget(OWN_DEADLINE_SHARE)
     auth = _auth(cfg)
-    per_try = ctx.timeout / (cfg.retries + 1) * TRY_SHARE
+    per_try = ctx.budget(TRY_SHARE) / (cfg.retries + 1)
     engine = SnmpEngine()
     try:
         target = await UdpTransportTarget.create((cfg.host, cfg.port), timeout=per_try,

@@ -27,7 +27,6 @@ METRICS = {
 PROPERTIES = ("LoadState", "ActiveState", "SubState", "Result", "NRestarts")
 MAX_OUTPUT_BYTES = 16384
 MAX_VALUE_CHARS = 64
-TIMEOUT_SHARE = 0.9        # systemctl and the kill grace fit inside the runner's deadline
 MAX_KILL_GRACE = 1.0
 # What systemctl prints when PID 1 is not systemd or its bus cannot be reached.
 NOT_RUNNING = ("has not been booted with systemd", "Failed to connect to bus")
@@ -52,8 +51,8 @@ class Config(CheckBase):
 
 
 async def probe(cfg: Config, ctx: ProbeContext) -> Observation:
-    grace = min(MAX_KILL_GRACE, ctx.timeout * (1 - TIMEOUT_SHARE))
-    budget = ctx.timeout * TIMEOUT_SHARE - grace
+    grace = min(MAX_KILL_GRACE, ctx.timeout - ctx.budget())
+    budget = ctx.budget() - grace
     argv = [cfg.systemctl, "show", "--property", ",".join(PROPERTIES), "--", cfg.unit]
     done = await run_command(argv, timeout=budget, kill_grace=grace,
                              max_output=MAX_OUTPUT_BYTES)

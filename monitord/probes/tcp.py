@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from monitord import net
 from monitord.durations import format_duration
 from monitord.errors import ProbeError
 from monitord.model import Observation
@@ -21,7 +22,6 @@ METRICS = {
 MAX_BANNER_BYTES = 4096
 # A banner that never matches is read until this share of the check's timeout has passed,
 # so the result can show what the server said instead of a bare "timed out".
-BANNER_WAIT_SHARE = 0.9
 
 
 class Config(CheckBase):
@@ -59,10 +59,10 @@ async def probe(cfg: Config, ctx: ProbeContext) -> Observation:
         if cfg.expect_banner is None:
             obs.add("response_seconds", round(connected, 6))
         else:
-            budget = ctx.timeout * BANNER_WAIT_SHARE - (time.monotonic() - start)
+            budget = ctx.budget()
             await _judge_banner(obs, reader, cfg.expect_banner, where, budget, start)
     except OSError as e:
-        raise ProbeError(f"connection to {where} lost: {_reason(e)}") from None
+        raise ProbeError(f"connection to {where} lost: {net.reason(e)}") from None
     finally:
         writer.close()
     return obs
@@ -104,11 +104,6 @@ async def _read_banner(
     except TimeoutError:
         return data.decode("utf-8", "replace"), True
     return data.decode("utf-8", "replace"), False
-
-
-def _reason(error: OSError) -> str:
-    text = error.strerror or str(error) or type(error).__name__
-    return text[0].lower() + text[1:]
 
 
 def _ms(seconds: float) -> str:

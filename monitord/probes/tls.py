@@ -33,7 +33,6 @@ DEFAULT_WARN_DAYS = "21:"
 DEFAULT_CRIT_DAYS = "7:"
 # The dialogue gives up after this share of the check's timeout, so the result says
 # which step the server did not answer.
-ANSWER_WAIT_SHARE = 0.9
 CONNECTING = "did not accept the connection"
 
 
@@ -64,7 +63,7 @@ async def probe(cfg: Config, ctx: ProbeContext) -> Observation:
     start = time.monotonic()
     writer = None
     try:
-        async with asyncio.timeout(ctx.timeout * ANSWER_WAIT_SHARE):
+        async with asyncio.timeout(ctx.budget()):
             writer = await _handshake(cfg, context, step)
             der = wire.certificate(writer.get_extra_info("ssl_object"))
     except TimeoutError:

@@ -17,7 +17,7 @@ from aiohttp.web import Application, Request
 from monitord.central import auth
 from monitord.central.app import create_app
 from monitord.central.config import CentralConfig, CentralSection
-from monitord.config import PolicyConfig
+from monitord.schema import PolicyConfig
 from monitord.store.protocol import Store
 
 T0 = dt.datetime(2026, 11, 25, 17, 0, tzinfo=dt.UTC)

@@ -186,7 +186,8 @@ def check_channel(channel: ChannelConfig, mail_section: bool) -> list[str]:
         problems.append(f"routing_key_file: only pagerduty channels have one, not a {kind} "
                         "channel")
     if not channel.priorities:
-        problems.append('priorities: expected one or more of "P1", "P2", "P3", got []')
+        every = ", ".join(f'"{p}"' for p in Priority)
+        problems.append(f"priorities: expected one or more of {every}, got []")
     if channel.timeout > MAX_TIMEOUT_SECONDS:
         problems.append(f"timeout: expected at most {MAX_TIMEOUT_SECONDS:g}s, "
                         f"got {channel.timeout:g}s")
