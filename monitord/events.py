@@ -5,6 +5,16 @@
     healed     a hard failure the healer fixed: recorded and counted, pages nobody
     recovery   the check is OK again: resolves the open incident for its key
     heartbeat  the agent is alive; a host whose heartbeats stop gets a P1 "server down"
+    stopped    the agent was stopped on purpose (an admin's `systemctl stop`): its silence
+               is shown as such, not paged as "server down" (until a stop grows too long)
+    maintenance
+               a maintenance window of the host (no ``check``) or of one check was set
+               (``until`` in the future) or ended (``until`` empty); owner and reason say
+               who and why. The store silences notices for what is in maintenance.
+
+A ``problem`` with ``flapping`` set says the check keeps changing state: its incident
+stays open, marked flapping, with one notice; the next problem or recovery for the key
+comes only once the check has been steady for a while.
 
 Every event has a unique id made by the agent; delivery is at-least-once and the store
 applies each id once. The key is ``host/check`` (``host`` alone for heartbeats) and never
@@ -21,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from monitord.model import Priority
 
-EventKind = Literal["problem", "healed", "recovery", "heartbeat"]
+EventKind = Literal["problem", "healed", "recovery", "heartbeat", "stopped", "maintenance"]
 StatusName = Literal["OK", "WARNING", "CRITICAL", "UNKNOWN"]
 
 Text = Annotated[str, Field(max_length=20000)]
@@ -62,6 +72,9 @@ class Event(WireModel):
     suppressed_by: Name | None = None
     steps: list[Step] = Field(default=[], max_length=100)
     interval_seconds: float | None = Field(default=None, gt=0, le=86400)
+    flapping: bool = False
+    until: dt.datetime | None = None     # maintenance: when the window ends; None: it ended
+    owner: Annotated[str, Field(max_length=200)] = ""    # maintenance: who set it
 
     @property
     def key(self) -> str:
@@ -72,13 +85,15 @@ class Event(WireModel):
         if self.at.tzinfo is None:
             raise ValueError("at: expected a timestamp with a timezone, like "
                              '"2026-11-25T17:00:00Z"')
-        if self.kind == "heartbeat":
+        if self.kind in ("heartbeat", "stopped"):
             if self.check is not None:
-                raise ValueError("check: a heartbeat belongs to a host, not a check")
-            if self.interval_seconds is None:
+                raise ValueError(f"check: a {self.kind} event belongs to a host, not a check")
+            if self.kind == "heartbeat" and self.interval_seconds is None:
                 raise ValueError("interval_seconds: a heartbeat says how often it comes")
-        elif self.check is None:
+        elif self.check is None and self.kind != "maintenance":
             raise ValueError(f"check: required for a {self.kind} event")
+        if self.until is not None and self.until.tzinfo is None:
+            raise ValueError("until: expected a timestamp with a timezone")
         if self.kind == "problem" and self.priority is None:
             raise ValueError("priority: required for a problem event")
         return self

@@ -31,6 +31,7 @@ http {{
         listen 127.0.0.1:{port};
         location / {{ return 200 "ok\\n"; }}
     }}
+    {vhosts}
     {extra}
 }}
 """
@@ -45,15 +46,26 @@ def free_port() -> int:
 class Nginx:
     """nginx under ``prefix``; ``broken=True`` writes a config that nginx refuses."""
 
-    def __init__(self, prefix: Path, port: int | None = None, broken: bool = False) -> None:
+    def __init__(self, prefix: Path, port: int | None = None, broken: bool = False,
+                 vhosts: int = 0) -> None:
         if shutil.which(NGINX) is None and not Path(NGINX).exists():
             unavailable("nginx is not installed (Debian package nginx)")
         self.prefix = prefix
         self.port = port or free_port()
         (prefix / "tmp").mkdir(parents=True, exist_ok=True)
         self.conf = prefix / "nginx.conf"
+        self.sites = [f"site{i}.example" for i in range(vhosts)]
+        self.write(broken)
+
+    def write(self, broken: bool = False) -> None:
+        """(Re)write the config: name-based vhosts, and a directive nginx refuses if
+        ``broken``."""
         extra = "this_is_not_a_directive on;" if broken else ""
-        self.conf.write_text(CONFIG.format(prefix=prefix, port=self.port, extra=extra))
+        vhosts = "\n    ".join(
+            f'server {{ listen 127.0.0.1:{self.port}; server_name {name}; '
+            f'location / {{ return 200 "{name}\\n"; }} }}' for name in self.sites)
+        self.conf.write_text(CONFIG.format(prefix=self.prefix, port=self.port, extra=extra,
+                                           vhosts=vhosts))
 
     @property
     def argv(self) -> list[str]:
@@ -81,13 +93,16 @@ class Nginx:
             return []
         return [master, *master.children()]
 
-    def kill(self) -> None:
-        """SIGKILL to the master and its workers, as an OOM killer or a crash would."""
+    def kill(self, wait_down: bool = True) -> None:
+        """SIGKILL to the master and its workers, as an OOM killer or a crash would; then
+        wait until they are gone (a zombie nobody reaps counts as gone) and, if
+        ``wait_down``, until nothing answers (a daemon may bring it back sooner)."""
         procs = self.processes()
         for proc in procs:
             proc.kill()
-        psutil.wait_procs(procs, timeout=10)
-        self.wait_until(lambda: not self.answers())
+        self.wait_until(lambda: all(_gone(p) for p in procs))
+        if wait_down:
+            self.wait_until(lambda: not self.answers())
 
     def stop(self) -> None:
         if self.processes():
@@ -100,3 +115,10 @@ class Nginx:
             if time.monotonic() > deadline:
                 raise AssertionError(f"gave up waiting for {condition}")
             time.sleep(POLL_SECONDS)
+
+
+def _gone(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True

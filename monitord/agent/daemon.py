@@ -61,7 +61,9 @@ class Agent:
         self.states: dict[str, CheckState] = {}
         self.outcome_handlers: list[OutcomeHandler] = []
         self._contexts = {c.name: ProbeContext(self.shared) for c in config.checks}
-        self._parents = {c.name: c.depends_on for c in config.checks}
+        self._direct = {c.name: list(c.depends_on) for c in config.checks}
+        self._parents = ancestors(config.checks)
+        self._children = descendants(config.checks)
         self._dirty: set[str] = set()
         self._store: StateStore | None = None
         self._healer: Healer | None = None
@@ -115,7 +117,7 @@ class Agent:
     async def run(self, stop: asyncio.Event) -> None:
         """Run the checks until ``stop`` is set, then shut down."""
         agent = self.config.agent
-        scheduler = Scheduler(self.config.checks, self.run_once, agent.max_concurrent_probes,
+        scheduler = Scheduler(self.config.checks, self.scheduled, agent.max_concurrent_probes,
                               agent.start_rate, resume=self._resume)
         self._scheduler = scheduler
         try:
@@ -128,6 +130,7 @@ class Agent:
                 if self.deliverer is not None:
                     tasks.append(group.create_task(self.deliverer.run(), name="delivery"))
                 tasks.append(group.create_task(self._tick(), name="notify"))
+                tasks.append(group.create_task(self._after_grace(), name="grace"))
                 self._status_runner = await status.serve(self, self.config.status.listen)
                 await asyncio.sleep(0)  # let the scheduler start before saying ready
                 self.notifier.ready(self.status_line())
@@ -169,13 +172,24 @@ class Agent:
             self._store = None
         await self.shared.close()
 
+    async def scheduled(self, check: CheckBase) -> float | None:
+        """The scheduler's run of ``check``; how soon to run it again when that must be
+        sooner than its grid: a failure being confirmed, or waiting on a parent."""
+        result = await self.run_once(check)
+        state = self.states.get(check.name)
+        if result is None or state is None or result.status is Status.OK:
+            return None
+        if state.phase == "soft" or (state.wants_action() and state.suppressed_by):
+            return min(check.retry_every, check.every)
+        return None
+
     async def run_once(self, check: CheckBase) -> Result | None:
-        """The scheduled run: probe, let the state decide, carry the decision out.
+        """Probe ``check``, let its state decide, carry the decision out.
 
         While the check's ladder runs, scheduled runs are skipped: the ladder probes the
         check itself after each fix.
         """
-        if self._healer is not None and self._healer.busy(check.name):
+        if self.fixing(check.name):
             return None
         result, verdict = await self._observe(check)
         await self._act(check, result, verdict)
@@ -193,7 +207,7 @@ class Agent:
         result = await run_check(check, self._contexts[check.name])
         self.last_duration[check.name] = round(result.duration_seconds, 6)
         state = self.states.setdefault(check.name, CheckState(check.name))
-        was = state.status
+        was = state.status if state.seen else Status.OK
         situation = await self._situation(check, state, result)
         verdict = state.observe(result, _rules(check), situation)
         if verdict.changes or verdict.moved or was is not Status.OK \
@@ -202,23 +216,66 @@ class Agent:
         for change in verdict.changes:
             log_change(check, state, change, result)
         log.debug("check %s: %s %s", check.name, result.status.name, result.summary)
+        if (result.status is Status.OK) != (was is Status.OK):
+            # A new failure: are its parents fine? A failure over: its dependents that
+            # waited on it may act now.
+            self._probe(self._direct[check.name] if result.status is not Status.OK
+                        else self._failing(self._children[check.name]))
+        if verdict.decision is Decision.WAIT and verdict.reason == "parent":
+            self._probe([state.suppressed_by or ""])
         return result, verdict
 
     async def _situation(self, check: CheckBase, state: CheckState,
                          result: Result) -> Situation:
-        """What the state needs to know around ``check``; maintenance is read only when a
-        hard failure may be acted on."""
-        parent = self._suppressor(check)
-        parent_busy = parent is not None and (
-            self.fixing(parent) or self.states[parent].heal_pending)
-        holding = ""
+        """What the state needs to know around ``check``; maintenance and budgets are read
+        only when a hard failure may be acted on."""
+        parent, settled = (None, False)
+        if result.status is not Status.OK:
+            parent, settled = self._parent_of(check.name, state.failed_at or result.at)
+        holding, allowed = "", True
         if result.status is not Status.OK and state.fail_count + 1 >= check.fail_after:
-            if time.monotonic() - self._started < self.config.healer.grace:
-                holding = "grace"   # just started: the machine may still be settling
-            elif await self._maintenance(check.name) is not None:
+            if await self._maintenance(check.name) is not None:
                 holding = "maintenance"
-        return Situation(parent, parent_busy, self.fixing(check.name), holding,
-                         bool(check.heal))
+            elif time.monotonic() - self._started < self.config.healer.grace:
+                holding = "grace"   # just started: the machine may still be settling
+                allowed = bool(check.heal) and (await self._budget_left(check)) > 0
+        return Situation(parent, settled, self.fixing(check.name), holding, bool(check.heal),
+                         allowed)
+
+    def _parent_of(self, name: str, failed_at: float) -> tuple[str | None, bool]:
+        """The nearest parent ``name``'s failure waits on, and whether that parent's own
+        failure is settled (escalated, its ladder over): then the failure joins the
+        incident of the root cause, up the chain of parents it joined."""
+        for parent in self._parents[name]:
+            state = self.states.get(parent)
+            if state is None:
+                continue
+            if self.fixing(parent) or state.wants_action():
+                return parent, False           # its ladder runs, or is about to
+            if state.status is not Status.OK:
+                if state.hard_failing and state.escalated:
+                    return self._root(parent), True
+                return parent, False           # failing, not yet confirmed or handled
+            if state.last_run < failed_at:
+                return parent, False           # fine, but not judged since this failed
+        return None, False
+
+    def _root(self, name: str) -> str:
+        seen = {name}
+        while (up := self.states[name].suppressed_by) is not None and up not in seen:
+            seen.add(up)
+            name = up
+        return name
+
+    def _failing(self, names: list[str]) -> list[str]:
+        return [n for n in names if (s := self.states.get(n)) is not None
+                and s.status is not Status.OK]
+
+    def _probe(self, names: list[str]) -> None:
+        """Probe ``names`` at once (those not running already)."""
+        if self._scheduler is not None:
+            for name in names:
+                self._scheduler.run_now(name)
 
     async def _act(self, check: CheckBase, result: Result, verdict: Verdict) -> None:
         state = self.states[check.name]
@@ -228,12 +285,11 @@ class Agent:
                 self._dirty.add(check.name)
         elif verdict.decision is Decision.ESCALATE:
             outcome = Outcome("problem", check.name, check.priority_for(result.status),
-                              verdict.reason, result, suppressed_by=state.suppressed_by)
+                              verdict.reason, result, suppressed_by=state.suppressed_by,
+                              flapping=verdict.flapping)
             self._ladders.start(check.name, self._escalated(outcome, state))
         elif verdict.decision is Decision.FIX:
             self._ladders.start(check.name, self._heal(check, result, state))
-        elif verdict.decision is Decision.WAIT and verdict.reason == "maintenance":
-            log.debug("%s: in maintenance; not fixing", check.name)
 
     async def _heal(self, check: CheckBase, result: Result, state: CheckState) -> Outcome:
         """Run the ladder and escalate its outcome; the failure stays pending unless the
@@ -251,7 +307,20 @@ class Agent:
         await self.escalate(outcome)
         state.handled()
         self._dirty.add(state.name)
+        # Its dependents waited on this outcome: they look again now, not a cycle later.
+        self._probe(self._failing(self._children[state.name]))
         return outcome
+
+    async def _after_grace(self) -> None:
+        """When the start-up grace ends, failures that waited for it are handled at once."""
+        await asyncio.sleep(max(self._started + self.config.healer.grace - time.monotonic(), 0))
+        self._probe([name for name, state in self.states.items() if state.wants_action()])
+
+    async def _budget_left(self, check: CheckBase) -> int:
+        try:
+            return (await self.budgets_left([check])).get(check.name, 0)
+        except (StateError, TimeoutError):
+            return 1    # cannot tell: let the healer look at the budget itself
 
     async def wait_for_ladders(self) -> None:
         """Wait until every running fix ladder has ended (and escalated)."""
@@ -269,7 +338,9 @@ class Agent:
         """Log an outcome, count it, and send it to the store through the outbox."""
         key = (outcome.check, outcome.kind if outcome.steps else f"{outcome.kind}-no-fix")
         self.outcome_counts[key] = self.outcome_counts.get(key, 0) + 1
-        if outcome.kind == "healed":
+        if outcome.kind == "cleared":
+            log.info("%s: %s; none of its own fixes ran", outcome.check, outcome.reason)
+        elif outcome.kind == "healed":
             log.info("%s: healed: %s after %d step%s", outcome.check, outcome.reason,
                      len(outcome.steps), "s" if len(outcome.steps) != 1 else "")
         else:
@@ -292,7 +363,8 @@ class Agent:
                     await self.flush()
                 except (StateError, TimeoutError) as e:
                     log.error("cannot save check states (%s); will retry", e)
-        await self.send(self.events.from_outcome(outcome))
+        if outcome.kind != "cleared":
+            await self.send(self.events.from_outcome(outcome))
         for handler in self.outcome_handlers:
             await handler(outcome)
 
@@ -336,15 +408,17 @@ class Agent:
         return self._outbox_depth
 
     def fixing(self, name: str) -> bool:
-        return self._healer is not None and self._healer.busy(name)
+        """Whether ``name``'s ladder (or the escalation of its problem) is under way."""
+        return self._ladders.running(name) or (
+            self._healer is not None and self._healer.busy(name))
 
-    async def budgets_left(self) -> dict[str, int]:
+    async def budgets_left(self, checks: list[CheckBase] | None = None) -> dict[str, int]:
         """Ladder runs each check may still make in its heal window."""
         if self._store is None:
             return {}
         async with asyncio.timeout(STATE_IO_TIMEOUT):
-            return await asyncio.to_thread(self._store.budgets_left, self.config.checks,
-                                           time.time())
+            return await asyncio.to_thread(self._store.budgets_left,
+                                           checks or self.config.checks, time.time())
 
     def status_line(self) -> str:
         """One line for systemd's STATUS: "42 checks, 2 failing, 1 fixing, outbox 0"."""
@@ -374,13 +448,6 @@ class Agent:
             await self.send(self.events.heartbeat(every))
             await asyncio.sleep(every)
 
-    def _suppressor(self, check: CheckBase) -> str | None:
-        for parent in self._parents.get(check.name, []):
-            parent_state = self.states.get(parent)
-            if parent_state is not None and parent_state.hard_failing:
-                return parent
-        return None
-
     async def _flush_loop(self) -> None:
         while True:
             await asyncio.sleep(FLUSH_SECONDS)
@@ -407,4 +474,30 @@ def _shown(url: str) -> str:
 
 
 def _rules(check: CheckBase) -> Rules:
-    return Rules(check.fail_after, check.recover_after, check.flap_window, check.flap_threshold)
+    return Rules(check.fail_after, check.recover_after, check.flap_window, check.flap_threshold,
+                 check.flap_quiet)
+
+
+def ancestors(checks: list[CheckBase]) -> dict[str, list[str]]:
+    """Each check's parents, transitively, nearest first (config refuses cycles)."""
+    direct = {c.name: list(c.depends_on) for c in checks}
+    found: dict[str, list[str]] = {}
+    for name in direct:
+        order: list[str] = []
+        queue = list(direct[name])
+        while queue:
+            parent = queue.pop(0)
+            if parent not in order and parent != name and parent in direct:
+                order.append(parent)
+                queue.extend(direct[parent])
+        found[name] = order
+    return found
+
+
+def descendants(checks: list[CheckBase]) -> dict[str, list[str]]:
+    """Each check's dependents, transitively."""
+    down: dict[str, list[str]] = {c.name: [] for c in checks}
+    for name, parents in ancestors(checks).items():
+        for parent in parents:
+            down[parent].append(name)
+    return down

@@ -37,14 +37,17 @@ class EventMaker:
             "reason": outcome.reason, "recurring": outcome.recurring,
             "suppressed_by": outcome.suppressed_by, "steps": [s.model_dump() for s in steps],
             "fix": steps[-1].fix if steps else "", "failure": outcome.failure_summary,
+            "flapping": outcome.flapping,
         }
-        title, body = self.renderer.render(outcome.kind, context)
+        kind = "healed" if outcome.kind == "healed" else "problem"
+        title, body = self.renderer.render(kind, context)
         return Event(
-            id=new_id(), kind=outcome.kind, host=self.host, check=outcome.check,
+            id=new_id(), kind=kind, host=self.host, check=outcome.check,
             at=utc_now(), priority=outcome.priority,
             status=outcome.result.status.name, title=title, body=body,  # type: ignore[arg-type]
             summary=outcome.result.summary[:2000], reason=outcome.reason[:2000],
             recurring=outcome.recurring, suppressed_by=outcome.suppressed_by, steps=steps,
+            flapping=outcome.flapping,
         )
 
     def recovery(self, check: str, result: Result) -> Event:

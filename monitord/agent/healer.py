@@ -11,6 +11,7 @@ which escalates it; the healer never escalates.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -56,7 +57,7 @@ class Step:
 class Outcome:
     """What the junior tier did about a hard failure, handed to escalation."""
 
-    kind: Literal["healed", "problem"]
+    kind: Literal["healed", "problem", "cleared"]   # cleared: OK before a fix of its ran
     check: str
     priority: Priority
     reason: str
@@ -65,6 +66,7 @@ class Outcome:
     recurring: bool = False
     suppressed_by: str | None = None
     failure_summary: str = ""      # what the failure looked like before any fix
+    flapping: bool = False         # the problem is that the check keeps changing state
     at: float = field(default_factory=time.time)
 
 
@@ -77,6 +79,7 @@ class Healer:
     state_dir: str = "/var/lib/monitord"
     _busy: set[str] = field(default_factory=set)
     _fix_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
+    _services: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._fix_slots = asyncio.Semaphore(self.config.max_concurrent_fixes)
@@ -90,9 +93,27 @@ class Healer:
             raise RuntimeError(f"a ladder for {check.name} is already running")
         self._busy.add(check.name)
         try:
-            return await self._ladder(check, failure)
+            async with contextlib.AsyncExitStack() as held:
+                if await self._hold_services(check, held):
+                    # Another ladder acted on the same service meanwhile: look again first.
+                    again = await self.probe(check)
+                    if again.status is Status.OK:
+                        return Outcome("cleared", check.name, check.priority, "OK again after "
+                                       "another ladder's fix", again)
+                    failure = again
+                return await self._ladder(check, failure)
         finally:
             self._busy.discard(check.name)
+
+    async def _hold_services(self, check: CheckBase, held: contextlib.AsyncExitStack) -> bool:
+        """Take the lock of every service ``check``'s ladder acts on, in one order (no
+        deadlock); whether any had to be waited for."""
+        waited = False
+        for key in sorted({service_of(check, rung) for rung in check.heal}):
+            lock = self._services.setdefault(key, asyncio.Lock())
+            waited = waited or lock.locked()
+            await held.enter_async_context(lock)
+        return waited
 
     async def _ladder(self, check: CheckBase, failure: Result) -> Outcome:
         priority = check.priority_for(failure.status)
@@ -186,6 +207,15 @@ class Healer:
     async def _io(self, fn: Callable[..., T], *args: object) -> T:
         async with asyncio.timeout(STATE_IO_TIMEOUT):
             return await asyncio.to_thread(fn, *args)
+
+
+def service_of(check: CheckBase, rung: HealStep) -> str:
+    """What a rung acts on: the first argument of a fix (the unit, service or path:
+    ``restart-service nginx`` and ``reload-service nginx`` both act on nginx), or the
+    command of a check's own start/stop. Two ladders that act on one never run at once."""
+    if rung.run in ("start", "stop", "restart"):
+        return "command:" + " ".join(check.start or check.stop)
+    return rung.args[0] if rung.args else f"fix:{rung.run}"
 
 
 def _step(rung: HealStep, command: CommandResult, reprobe: Result | None = None) -> Step:

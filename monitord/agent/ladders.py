@@ -19,18 +19,25 @@ T = TypeVar("T")
 class Ladders:
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[object]] = set()
+        self._names: dict[asyncio.Task[object], str] = {}
 
     def start(self, name: str, work: Awaitable[object]) -> None:
-        """Run ``work`` (``name``'s ladder) as a task of its own."""
+        """Run ``work`` (``name``'s ladder, or its escalation) as a task of its own."""
         task = asyncio.ensure_future(work)
         task.set_name(f"heal:{name}")
         self._tasks.add(task)
+        self._names[task] = name
         task.add_done_callback(self._done)
+
+    def running(self, name: str) -> bool:
+        """Whether ``name`` has a ladder (or an escalation) under way."""
+        return name in self._names.values()
 
     def _done(self, task: asyncio.Task[object]) -> None:
         """Forget a finished ladder; an unexpected error is logged (its check stays
         pending, so it is taken up again)."""
         self._tasks.discard(task)
+        self._names.pop(task, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("fix ladder failed: %s", task.exception(), exc_info=task.exception())
 

@@ -1,15 +1,26 @@
-"""Runs every check on its own interval, each in its own task.
+"""Runs every check on its own interval, from one loop with one timer.
 
 Checks start at ``start_rate`` per second in a stable order (by a hash of the name), so a
 thousand checks never fire in the same instant and a restart keeps each check's phase.
 After that each check runs on a fixed grid, ``start + offset + k * every``: a slow run
-skips the slots it missed instead of drifting. A global semaphore caps how many probes
-run at once; a hung probe only holds its own slot until its timeout.
+skips the slots it missed instead of drifting.
+
+One heap holds every check's next run. The loop sleeps until the earliest one (or until
+``run_now`` wakes it) and then starts every check due within ``slice_seconds``: the event
+loop wakes about once per slice, not once per check, and no check keeps a timer of its
+own. A check runs at most once at a time; a global semaphore caps how many probes run at
+once, and a hung probe only holds its own slot until its timeout.
+
+Two things bend the grid, both asked for by the daemon: a run may return a delay, and the
+check's next run comes that much sooner (a failure being confirmed at ``retry_every``);
+``run_now`` runs a check at once (a parent probed because a child failed, children probed
+because their parent was fixed). The next run after either is back on the grid.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import math
 import time
@@ -20,7 +31,8 @@ from monitord.probes.base import CheckBase
 
 log = logging.getLogger(__name__)
 
-RunFn = Callable[[CheckBase], Awaitable[object]]
+RunFn = Callable[[CheckBase], Awaitable[float | None]]
+SLICE_SECONDS = 0.05   # checks due within this much of each other start together
 
 
 def start_offsets(checks: Sequence[CheckBase], start_rate: float) -> dict[str, float]:
@@ -33,58 +45,105 @@ class Scheduler:
     def __init__(
         self,
         checks: Sequence[CheckBase],
-        run: RunFn,
+        run: Callable[[CheckBase], Awaitable[object]],
         max_concurrent: int = 100,
         start_rate: float = 50.0,
         clock: Callable[[], float] = time.monotonic,
         resume: dict[str, float] | None = None,
+        slice_seconds: float = SLICE_SECONDS,
     ) -> None:
-        self._checks = list(checks)
+        self._checks = {c.name: c for c in checks}
         self._run = run
         self._slots = asyncio.Semaphore(max_concurrent)
-        self._offsets = start_offsets(self._checks, start_rate)
+        self._offsets = start_offsets(checks, start_rate)
         self._clock = clock
-        self._stopping = asyncio.Event()
+        self._slice = slice_seconds
         self._resume = resume or {}
-        self.next_at: dict[str, float] = {}  # each check's next run (monotonic clock)
-        self.running = 0  # probes running right now
+        self._stopping = False
+        self._wake = asyncio.Event()
+        self._heap: list[tuple[float, str]] = []
+        self._grid: dict[str, float] = {}       # a slot of each check's grid
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self.next_at: dict[str, float] = {}     # each check's next run (monotonic clock)
+        self.running = 0                        # probes running right now
 
     def stop(self) -> None:
         """Start no more runs; runs in progress finish (``run`` returns when they have)."""
-        self._stopping.set()
+        self._stopping = True
+        self._wake.set()
+
+    def run_now(self, name: str) -> None:
+        """Run ``name`` at once, unless it is running already (that result is fresh)."""
+        if name in self._checks and name not in self._tasks and not self._stopping:
+            self._plan(name, self._clock())
+            self._wake.set()
 
     async def run(self) -> None:
-        """Run every check until cancelled; cancelling cancels and awaits every check task."""
+        """Run every check until stopped or cancelled; cancelling cancels every run."""
         start = self._clock()
-        async with asyncio.TaskGroup() as group:
-            for check in self._checks:
-                first = self._resume.get(check.name, start + self._offsets[check.name])
-                group.create_task(self._loop(check, first), name=f"check:{check.name}")
+        for name in self._checks:
+            first = self._resume.get(name, start + self._offsets[name])
+            self._grid[name] = first
+            self._plan(name, first)
+        try:
+            while not self._stopping:
+                await self._sleep()
+                self._start_due()
+            while self._tasks:
+                await asyncio.wait(list(self._tasks.values()))
+        finally:
+            for task in self._tasks.values():
+                task.cancel()
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
-    async def _loop(self, check: CheckBase, next_at: float) -> None:
-        while not self._stopping.is_set():
-            self.next_at[check.name] = next_at
-            delay = next_at - self._clock()
-            if delay > 0:
-                try:
-                    async with asyncio.timeout(delay):
-                        await self._stopping.wait()
-                    return
-                except TimeoutError:
-                    pass
-            async with self._slots:
-                self.running += 1
-                try:
-                    await self._run(check)
-                except Exception:  # one check's failure must not end the others
-                    log.exception("check %s: run failed", check.name)
-                finally:
-                    self.running -= 1
-            next_at = _next_slot(next_at, check.every, self._clock())
-            self.next_at[check.name] = next_at
+    def _plan(self, name: str, at: float) -> None:
+        self.next_at[name] = at
+        heapq.heappush(self._heap, (at, name))
+
+    async def _sleep(self) -> None:
+        self._wake.clear()
+        delay = self._heap[0][0] - self._clock() if self._heap else math.inf
+        if delay <= 0:
+            return
+        try:
+            async with asyncio.timeout(None if delay == math.inf else delay):
+                await self._wake.wait()
+        except TimeoutError:
+            pass
+
+    def _start_due(self) -> None:
+        horizon = self._clock() + self._slice
+        while self._heap and self._heap[0][0] <= horizon and not self._stopping:
+            at, name = heapq.heappop(self._heap)
+            if self.next_at.get(name) != at or name in self._tasks:
+                continue  # an entry replaced by a sooner one, or a run still going
+            self._tasks[name] = asyncio.create_task(self._one(self._checks[name], at),
+                                                    name=f"check:{name}")
+
+    async def _one(self, check: CheckBase, planned: float) -> None:
+        sooner: object = None
+        async with self._slots:
+            self.running += 1
+            try:
+                sooner = await self._run(check)
+            except Exception:  # one check's failure must not end the others
+                log.exception("check %s: run failed", check.name)
+            finally:
+                self.running -= 1
+        del self._tasks[check.name]
+        if self._stopping:
+            return
+        now = self._clock()
+        self._grid[check.name] = next_slot(self._grid[check.name], check.every, now)
+        at = self._grid[check.name]
+        if isinstance(sooner, int | float) and not isinstance(sooner, bool) and sooner > 0:
+            at = min(at, now + sooner)
+        self._plan(check.name, at)
+        if at <= self._heap[0][0]:
+            self._wake.set()
 
 
-def _next_slot(previous: float, every: float, now: float) -> float:
+def next_slot(previous: float, every: float, now: float) -> float:
     """The first slot of the grid ``previous + k * every`` (k >= 1) that is after ``now``."""
     upcoming = previous + every
     if upcoming > now:

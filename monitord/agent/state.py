@@ -4,14 +4,21 @@ Pure logic, no I/O. ``CheckState.observe(result, rules, situation)`` takes one r
 what the daemon knows around the check (its parents, its ladder, grace and maintenance),
 and returns a ``Verdict``: what changed, and what happens next (``Decision``): fix now,
 escalate without a fix, wait, send a recovery, or nothing. The daemon carries the
-decision out and tells the state what came of it (``ladder_ended``, ``escalated``).
+decision out and tells the state what came of it (``handled``, ``escalated``).
 
 A failure is soft until ``fail_after`` consecutive non-OK results, then hard;
-``recover_after`` consecutive OKs end a hard failure. Flapping is a share of OK/non-OK
-changes among the last ``flap_window`` results at or above ``flap_threshold``; it ends
-below half of that. A check whose parent (``depends_on``) fails hard is suppressed by
-it: it runs no fix of its own, waits for the parent's ladder, and then joins the
-parent's incident.
+``recover_after`` consecutive OKs end a hard failure.
+
+Dependencies: while a parent (``depends_on``, transitively) is failing, has a ladder
+running or pending, or has not been probed since this check began to fail, this check
+runs no fix and escalates nothing: it waits. Once the parent's failure is escalated and
+its ladder is over, this check's failure joins the parent's incident; once the parent is
+fine, this check's own failure is its own again.
+
+Flapping is a share of OK/failing changes among the last ``flap_window`` results at or
+above ``flap_threshold``. It is said once (a problem marked flapping, when there is a
+failure or an incident to say it of); then nothing is fixed, escalated or resolved until
+the check has been steady for ``flap_quiet``, when it resolves or escalates once.
 """
 
 from __future__ import annotations
@@ -53,19 +60,27 @@ class Decision(enum.StrEnum):
 class Situation:
     """What the daemon knows around a check when a result comes in."""
 
-    failing_parent: str | None = None   # the first parent failing hard, if any
-    parent_busy: bool = False           # that parent's ladder runs or is about to
-    healing: bool = False               # this check's own ladder is running
-    holding: str = ""                   # why fixes must wait now: "grace", "maintenance"
-    has_ladder: bool = True             # the check has fixes to run
+    parent: str | None = None       # the nearest parent that is failing, busy or not yet
+                                    # judged since this check began to fail
+    parent_settled: bool = False    # that parent's failure was escalated and its ladder is
+                                    # over: this check's failure joins its incident
+    healing: bool = False           # this check's own ladder is running
+    holding: str = ""               # why fixes must wait now: "grace", "maintenance"
+    has_ladder: bool = True         # the check has fixes to run
+    ladder_allowed: bool = True     # ... and its budget allows a ladder run now
 
 
 @dataclass(frozen=True)
 class Verdict:
     changes: list[Change]
     decision: Decision = Decision.NOTHING
-    reason: str = ""                    # why a problem is escalated without a ladder
-    moved: bool = False                 # the suppressing parent changed
+    reason: str = ""                # why a problem is escalated without a ladder, or why
+                                    # the check waits ("parent", "grace", "maintenance")
+    moved: bool = False             # the parent it waits on or joins changed
+    flapping: bool = False          # the problem to escalate is that the check flaps
+
+
+FLAPPING = "flapping: not fixing a check whose state keeps changing"
 
 
 @dataclass(frozen=True)
@@ -74,6 +89,7 @@ class Rules:
     recover_after: int = 2
     flap_window: int = 20
     flap_threshold: float = 0.5
+    flap_quiet: float = 300.0       # steady this long (no OK/failing flip) ends flapping
 
 
 @dataclass
@@ -88,9 +104,11 @@ class CheckState:
     last_run: float = 0.0
     seen: bool = False
     flapping: bool = False
-    suppressed_by: str | None = None
+    suppressed_by: str | None = None     # the parent its failure waits on or joined
     heal_pending: bool = False           # a hard failure the healer has not handled yet
     escalated: bool = False              # a problem went to the store; recovery must follow
+    failed_at: float = 0.0               # wall time this run of failures began (0: OK)
+    flipped_at: float = 0.0              # wall time it last turned OK or failing
     history: list[int] = field(default_factory=list)
 
     @property
@@ -113,38 +131,54 @@ class CheckState:
         if Change.HARD in changes or (Change.CHANGED in changes and not situation.healing):
             # A new hard failure, a relapse after a fix seemed to work, or a change of
             # severity: the junior tier looks again (within the budget) and escalates anew,
-            # so a worse failure raises the incident's priority.
+            # so the incident's priority follows the failure's.
             self.heal_pending = True
         elif Change.RECOVERED in changes:
             self.heal_pending = False
             recovered = self.escalated
-        suppressor = situation.failing_parent if self.status is not Status.OK else None
-        moved = suppressor != self.suppressed_by
-        if moved and suppressor is None and self.hard_failing:
+        parent = situation.parent if self.status is not Status.OK else None
+        moved = parent != self.suppressed_by
+        if moved and parent is None and self.hard_failing:
             self.heal_pending = True  # the parent is back but this check is not: its turn
-        self.suppressed_by = suppressor
-        if recovered:
-            return Verdict(changes, Decision.RECOVER, moved=moved)
-        decision, reason = self._decide(situation)
-        return Verdict(changes, decision, reason, moved)
+        self.suppressed_by = parent
+        decision, reason, flapping = self._decide(changes, recovered, situation)
+        return Verdict(changes, decision, reason, moved, flapping)
 
     def wants_action(self) -> bool:
         """Whether a hard failure waits to be fixed or escalated."""
         return self.heal_pending and self.hard_failing and self.status is not Status.OK
 
-    def _decide(self, situation: Situation) -> tuple[Decision, str]:
+    def _decide(self, changes: list[Change], recovered: bool,
+                situation: Situation) -> tuple[Decision, str, bool]:
+        if Change.FLAPPING in changes:
+            # Said once, while there is something to say; then quiet until steady.
+            if self.status is not Status.OK or self.escalated:
+                return Decision.ESCALATE, FLAPPING, True
+            return Decision.NOTHING, "", False
+        if self.flapping:
+            return Decision.NOTHING, "", False
+        if Change.STEADY in changes and self.status is Status.OK:
+            recovered = self.escalated
+        elif Change.STEADY in changes and self.hard_failing:
+            self.heal_pending = True
+        if recovered:
+            return Decision.RECOVER, "", False
+        decision, reason = self._act_on_failure(situation)
+        return decision, reason, False
+
+    def _act_on_failure(self, situation: Situation) -> tuple[Decision, str]:
         if not self.wants_action() or situation.healing:
             return Decision.NOTHING, ""
-        if situation.holding:
+        if situation.holding == "maintenance":
             return Decision.WAIT, situation.holding
         if self.suppressed_by:
-            if situation.parent_busy:
-                return Decision.WAIT, "parent"  # its outcome first: this joins its incident
-            return Decision.ESCALATE, f"suppressed by {self.suppressed_by}, which is failing"
-        if self.flapping:
-            return Decision.ESCALATE, "flapping: not fixing a check whose state keeps changing"
+            if situation.parent_settled:
+                return Decision.ESCALATE, f"suppressed by {self.suppressed_by}, which is failing"
+            return Decision.WAIT, "parent"  # its outcome first: this joins its incident
         if not situation.has_ladder:
             return Decision.ESCALATE, "no fix configured"
+        if situation.holding and situation.ladder_allowed:
+            return Decision.WAIT, situation.holding   # the grace delays fixes, not pages
         return Decision.FIX, ""
 
     def handled(self) -> None:
@@ -152,9 +186,14 @@ class CheckState:
         self.heal_pending = False
 
     def update(self, result: Result, rules: Rules) -> list[Change]:
+        """Take ``result`` in; what changed (no decision: see ``observe``)."""
+        failing = result.status is not Status.OK
+        if failing != (self.status is not Status.OK) or not self.seen:
+            self.flipped_at = result.at
+            self.failed_at = result.at if failing else 0.0
         changes = self._judge(result, rules)
         self.status, self.summary, self.last_run = result.status, result.summary, result.at
-        changes += self._flap(result.status, rules)
+        changes += self._flap(result, rules)
         return changes
 
     def _judge(self, result: Result, rules: Rules) -> list[Change]:
@@ -192,8 +231,11 @@ class CheckState:
             return [Change.SOFT]
         return []
 
-    def _flap(self, status: Status, rules: Rules) -> list[Change]:
-        self.history = [*self.history, int(status)][-(rules.flap_window + 1):]
+    def _flap(self, result: Result, rules: Rules) -> list[Change]:
+        self.history = [*self.history, int(result.status)][-(rules.flap_window + 1):]
+        if self.flapping and result.at - self.flipped_at >= rules.flap_quiet:
+            self.flapping = False
+            return [Change.STEADY]
         if len(self.history) < max(MIN_FLAP_HISTORY, rules.flap_window // 2):
             return []
         flips = sum(
@@ -204,9 +246,6 @@ class CheckState:
         if not self.flapping and share >= rules.flap_threshold:
             self.flapping = True
             return [Change.FLAPPING]
-        if self.flapping and share < rules.flap_threshold / 2:
-            self.flapping = False
-            return [Change.STEADY]
         return []
 
     def to_dict(self) -> dict[str, Any]:

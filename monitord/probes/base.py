@@ -63,6 +63,7 @@ class CheckBase(StrictModel):
     every: Duration = 60.0
     timeout: Duration = 10.0
     fail_after: int = Field(default=3, ge=1, le=100)
+    retry_every: Duration = 2.0    # a first failure is confirmed at this pace, not every's
     recover_after: int = Field(default=2, ge=1, le=100)
     priority: PriorityField = Priority.P3
     warning_priority: OptionalPriority = None
@@ -71,6 +72,7 @@ class CheckBase(StrictModel):
     crit: dict[str, Threshold] = {}
     flap_window: int = Field(default=20, ge=4, le=200)
     flap_threshold: float = Field(default=0.5, gt=0, le=1)
+    flap_quiet: Duration = 300.0   # steady this long ends a flapping spell
     heal: list[HealStep] = []
     heal_budget: int = Field(default=3, ge=0, le=100)   # ladder runs allowed per heal_window
     heal_window: Duration = 3600.0

@@ -75,8 +75,11 @@ class Harness:
                 return
 
     async def outcome(self) -> Outcome:
+        """The next outcome escalated, once its ladder has ended."""
         async with asyncio.timeout(OUTCOME_WAIT_SECONDS):
-            return await self.outcomes.get()
+            outcome = await self.outcomes.get()
+            await self.agent.wait_for_ladders()
+        return outcome
 
 
 @pytest.fixture

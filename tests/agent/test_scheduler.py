@@ -7,7 +7,8 @@ import contextlib
 from collections import Counter
 from pathlib import Path
 
-from monitord.agent.scheduler import Scheduler, _next_slot, start_offsets
+from monitord.agent.scheduler import Scheduler, start_offsets
+from monitord.agent.scheduler import next_slot as _next_slot
 from monitord.probes.base import CheckBase
 from tests.conftest import make_check
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from monitord.agent.state import Change, CheckState, Rules
+from monitord.agent.state import Change, CheckState, Decision, Rules, Situation, Verdict
 from monitord.agent.statestore import StateStore
 from monitord.model import Result, Status
 
@@ -64,12 +64,78 @@ def test_first_result_failing_counts_as_first_soft_failure() -> None:
     assert state.phase == "soft" and state.fail_count == 1
 
 
-def test_alternating_results_are_flapping_and_steady_results_end_it() -> None:
+def test_alternating_results_are_flapping_until_steady_for_flap_quiet() -> None:
+    rules = Rules(fail_after=3, recover_after=2, flap_window=20, flap_threshold=0.5,
+                  flap_quiet=10.0)
     state = CheckState("web")
-    changes = sum(feed(state, *([OK, CRIT] * 5)), [])
+    changes = sum(feed(state, *([OK, CRIT] * 5), rules=rules), [])
     assert Change.FLAPPING in changes and state.flapping
-    changes = sum(feed(state, *([OK] * 20)), [])
-    assert Change.STEADY in changes and not state.flapping
+    steady = feed(state, *([OK] * 12), rules=rules)     # one result a second
+    assert [i for i, c in enumerate(steady) if Change.STEADY in c] == [10]
+    assert not state.flapping
+
+
+NOTHING_AROUND = Situation()
+
+
+def decide(state: CheckState, status: Status, situation: Situation = NOTHING_AROUND,
+           rules: Rules = RULES) -> Verdict:
+    """One result a second after the last one."""
+    return state.observe(Result(status, f"{status.name} now", at=state.last_run + 1.0),
+                         rules, situation)
+
+
+def test_hard_failure_is_fixed_and_one_without_fixes_is_escalated() -> None:
+    fixable, bare = CheckState("web"), CheckState("disk")
+    for _ in range(3):
+        fix = decide(fixable, CRIT)
+        page = decide(bare, CRIT, Situation(has_ladder=False))
+    assert fix.decision is Decision.FIX
+    assert (page.decision, page.reason) == (Decision.ESCALATE, "no fix configured")
+
+
+def test_grace_holds_fixes_but_not_pages() -> None:
+    held = decide(CheckState("web"), CRIT, Situation(holding="grace"), Rules(fail_after=1))
+    assert (held.decision, held.reason) == (Decision.WAIT, "grace")
+    bare = decide(CheckState("disk"), CRIT, Situation(holding="grace", has_ladder=False),
+                  Rules(fail_after=1))
+    assert bare.decision is Decision.ESCALATE
+    spent = decide(CheckState("web"), CRIT, Situation(holding="grace", ladder_allowed=False),
+                   Rules(fail_after=1))
+    assert spent.decision is Decision.FIX      # the healer says "recurring" at once
+
+
+def test_child_waits_on_its_parent_then_joins_its_incident() -> None:
+    state = CheckState("shop")
+    waiting = [decide(state, CRIT, Situation(parent="nginx")) for _ in range(3)]
+    assert [v.decision for v in waiting] == [Decision.NOTHING, Decision.NOTHING,
+                                             Decision.WAIT]
+    assert state.suppressed_by == "nginx" and state.wants_action()
+    joined = decide(state, CRIT, Situation(parent="nginx", parent_settled=True))
+    assert joined.decision is Decision.ESCALATE
+    assert joined.reason == "suppressed by nginx, which is failing"
+
+
+def test_child_whose_parent_is_fine_again_acts_on_its_own() -> None:
+    state = CheckState("shop")
+    for _ in range(3):
+        decide(state, CRIT, Situation(parent="nginx"))
+    alone = decide(state, CRIT, Situation())
+    assert alone.moved and alone.decision is Decision.FIX and state.suppressed_by is None
+
+
+def test_flapping_is_said_once_then_quiet_until_steady() -> None:
+    rules = Rules(fail_after=1, recover_after=1, flap_window=8, flap_threshold=0.5,
+                  flap_quiet=5.0)
+    state = CheckState("web")
+    state.escalated = True                              # an incident is open
+    verdicts = [decide(state, s, rules=rules) for s in [CRIT, OK] * 6]
+    said = [v for v in verdicts if v.flapping]
+    assert len(said) == 1 and said[0].decision is Decision.ESCALATE
+    after = verdicts[verdicts.index(said[0]) + 1:]
+    assert all(v.decision is Decision.NOTHING for v in after)   # no fix, page or resolve
+    steady = [decide(state, OK, rules=rules) for _ in range(6)]
+    assert [v.decision for v in steady].count(Decision.RECOVER) == 1
 
 
 def test_occasional_failures_are_not_flapping() -> None:
