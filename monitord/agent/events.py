@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from monitord.agent.healer import Outcome
-from monitord.events import Event, Step, new_id, utc_now
+from monitord.events import Event, EventKind, Step, new_id, utc_now
 from monitord.model import Result
 from monitord.texts import TEMPLATES, Renderer
 
@@ -39,7 +39,7 @@ class EventMaker:
             "fix": steps[-1].fix if steps else "", "failure": outcome.failure_summary,
             "flapping": outcome.flapping,
         }
-        kind = "healed" if outcome.kind == "healed" else "problem"
+        kind: EventKind = "healed" if outcome.kind == "healed" else "problem"
         title, body = self.renderer.render(kind, context)
         return Event(
             id=new_id(), kind=kind, host=self.host, check=outcome.check,
