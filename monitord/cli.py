@@ -33,6 +33,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`monitord packs | head`): not an error of ours. Point
+        # stdout at /dev/null so the interpreter's final flush does not fail again
+        # (the Python documentation's recipe for SIGPIPE).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -176,8 +182,10 @@ def _config_arg(parser: argparse.ArgumentParser) -> None:
 
 def _check_config(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    files = len(config.files)
-    print(f"OK: {len(config.checks)} checks from {files} file{'s' if files != 1 else ''}")
+    from monitord.texts import plural
+
+    print(f"OK: {plural(len(config.checks), 'check')} from "
+          f"{plural(len(config.files), 'file')}")
     return 0
 
 

@@ -18,7 +18,6 @@ import datetime as dt
 import getpass
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Protocol
 
 from monitord.errors import Conflict, MonitordError, NotFound, SecretError
@@ -97,6 +96,8 @@ def details(incident: Incident, now: dt.datetime) -> str:
         for n, step in enumerate(entry.steps, start=1):
             argv = step.get("argv")
             shown = " ".join(str(a) for a in argv) if isinstance(argv, list) else ""
+            if shown and shown in entry.text:
+                continue          # the entry's text tells this fix already
             lines.append(f"      fix {n}: {shown}: {step.get('ended', '')}")
             output = str(step.get("output", "")).rstrip()
             lines.extend(f"        | {line}" for line in output.splitlines()[-10:])
@@ -243,15 +244,16 @@ async def open_desk(config_path: str, url: str | None, token_file: str | None,
     if url:
         return HttpDesk(url, _operator_token(token_file))
     from monitord.config import load_config
+    from monitord.store.backends import sqlite_path
     from monitord.store.policy import Policy
     from monitord.store.sqlite import SQLiteStore
 
     config = load_config(config_path, state_dir=state_dir)
     store_url = config.store_url
-    if not store_url.startswith("sqlite://"):
+    path = sqlite_path(store_url)
+    if path is None:
         raise MonitordError(f"this agent sends incidents to {store_url}; use --url {store_url} "
                             "with an operator token")
-    path = Path(store_url.removeprefix("sqlite://"))
     if not await asyncio.to_thread(path.exists):
         raise MonitordError(f"no incident store at {path} yet: the agent makes it when it "
                             "first starts")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -28,10 +29,20 @@ def _agent(config_path: str) -> AgentConfig:
 
 def _describe(path: Path) -> list[str]:
     text = path.read_text()
-    intro = next((line.lstrip("# ").strip() for line in text.splitlines()
-                  if line.startswith("#")), "")
-    head = f"{path.stem}: {intro.removeprefix('Stock pack: ')}"
+    head = f"{path.stem}: {_first_sentence(text).removeprefix('Stock pack: ')}"
     checks = tomllib.loads(text).get("check", [])
     rows = [f"  {c.get('name', '?'):<22} {c.get('priority', Priority.P3)}  "
             f"{c.get('description', '')}" for c in checks]
     return [head, *rows]
+
+
+def _first_sentence(text: str) -> str:
+    """The first sentence of the file's opening comment, however many lines it spans."""
+    words: list[str] = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        words.extend(line.lstrip("#").split())
+    intro = " ".join(words)
+    end = re.search(r"[.!?](\s|$)", intro)
+    return intro[: end.start() + 1] if end else intro

@@ -110,3 +110,8 @@ def one_line(text: str, width: int) -> str:
     """``text`` on one line, cut to ``width`` characters with "…" when it was longer."""
     flat = " ".join(text.split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def plural(count: int, noun: str) -> str:
+    """"1 check", "2 checks"."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"

@@ -171,3 +171,22 @@ timeout = "9m"
                 assert proc.wait(timeout=30) == 1
             finally:
                 proc.kill()
+
+
+def test_output_cut_short_by_its_reader_ends_quietly() -> None:
+    """`monitord packs | head -1`: the reader goes away; no traceback, a clean exit."""
+    with subprocess.Popen([sys.executable, "-m", "monitord", "packs"], cwd=ROOT,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.read(10)
+        proc.stdout.close()
+        assert proc.wait(timeout=30) == 0
+        assert proc.stderr.read() == b""
+
+
+def test_packs_describe_each_pack_in_whole_sentences() -> None:
+    out = monitord("packs").stdout
+    heads = [line for line in out.splitlines() if line and not line.startswith((" ", "stock"))]
+    assert heads and all(line.endswith((".", "!", "?")) for line in heads), heads
+    assert any("copy this file into checks.d/ and change the process and unit names)." in line
+               for line in heads)

@@ -112,3 +112,17 @@ def test_check_models_share_the_base_keys() -> None:
     for kind in REGISTRY.values():
         assert issubclass(kind.config, CheckBase)
         assert set(CheckBase.model_fields) <= set(kind.config.model_fields)
+
+
+def test_snmp_thresholds_may_name_the_oids_and_rates_the_check_names(tmp_path: Path) -> None:
+    main = tmp_path / "monitord.toml"
+    main.write_text(
+        '[[check]]\nname = "router"\nprobe = "snmp"\ncommunity = "public"\n'
+        'oids = { cpu_load = "1.3.6.1.4.1.2021.10.1.3.1" }\n'
+        'rates = { wan_in = "1.3.6.1.2.1.31.1.1.1.6.2" }\n'
+        'warn = { cpu_load = 80, wan_in = 1e8 }\ncrit = { response_seconds = 2 }\n')
+    check = load_config(main).check("router")
+    assert set(check.warn) == {"cpu_load", "wan_in"}
+    main.write_text(main.read_text().replace("warn = { cpu_load", "warn = { cpu_lod"))
+    with pytest.raises(ConfigError, match='warn.cpu_lod: unknown metric.*did you mean "cpu_load"'):
+        load_config(main)

@@ -39,6 +39,7 @@ from monitord.errors import StateError
 from monitord.events import Event
 from monitord.model import Result, Status
 from monitord.probes.base import CheckBase, ProbeContext, Shared
+from monitord.texts import plural
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +111,10 @@ class Agent:
             self._started = time.monotonic()
         restored = sum(1 for n in names if n in saved)
         dry = "; dry run: fixes are logged, not run" if self.config.healer.dry_run else ""
-        log.info("monitord: watching %d checks from %d files on %s; state of %d restored "
-                 "from %s; incidents go to %s%s", len(names), len(self.config.files),
-                 self.config.host, restored, path, _shown(self.config.store_url), dry)
+        log.info("monitord: watching %s from %s on %s; state of %d restored from %s; "
+                 "incidents go to %s%s", plural(len(names), "check"),
+                 plural(len(self.config.files), "file"), self.config.host, restored, path,
+                 _shown(self.config.store_url), dry)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run the checks until ``stop`` is set, then shut down."""

@@ -28,7 +28,9 @@ async def run_check(check: CheckBase, ctx: ProbeContext) -> Result:
     except TimeoutError:
         if not deadline.expired():
             return _failed(Status.CRITICAL, f"{check.probe} probe timed out", start)
-        return _failed(Status.CRITICAL, f"timed out after {format_duration(check.timeout)}", start)
+        target = check.target()
+        return _failed(Status.CRITICAL, f"{target}: " * bool(target) + "timed out after "
+                       f"{format_duration(check.timeout)}", start)
     except ProbeError as e:
         return _failed(e.status, str(e), start)
     except (SecretError, CAFileError) as e:  # the admin's file to fix, not an outage

@@ -131,7 +131,9 @@ class CentralConfig:
     def sqlite_path(self) -> Path:
         if self.store_backend != "sqlite":
             raise ValueError(f"the store is not SQLite but {self.store_name}")
-        return Path(self.central.store_url[len(SQLITE_PREFIX) :])
+        path = backends.sqlite_path(self.central.store_url)
+        assert path is not None       # store_backend said sqlite
+        return path
 
 
 def default_path() -> str:

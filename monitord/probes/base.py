@@ -79,6 +79,11 @@ class CheckBase(StrictModel):
     start: list[str] = []       # Monit-style: argv that starts a service no manager runs
     stop: list[str] = []
 
+    def target(self) -> str:
+        """What the check looks at, for messages that have no other words ("" if none):
+        the http probe's URL and Host header, a port's address."""
+        return ""
+
     def priority_for(self, status: Status) -> Priority:
         """The priority of a failure with ``status``: ``warning_priority`` while only
         WARNING, if the check sets one."""

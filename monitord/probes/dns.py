@@ -62,6 +62,9 @@ class Config(CheckBase):
                                      f"(record_type = {self.record_type!r})")
         return self
 
+    def target(self) -> str:
+        return f"DNS {net.host_port(self.server, self.port)}"
+
     def expectations(self) -> list[Expectation]:
         found = [Expectation("rcode", frozenset([self.expect_rcode]),
                              f"expected {self.expect_rcode}")]

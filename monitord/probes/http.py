@@ -86,6 +86,9 @@ class Config(CheckBase):
                                      f"body matches {self.body_not_matches.pattern!r}"))
         return found
 
+    def target(self) -> str:
+        return _target(self)
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Response:

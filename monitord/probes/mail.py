@@ -69,6 +69,9 @@ class Config(CheckBase):
     def target_port(self) -> int:
         return self.port or PORTS[(self.protocol, self.tls == "implicit")]
 
+    def target(self) -> str:
+        return f"{self.protocol.upper()} {net.host_port(self.host, self.target_port)}"
+
     def expectations(self) -> list[Expectation]:
         ready = wire.GREETING[self.protocol]
         found = [Expectation("greeting_ok", frozenset([True]),

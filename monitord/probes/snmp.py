@@ -122,6 +122,10 @@ class Config(CheckBase):
             raise ValueError("interfaces_matching: needs interfaces = true")
         return self
 
+    def metric_names(self) -> set[str]:
+        """The probe's own metrics and the names the admin gave in ``oids`` and ``rates``."""
+        return {*METRICS, *self.oids, *self.rates}
+
     def expectations(self) -> list[Expectation]:
         found = [Expectation(f"{name}_matches", frozenset([True]),
                              f"{name} does not match {pattern.pattern!r}")

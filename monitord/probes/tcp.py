@@ -32,6 +32,9 @@ class Config(CheckBase):
     send: str = ""
     expect_banner: Regex | None = None
 
+    def target(self) -> str:
+        return f"{self.host}:{self.port}"
+
     def expectations(self) -> list[Expectation]:
         if self.expect_banner is None:
             return []

@@ -51,6 +51,9 @@ class Config(CheckBase):
         ca_file_needs_verify(self.ca_file, self.verify_tls)
         return self
 
+    def target(self) -> str:
+        return _target(self)
+
     def default_thresholds(self) -> tuple[dict[str, Range], dict[str, Range]]:
         return ({"cert_days_left": parse_range(DEFAULT_WARN_DAYS)},
                 {"cert_days_left": parse_range(DEFAULT_CRIT_DAYS)})

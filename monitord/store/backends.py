@@ -23,8 +23,11 @@ SQLITE_PREFIX = "sqlite://"
 
 
 def sqlite_path(url: str) -> Path | None:
-    """The file of a ``sqlite:///PATH`` URL; None for any other URL."""
-    return Path(url[len(SQLITE_PREFIX) :]) if url.startswith(SQLITE_PREFIX) else None
+    """The file of a ``sqlite:///PATH`` URL (or ``sqlite:////PATH``, the form some tools
+    write for an absolute path); None for any other URL."""
+    if not url.startswith(SQLITE_PREFIX):
+        return None
+    return Path("/" + url[len(SQLITE_PREFIX) :].lstrip("/"))
 
 
 async def open_store(url: str, policy: Policy, password_file: str = "") -> Store:
@@ -71,7 +74,7 @@ def _sqlite_version(path: Path) -> int:
     if not path.exists():
         return 0
     try:
-        uri = f"file:{path}?mode=ro"
+        uri = f"{path.resolve().as_uri()}?mode=ro"
         with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=5.0)) as db:
             (version,) = db.execute("PRAGMA user_version").fetchone()
     except sqlite3.Error as e:

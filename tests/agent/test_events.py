@@ -91,7 +91,7 @@ def test_admin_template_overrides_the_stock_one(tmp_path: Path) -> None:
 def test_broken_admin_template_falls_back_to_the_stock_one(tmp_path: Path) -> None:
     (tmp_path / "problem.title.j2").write_text("{{ no_such_field }} {% if %}")
     title, _ = Renderer(str(tmp_path)).render("problem", _context())
-    assert title.startswith("P1 web1/site: CRITICAL - HTTP 502")
+    assert title.startswith("web1/site: CRITICAL - HTTP 502")
 
 
 @pytest.mark.parametrize(("text", "error"), [
@@ -102,7 +102,7 @@ def test_admin_template_failing_as_it_renders_falls_back_to_the_stock_one(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, text: str, error: str) -> None:
     (tmp_path / "problem.title.j2").write_text(text)
     title, _ = Renderer(str(tmp_path)).render("problem", _context())
-    assert title.startswith("P1 web1/site: CRITICAL - HTTP 502")
+    assert title.startswith("web1/site: CRITICAL - HTTP 502")
     assert f"template for problem events failed ({error}: " in caplog.text
 
 
@@ -110,7 +110,7 @@ def test_unreadable_admin_template_falls_back_to_the_stock_one(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / "problem.title.j2").write_bytes(b"\xff\xfe{{ check }}\x80")  # not UTF-8
     title, _ = Renderer(str(tmp_path)).render("problem", _context())
-    assert title.startswith("P1 web1/site: CRITICAL - HTTP 502")
+    assert title.startswith("web1/site: CRITICAL - HTTP 502")
     assert "(UnicodeDecodeError: " in caplog.text
 
 
@@ -124,7 +124,7 @@ def test_admin_template_without_read_permission_falls_back_to_the_stock_one(
         title, _ = Renderer(str(tmp_path)).render("problem", _context())
     finally:
         path.chmod(0o600)
-    assert title.startswith("P1 web1/site: CRITICAL - HTTP 502")
+    assert title.startswith("web1/site: CRITICAL - HTTP 502")
     assert "(PermissionError: " in caplog.text
 
 
@@ -143,7 +143,7 @@ def _context() -> dict[str, object]:
     return {
         "host": "web1", "check": outcome.check, "priority": outcome.priority,
         "status": "CRITICAL", "summary": outcome.result.summary, "reason": outcome.reason,
-        "recurring": False, "suppressed_by": None, "fix": "restart-service",
+        "recurring": False, "suppressed_by": None, "fix": "restart-service", "flapping": False,
         "failure": "", "steps": [{"fix": step.fix, "argv": list(step.argv),
                                   "ended": step.ended, "output": step.output,
                                   "reprobe_status": None, "reprobe_summary": ""}],

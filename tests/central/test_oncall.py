@@ -109,3 +109,18 @@ def test_overdue_unacknowledged_incidents_stand_out_and_are_counted() -> None:
 
 def test_no_footer_when_nothing_is_overdue() -> None:
     assert "OVERDUE" not in table([incident()], NOW)
+
+
+def test_show_prints_each_fix_transcript_once() -> None:
+    from monitord.oncall import details
+    from monitord.store.protocol import TimelineEntry
+
+    step = {"fix": "restart-service", "argv": ["/x/restart-service", "nginx"], "exit_code": 1,
+            "ended": "exit 1 in 0.3s", "output": "Job for nginx.service failed\n"}
+    told = TimelineEntry(NOW, "problem", "web1", "What was tried:\n1. restart-service: "
+                         "/x/restart-service nginx\n   output:\n      Job for nginx.service "
+                         "failed", "e1", (step,))
+    bare = TimelineEntry(NOW, "problem", "web1", "HTTP 502", "e2", (step,))
+    for entry in (told, bare):
+        shown = details(dataclasses.replace(incident(), timeline=(entry,)), NOW)
+        assert shown.count("Job for nginx.service failed") == 1, shown

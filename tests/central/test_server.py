@@ -204,3 +204,17 @@ def test_bad_listen_override_is_one_clear_line(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr == ('monitord: --listen: expected "HOST:PORT" like "127.0.0.1:8460" '
                            'or "[::1]:8460", got "127.0.0.1"\n')
+
+
+@pytest.mark.parametrize("slashes", ["///", "////"])
+def test_migrate_takes_both_spellings_of_an_absolute_sqlite_path(
+        tmp_path: Path, slashes: str) -> None:
+    config = tmp_path / "central.toml"
+    config.write_text(f'[central]\nstore_url = "sqlite:{slashes}{str(tmp_path).lstrip("/")}'
+                      '/central.db"\n')
+    first = central("migrate", "-c", str(config))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.endswith("applied schema version 1, schema version 2\n")
+    assert (tmp_path / "central.db").is_file()
+    again = central("migrate", "-c", str(config))
+    assert again.stdout.endswith(": the schema is up to date; nothing to do\n")

@@ -185,16 +185,17 @@ async def test_method_headers_and_body_are_sent(ctx: ProbeContext, site: str) ->
 async def test_answer_slower_than_timeout_is_critical_timed_out(
     ctx: ProbeContext, site: str
 ) -> None:
-    result = await run_http(ctx, f"{site}/slow?seconds=30", timeout="1s")
+    result = await run_http(ctx, f"{site}/slow?seconds=30", timeout="1s",
+                            host_header="shop.example")
     assert result.status is Status.CRITICAL
-    assert result.summary == "timed out after 1s"
+    assert result.summary == f"{site}/slow?seconds=30 (Host: shop.example): timed out after 1s"
 
 
 async def test_server_that_never_answers_times_out(ctx: ProbeContext) -> None:
     async with serve_tcp(silent) as port:
         result = await run_http(ctx, f"http://127.0.0.1:{port}/", timeout="1s")
     assert result.status is Status.CRITICAL
-    assert result.summary == "timed out after 1s"
+    assert result.summary == f"http://127.0.0.1:{port}/: timed out after 1s"
 
 
 async def test_closed_port_is_critical_connection_refused(ctx: ProbeContext) -> None:
