@@ -124,5 +124,6 @@ def test_snmp_thresholds_may_name_the_oids_and_rates_the_check_names(tmp_path: P
     check = load_config(main).check("router")
     assert set(check.warn) == {"cpu_load", "wan_in"}
     main.write_text(main.read_text().replace("warn = { cpu_load", "warn = { cpu_lod"))
-    with pytest.raises(ConfigError, match=r'warn\.cpu_lod: unknown metric.*did you mean "cpu_load"'):
+    expected = r'warn\.cpu_lod: unknown metric.*did you mean "cpu_load"'
+    with pytest.raises(ConfigError, match=expected):
         load_config(main)
