@@ -96,12 +96,27 @@ class OutboxConfig(StrictModel):
 class HeartbeatConfig(StrictModel):
     every: Duration = 60.0
 
+    @field_validator("every")
+    @classmethod
+    def _at_most_a_day(cls, value: float) -> float:
+        if value > 86400:   # the store's bound on a heartbeat's interval
+            raise ValueError("expected a duration of at most 1d")
+        return value
+
 
 class StatusConfig(StrictModel):
     """The local status endpoint: "127.0.0.1:PORT", "unix:/PATH", or "" for none."""
 
     listen: str = Field(default="127.0.0.1:8461",
                         pattern=r"^(|unix:/.+|(127\.0\.0\.1|localhost|\[::1\]):\d{1,5})$")
+
+    @field_validator("listen")
+    @classmethod
+    def _port(cls, value: str) -> str:
+        port = value.rpartition(":")[2]
+        if value and not value.startswith("unix:") and not 1 <= int(port) <= 65535:
+            raise ValueError("expected a port from 1 to 65535")
+        return value
 
 
 class TemplatesConfig(StrictModel):
@@ -214,7 +229,7 @@ def _includes(loader: _Loader, main: Path, data: dict[str, Any], agent: AgentCon
         full = main.parent / pattern
         if glob.has_magic(pattern):
             paths.extend(Path(p) for p in sorted(glob.glob(str(full))))
-        elif full.exists():
+        elif full.exists() or full.is_symlink():   # a broken or looping link says why
             paths.append(full)
         else:
             loader.fail(main, f"include: {found(pattern)} does not exist")
@@ -248,7 +263,7 @@ def _validate_checks(
     for index, (path, raw) in enumerate(loader.raw_checks):
         label = _label(raw, index)
         kind = raw.get("probe")
-        if kind not in REGISTRY:
+        if not isinstance(kind, str) or kind not in REGISTRY:
             loader.fail(path, f"{label}: probe: {_probe_problem(kind)}")
             continue
         model = REGISTRY[kind].config
@@ -286,9 +301,16 @@ def _cross_check(loader: _Loader, checks: list[CheckBase], sources: dict[str, Pa
                     loader.fail(where, f"{label}: {key}.{metric}: unknown metric for probe "
                                 f"{found(check.probe)}{suggest(metric, known)}"
                                 f" (known: {', '.join(known)})")
-    for cycle in _cycles(checks):
+    cycles = _cycles(checks)
+    for cycle in cycles:
+        shown = cycle if len(cycle) <= 12 else [*cycle[:10], "...", cycle[-1]]
         loader.fail(sources[cycle[0]], f'check "{cycle[0]}": depends_on: dependency cycle '
-                    + " -> ".join(cycle))
+                    + " -> ".join(shown) + (f" ({len(cycle) - 1} checks)" if len(cycle) > 12
+                                            else ""))
+    if not cycles:
+        for name, depth in _too_deep(checks)[:1]:
+            loader.fail(sources[name], f'check "{name}": depends_on: a chain of {depth} checks '
+                        f"is too deep (at most {MAX_DEPTH})")
 
 
 def _check_ladders(
@@ -314,26 +336,52 @@ def _needs(command: str) -> tuple[str, ...]:
     return ("stop", "start") if command == "restart" else (command,)
 
 
+MAX_DEPTH = 32    # checks in one chain of depends_on: deeper is a generated mistake
+
+
 def _cycles(checks: list[CheckBase]) -> list[list[str]]:
-    parents = {c.name: c.depends_on for c in checks}
+    """Every cycle of depends_on, found without recursion (a chain of thousands is data,
+    not a reason to crash)."""
+    parents = {c.name: [p for p in c.depends_on if p in {x.name for x in checks}]
+               for c in checks}
     state: dict[str, str] = {}
     cycles: list[list[str]] = []
-
-    def visit(node: str, path: list[str]) -> None:
-        state[node] = "visiting"
-        path.append(node)
-        for parent in parents[node]:
-            if state.get(parent) == "visiting":
+    for root in sorted(parents):
+        if root in state:
+            continue
+        path, stack = [root], [iter(parents[root])]
+        state[root] = "visiting"
+        while stack:
+            parent = next(stack[-1], None)
+            if parent is None:
+                state[path.pop()] = "done"
+                stack.pop()
+            elif state.get(parent) == "visiting":
                 cycles.append([*path[path.index(parent) :], parent])
-            elif parent in parents and parent not in state:
-                visit(parent, path)
-        path.pop()
-        state[node] = "done"
-
-    for name in sorted(parents):
-        if name not in state:
-            visit(name, [])
+            elif parent not in state:
+                state[parent] = "visiting"
+                path.append(parent)
+                stack.append(iter(parents[parent]))
     return cycles
+
+
+def _too_deep(checks: list[CheckBase]) -> list[tuple[str, int]]:
+    """Checks whose chain of parents is longer than MAX_DEPTH (cycles aside)."""
+    parents = {c.name: c.depends_on for c in checks}
+    depth: dict[str, int] = {}
+    for name in sorted(parents):
+        stack = [name]
+        while stack:
+            node = stack[-1]
+            pending = [p for p in parents.get(node, []) if p in parents and p not in depth
+                       and p not in stack]
+            if pending:
+                stack.append(pending[0])
+                continue
+            depth[node] = 1 + max((depth.get(p, 0) for p in parents.get(node, [])
+                                   if p in depth), default=0)
+            stack.pop()
+    return [(n, d) for n, d in sorted(depth.items()) if d > MAX_DEPTH]
 
 
 def _label(raw: dict[str, Any], index: int) -> str:

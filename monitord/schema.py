@@ -11,9 +11,12 @@ reported; ``section`` validates one table of a file against its model.
 from __future__ import annotations
 
 import difflib
+import errno
 import json
+import math
 import os
 import re
+import stat
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -37,6 +40,12 @@ from monitord.ranges import Range, parse_range
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 MAX_SECRET_BYTES = 4096    # a password or key file is one short line, never a dump
+MAX_CONFIG_BYTES = 4 * 2**20     # a config file larger than this is a mistake, not a config
+MAX_NESTING = 16                 # tables and arrays within each other in a config
+MAX_INTEGER = 2**63 - 1          # TOML's own bound; beyond it a number is a typo
+MAX_DURATION = 366 * 86400.0     # a year: longer durations are typos (or infinity)
+MAX_REPEAT = 1000                # {n} in a regular expression: larger ones run away
+MAX_PATTERN_CHARS = 2000
 
 
 # --- field types --------------------------------------------------------------------------
@@ -44,7 +53,10 @@ MAX_SECRET_BYTES = 4096    # a password or key file is one short line, never a d
 def _duration_or_zero(value: object) -> float:
     if not isinstance(value, str):
         raise ValueError('expected a duration like "500ms", "30s", "5m" or "2h"')
-    return parse_duration(value)
+    seconds = parse_duration(value)
+    if seconds > MAX_DURATION:
+        raise ValueError("expected a duration of at most a year")
+    return seconds
 
 
 def _duration(value: object) -> float:
@@ -54,12 +66,22 @@ def _duration(value: object) -> float:
     return seconds
 
 
+_REPEAT = re.compile(r"\{(\d+)(?:,(\d*))?\}")
+
+
 def _regex(value: object) -> re.Pattern[str]:
     if not isinstance(value, str):
         raise ValueError("expected a regular expression as a string")
+    if len(value) > MAX_PATTERN_CHARS:
+        raise ValueError(f"expected a regular expression of at most {MAX_PATTERN_CHARS} "
+                         "characters")
+    counts = [int(n) for match in _REPEAT.finditer(value) for n in match.groups() if n]
+    if counts and max(counts) > MAX_REPEAT:
+        raise ValueError(f"a repetition of {max(counts)} runs away; expected at most "
+                         f"{MAX_REPEAT}")
     try:
         return re.compile(value)
-    except re.error as e:
+    except (re.error, OverflowError, RecursionError) as e:
         raise ValueError(f"not a valid regular expression ({e})") from None
 
 
@@ -242,7 +264,7 @@ def show_path(path: Path) -> str:
     """``path`` relative to the working directory when it is below it."""
     try:
         return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
+    except (ValueError, OSError, RuntimeError):   # not below it; a loop of links
         return str(path)
 
 
@@ -260,20 +282,88 @@ class Loader:
         self.problems.append(f"{show_path(where)}: {message}")
 
     def read(self, path: Path) -> dict[str, Any] | None:
+        """The TOML document in ``path``; None after recording why it cannot be used."""
         try:
-            with path.open("rb") as f:
-                data = tomllib.load(f)
-        except FileNotFoundError:
-            self.problems.append(f"{show_path(path)}: no such file")
-            return None
-        except OSError as e:
-            self.problems.append(f"{show_path(path)}: cannot read: {e.strerror}")
+            text = read_config_file(path)
+            data = tomllib.loads(text)
+        except ConfigFileError as e:
+            self.problems.append(f"{show_path(path)}: {e}")
             return None
         except tomllib.TOMLDecodeError as e:
             self.problems.append(f"{show_path(path)}: {toml_problem(e)}")
             return None
+        except RecursionError:
+            self.problems.append(f"{show_path(path)}: tables and arrays are nested too deeply "
+                                 f"(at most {MAX_NESTING} levels)")
+            return None
+        problem = _unusable(data)
+        if problem:
+            self.problems.append(f"{show_path(path)}: {problem}")
+            return None
         self.files.append(path)
         return data
+
+
+class ConfigFileError(Exception):
+    """A config file that cannot be read as text; the message says why."""
+
+
+def read_config_file(path: Path) -> str:
+    """The text of ``path``: a regular file (following symlinks), UTF-8, and not huge.
+
+    Opened without blocking, so a FIFO or a device named by mistake (or by an include's
+    glob) is refused at once instead of hanging the reload that reads it.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise ConfigFileError("no such file") from None
+    except OSError as e:
+        raise ConfigFileError(f"cannot read: {_os_reason(e)}") from None
+    with os.fdopen(fd, "rb") as f:
+        kind = _file_kind(os.fstat(fd).st_mode)
+        if kind:
+            raise ConfigFileError(f"not a regular file ({kind}); expected a TOML file")
+        raw = f.read(MAX_CONFIG_BYTES + 1)
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigFileError(f"larger than {MAX_CONFIG_BYTES // 2**20} MiB; expected a "
+                              "config file")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise ConfigFileError(f"line {line}: not UTF-8 text (byte 0x{raw[e.start]:02x})") \
+            from None
+
+
+def _os_reason(error: OSError) -> str:
+    if error.errno == errno.ELOOP:
+        return "a loop of symbolic links"
+    return (error.strerror or str(error)).lower()
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISREG(mode):
+        return ""
+    kinds = {stat.S_ISFIFO: "a FIFO", stat.S_ISCHR: "a character device",
+             stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket",
+             stat.S_ISDIR: "a directory"}
+    return next((name for test, name in kinds.items() if test(mode)), "not a file")
+
+
+def _unusable(data: object, depth: int = 0) -> str:
+    """What makes parsed TOML unusable as a config: nesting too deep, a number too large."""
+    if depth > MAX_NESTING:
+        return f"tables and arrays are nested too deeply (at most {MAX_NESTING} levels)"
+    if isinstance(data, dict):
+        return next(filter(None, (_unusable(v, depth + 1) for v in data.values())), "")
+    if isinstance(data, list):
+        return next(filter(None, (_unusable(v, depth + 1) for v in data)), "")
+    if isinstance(data, int) and not isinstance(data, bool) and abs(data) > MAX_INTEGER:
+        return f"a number of {len(str(abs(data)))} digits is too large"
+    if isinstance(data, float) and (math.isnan(data) or math.isinf(data)):
+        return "nan and inf are not numbers a config can use"
+    return ""
 
 
 def toml_problem(error: tomllib.TOMLDecodeError) -> str:

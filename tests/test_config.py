@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -126,4 +127,34 @@ def test_snmp_thresholds_may_name_the_oids_and_rates_the_check_names(tmp_path: P
     main.write_text(main.read_text().replace("warn = { cpu_load", "warn = { cpu_lod"))
     expected = r'warn\.cpu_lod: unknown metric.*did you mean "cpu_load"'
     with pytest.raises(ConfigError, match=expected):
+        load_config(main)
+
+
+def test_an_include_that_is_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "checks.toml")        # reading it would wait for a writer forever
+    main = tmp_path / "monitord.toml"
+    main.write_text('include = ["checks.toml"]\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(main)
+    assert caught.value.problems == [
+        f"{tmp_path / 'checks.toml'}: not a regular file (a FIFO); expected a TOML file"]
+
+
+def test_an_include_that_loops_through_symlinks_says_so(tmp_path: Path) -> None:
+    (tmp_path / "a.toml").symlink_to(tmp_path / "b.toml")
+    (tmp_path / "b.toml").symlink_to(tmp_path / "a.toml")
+    main = tmp_path / "monitord.toml"
+    main.write_text('include = ["a.toml"]\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(main)
+    assert caught.value.problems == [f"{tmp_path / 'a.toml'}: cannot read: a loop of "
+                                     "symbolic links"]
+
+
+def test_a_long_chain_of_dependencies_is_refused_without_recursion(tmp_path: Path) -> None:
+    main = tmp_path / "monitord.toml"
+    main.write_text("".join(f'[[check]]\nname = "c{i}"\nprobe = "load"\n'
+                            + (f'depends_on = ["c{i - 1}"]\n' if i else "")
+                            for i in range(3000)))
+    with pytest.raises(ConfigError, match=r"a chain of \d+ checks is too deep \(at most 32\)"):
         load_config(main)

@@ -22,6 +22,7 @@ from monitord.errors import ConfigError, MonitordError
 from monitord.signals import handle_signals
 
 log = logging.getLogger("monitord")
+RELOAD_READ_SECONDS = 30.0
 
 
 async def serve(config: Config, load: Callable[[], Config]) -> None:
@@ -80,16 +81,24 @@ async def _run_until_replaced(agent: Agent, load: Callable[[], Config], stop: as
 
 async def _validated(load: Callable[[], Config], notifier: Notifier,
                      agent: Agent) -> Config | None:
+    """The new config, or None (logged, and in STATUS) when it cannot be used: whatever
+    goes wrong while reading it, the running config stays."""
     notifier.send("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
     try:
-        return await asyncio.to_thread(load)
+        async with asyncio.timeout(RELOAD_READ_SECONDS):
+            return await asyncio.to_thread(load)
     except ConfigError as e:
-        first = e.problems[0] if e.problems else "invalid config"
-        more = f" (and {len(e.problems) - 1} more)" if len(e.problems) > 1 else ""
-        for problem in e.problems:
-            log.error("monitord: reload refused, the running config stays: %s", problem)
-        notifier.ready(f"reload refused: {first}{more}; {agent.status_line()}")
-        return None
+        problems = e.problems or ["invalid config"]
+    except TimeoutError:
+        problems = [f"reading the config took longer than {RELOAD_READ_SECONDS:g}s"]
+    except Exception as e:   # a reload must never end the daemon
+        log.exception("monitord: reading the new config failed unexpectedly")
+        problems = [f"reading the config failed: {type(e).__name__}: {e}"]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    for problem in problems:
+        log.error("monitord: reload refused, the running config stays: %s", problem)
+    notifier.ready(f"reload refused: {problems[0]}{more}; {agent.status_line()}")
+    return None
 
 
 async def _first(stop: asyncio.Event, reload: asyncio.Event,

@@ -42,7 +42,7 @@ def test_reload_that_cannot_start_goes_back_to_the_running_config(tmp_path: Path
             proc.send_signal(signal.SIGHUP)
             lines = read_until(proc, "going back to the previous config")
             assert "cannot read" in lines[-1] and "missing-token" in lines[-1]
-            read_until(proc, "watching 1 checks")  # the old config runs again
+            read_until(proc, "watching 1 check ")  # the old config runs again
             assert proc.poll() is None
             proc.send_signal(signal.SIGTERM)
             read_until(proc, "monitord: stopped")
