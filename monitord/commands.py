@@ -1,6 +1,8 @@
 """The one code path that runs a subprocess (fix scripts, start/stop commands, plugins).
 
-No shell: ``argv`` is executed as given. The child gets its own session (so its own
+No shell: ``argv`` is executed as given, and only if the program passes ``trust``'s rule
+(owned by root, writable by nobody else, all the way up its path and its links' targets);
+otherwise it is refused with the reason. The child gets its own session (so its own
 process group), a scrubbed environment (PATH, LANG and what the caller adds: never
 NOTIFY_SOCKET, WATCHDOG_*, credentials or anything else of the daemon's), no stdin, and
 its stdout and stderr merged and captured up to ``max_output`` bytes (the rest is read
@@ -19,7 +21,8 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+from monitord.trust import SAFE_PATH, command_path, unsafe_reason
+
 CHUNK = 65536
 AFTER_EXIT_READ_SECONDS = 1.0  # a daemonized grandchild may keep the pipe open
 EXIT_POLL_SECONDS = 0.02
@@ -69,6 +72,9 @@ async def run_command(
 ) -> CommandResult:
     """Run ``argv`` to completion or until ``timeout``; never raises for the child's faults."""
     start = time.monotonic()
+    reason = await asyncio.to_thread(_refusal, argv)
+    if reason:
+        return CommandResult(tuple(argv), None, 0.0, "", error=f"refused: {reason}")
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
@@ -149,3 +155,10 @@ async def _kill_group(proc: asyncio.subprocess.Process, grace: float) -> None:
 def _signal_group(pgid: int, signum: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
+
+
+def _refusal(argv: Sequence[str]) -> str:
+    """Why ``argv``'s program must not run as root ("" when it may). A program that is not
+    there is left to exec, which says so in its own words."""
+    program = command_path(argv[0]) if argv else None
+    return unsafe_reason(program) if program and os.path.lexists(program) else ""

@@ -11,10 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from monitord.durations import format_duration
+from monitord.trust import unsafe_reason
 
 if TYPE_CHECKING:
     import jinja2
@@ -30,6 +32,9 @@ class Renderer:
 
     The texts are plain text; probe output in them is untrusted, so whatever shows them as
     HTML escapes them (templates whose name ends in ``.html`` are autoescaped here too).
+    Templates run in jinja2's sandbox (no attribute of Python's insides is reachable from
+    one), and an admin's template file is used only if ``trust`` finds that nobody but
+    root could have written it: the daemon renders it as root.
     """
 
     def __init__(self, admin_dir: str, stock_dir: Path, what: str = "events") -> None:
@@ -55,7 +60,7 @@ class Renderer:
         if self._env is None or self._stock is None:
             import jinja2
 
-            admin = jinja2.FileSystemLoader(self.admin_dir)
+            admin = _vetted_loader(self.admin_dir)
             stock = jinja2.FileSystemLoader(self.stock_dir)
             self._env = _environment(jinja2.ChoiceLoader([admin, stock]))
             self._stock = _environment(stock)
@@ -68,10 +73,31 @@ def _render(env: jinja2.Environment, kind: str, context: dict[str, Any]) -> tupl
     return " ".join(title.split())[:MAX_TITLE_CHARS], body.strip()[:MAX_BODY_CHARS]
 
 
-def _environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
+def _vetted_loader(directory: str) -> jinja2.BaseLoader:
+    """A loader of ``directory`` that refuses a file anybody but root could have changed."""
     import jinja2
 
-    return jinja2.Environment(
+    class Vetted(jinja2.FileSystemLoader):
+        def get_source(self, environment: jinja2.Environment,
+                       template: str) -> tuple[str, str, Callable[[], bool]]:
+            source, path, uptodate = super().get_source(environment, template)
+            reason = unsafe_reason(path)
+            if reason:
+                raise UntrustedTemplate(f"refused {path}: {reason}")
+            return source, path, uptodate
+
+    return Vetted(directory)
+
+
+class UntrustedTemplate(Exception):
+    """An admin's template file that others could have written: not rendered as root."""
+
+
+def _environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
+    import jinja2
+    from jinja2.sandbox import SandboxedEnvironment
+
+    return SandboxedEnvironment(
         loader=loader,
         autoescape=jinja2.select_autoescape(enabled_extensions=("html",),
                                             default_for_string=False, default=False),

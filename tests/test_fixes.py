@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from monitord.fixes import available_fixes, find_fix, run_fix, stock_dir, unsafe_reason
+from monitord.fixes import available_fixes, find_fix, run_fix, stock_dir
+from monitord.trust import unsafe_reason
 
 
 def make_fix(directory: Path, name: str, body: str = "echo from $0", mode: int = 0o755) -> Path:

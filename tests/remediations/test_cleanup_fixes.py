@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from monitord.commands import SAFE_PATH, CommandResult, run_command
-from monitord.fixes import unsafe_reason
+from monitord.trust import unsafe_reason
 from tests.conftest import unavailable
 
 FIXES = Path(__file__).resolve().parents[2] / "remediations"
