@@ -204,11 +204,12 @@ class Agent:
     """
 
     def __init__(self, running: Processes, directory: Path, central: Central, settings: str,
-                 host: str = HOST, batch: int = 100) -> None:
+                 host: str = HOST, batch: int = 100, min_free_bytes: int = 0,
+                 state_dir: Path | None = None) -> None:
         self.running = running
         directory.mkdir(parents=True, exist_ok=True)
-        self.state_dir = directory / "state"
-        self.outbox = self.state_dir / "outbox.db"
+        self.state_dir = state_dir or directory / "state"
+        self.outbox = self.state_dir / "state.db"     # the outbox is in the state file
         self.log = directory / "agent.log"
         token = directory / "token"
         token.write_text(central.add_agent(host) + "\n")
@@ -217,7 +218,7 @@ class Agent:
         self.config.write_text(
             f'[agent]\nhost = "{host}"\nstart_rate = 1000.0\n'
             f'[store]\nurl = "{central.url}"\ntoken_file = "{token}"\n'
-            f"[outbox]\nmin_free_bytes = 0\nbatch = {batch}\n{settings}\n")
+            f"[outbox]\nmin_free_bytes = {min_free_bytes}\nbatch = {batch}\n{settings}\n")
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> subprocess.Popen[bytes]:

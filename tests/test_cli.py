@@ -163,7 +163,7 @@ timeout = "9m"
         with subprocess.Popen([sys.executable, "-m", "monitord", "run", "-c", str(config)],
                               cwd=ROOT, stderr=subprocess.PIPE, text=True, env=env) as proc:
             try:
-                read_until(proc, "watching 1 checks")
+                read_until(proc, "watching 1 check ")
                 proc.send_signal(signal.SIGTERM)
                 read_until(proc, "monitord: stopping")  # waits for the hung probe...
                 proc.send_signal(signal.SIGTERM)

@@ -3,6 +3,13 @@
 Two senders: ``EmbeddedSender`` applies events to a store in this process (the default:
 an SQLite file beside the agent's state), ``HttpSender`` posts them to a central service.
 A batch is removed from the outbox only after the store accepted it.
+
+A store that is down or slow (a network error, a 5xx, a 401 for a token being replaced)
+is waited for with backoff. A store that refuses a batch (a 4xx) is refusing something in
+it: the batch is split in halves until the event it refuses is alone, that event goes to
+the outbox's dead letters with the store's answer (``on_dead`` hears of it: the daemon
+raises a problem of its own), and everything else is delivered in order. One bad event
+never holds back the rest.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
@@ -44,6 +52,8 @@ class EmbeddedSender:
             await self.store.apply(events, utc_now())
         except (StateError, OSError, TimeoutError) as e:
             raise DeliveryError(f"the incident store failed: {e}") from None
+        except (ValueError, TypeError, OverflowError) as e:   # the events', not the store's
+            raise Rejected(f"the incident store refused it: {e}") from None
 
 
 class HttpSender:
@@ -70,18 +80,23 @@ class HttpSender:
             raise DeliveryError(f"cannot reach {self.endpoint}: {e or type(e).__name__}") from None
         if 200 <= status < 300:
             return
-        if status in (400, 413) and len(events) == 1:
-            raise Rejected(f"{self.endpoint} refused event {events[0].id}: {status} {text}")
+        if 400 <= status < 500 and status not in (401, 403, 408, 429):
+            raise Rejected(f"{self.endpoint} refused it: {status} {text}")
         raise DeliveryError(f"{self.endpoint} answered {status}: {text}")
+
+
+DeadHandler = Callable[[Event, str], Awaitable[None]]
 
 
 class Deliverer:
     """Moves events from the outbox to a sender until cancelled."""
 
-    def __init__(self, outbox: Outbox, sender: Sender, batch: int = BATCH) -> None:
+    def __init__(self, outbox: Outbox, sender: Sender, batch: int = BATCH,
+                 on_dead: DeadHandler | None = None) -> None:
         self.outbox = outbox
         self.sender = sender
         self.batch = batch
+        self.on_dead = on_dead
         self.sent = 0
         self.failing_since: str | None = None
         self._wake = asyncio.Event()
@@ -114,36 +129,36 @@ class Deliverer:
                     pass
 
     async def deliver_once(self) -> int:
-        """Send one batch; the number of events the store took (0 when empty)."""
+        """Send one batch; how many events left the outbox (0 when it was empty)."""
         async with asyncio.timeout(IO_TIMEOUT):
             rows = await asyncio.to_thread(self.outbox.peek, self.batch)
         if not rows:
             return 0
-        events = [event for _, event in rows]
+        return await self._deliver(rows)
+
+    async def _deliver(self, rows: list[tuple[int, Event]]) -> int:
+        """Send ``rows``; a refused batch is split until the refused event is alone."""
         try:
-            await self.sender.send(events)
+            await self.sender.send([event for _, event in rows])
         except Rejected as e:
-            log.error("%s; dropping it", e)
-        except DeliveryError:
-            if len(rows) > 1 and isinstance(self.sender, HttpSender):
-                return await self._one_by_one(rows)
-            raise
+            if len(rows) == 1:
+                await self._bury(*rows[0], str(e))
+                return 1
+            half = len(rows) // 2
+            return await self._deliver(rows[:half]) + await self._deliver(rows[half:])
         async with asyncio.timeout(IO_TIMEOUT):
             await asyncio.to_thread(self.outbox.remove, [seq for seq, _ in rows])
         self.sent += len(rows)
         return len(rows)
 
-    async def _one_by_one(self, rows: list[tuple[int, Event]]) -> int:
-        """A refused batch may hold one bad event: find it instead of retrying forever."""
-        seq, event = rows[0]
-        try:
-            await self.sender.send([event])
-        except Rejected as e:
-            log.error("%s; dropping it", e)
+    async def _bury(self, seq: int, event: Event, answer: str) -> None:
+        log.error("the store refused event %s (%s %s) for good: %s; it is kept in the "
+                  "outbox's dead letters, and the events behind it go on", event.id,
+                  event.kind, event.key, answer)
         async with asyncio.timeout(IO_TIMEOUT):
-            await asyncio.to_thread(self.outbox.remove, [seq])
-        self.sent += 1
-        return 1
+            await asyncio.to_thread(self.outbox.bury, seq, event, answer, time.time())
+        if self.on_dead is not None:
+            await self.on_dead(event, answer)
 
     async def flush(self, timeout: float) -> int:
         """Deliver what can be delivered within ``timeout`` (at shutdown); events left."""

@@ -11,7 +11,7 @@ from typing import Any
 
 from monitord.agent.healer import Outcome
 from monitord.events import Event, EventKind, Step, new_id, utc_now
-from monitord.model import Result
+from monitord.model import Priority, Result, Status
 from monitord.texts import TEMPLATES, Renderer
 
 STOCK_TEMPLATES = TEMPLATES / "events"
@@ -49,6 +49,15 @@ class EventMaker:
             recurring=outcome.recurring, suppressed_by=outcome.suppressed_by, steps=steps,
             flapping=outcome.flapping,
         )
+
+    def undeliverable(self, refused: Event, answer: str, check: str) -> Event:
+        """A problem of the agent's own: the store refused ``refused`` for good. Its
+        priority is at least P3, and the priority of a problem it lost."""
+        priority = min(refused.priority or Priority.P3, Priority.P3)
+        reason = f"the store refused event {refused.id} ({refused.kind} {refused.key}): {answer}"
+        outcome = Outcome("problem", check, priority, reason[:2000],
+                          Result(Status.WARNING, "an event could not be delivered"))
+        return self.from_outcome(outcome)
 
     def recovery(self, check: str, result: Result) -> Event:
         context = {"host": self.host, "check": check, "summary": result.summary}

@@ -1,7 +1,10 @@
-"""The agent's SQLite file under state_dir: check states, heal runs and maintenance windows.
+"""The agent's SQLite file under state_dir: check states, heal runs, maintenance windows,
+and the outbox's tables (``agent/outbox.py`` writes them on this same connection).
 
-The daemon and the ``monitord maintenance`` command share the file (WAL mode, a busy
-timeout), so a maintenance window set from the shell is seen by the next decision.
+One file, so that a check's state and the event of the same transition are written in
+one transaction (``Outbox.put(event, states)``): no kill can separate them. The daemon
+and the ``monitord maintenance`` command share the file (WAL mode, a busy timeout), so a
+maintenance window set from the shell is seen by the next decision.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from monitord.errors import StateError
 from monitord.probes.base import CheckBase
 from monitord.sqlitefile import connect, immediate
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS check_state (
         name TEXT PRIMARY KEY,
@@ -36,8 +39,21 @@ SCHEMA = (
         reason TEXT NOT NULL,
         owner TEXT NOT NULL,
         set_at REAL NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        body TEXT NOT NULL,
+        size INTEGER NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS dead_letter (
+        seq INTEGER PRIMARY KEY,         -- the event's place in the outbox, kept
+        kind TEXT NOT NULL,
+        body TEXT NOT NULL,
+        answer TEXT NOT NULL,            -- what the store said when it refused it
+        at REAL NOT NULL)""",
 )
 HOST_SCOPE = "*"
+SAVE_STATE = """INSERT INTO check_state (name, data, updated_at) VALUES (:name, :data, :now)
+    ON CONFLICT (name) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at"""
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -73,7 +89,8 @@ class StateStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.RLock()
-        self._db = connect(path, "the state file")
+        # FULL: a committed outbox row must survive a power cut.
+        self._db = connect(path, "the state file", synchronous="FULL", busy_seconds=10.0)
         try:
             self._migrate()
         except sqlite3.Error as e:
@@ -110,15 +127,7 @@ class StateStore:
 
     @_locked
     def save(self, states: list[CheckState], now: float) -> None:
-        rows: list[dict[str, object]] = [
-            {"name": s.name, "data": json.dumps(s.to_dict()), "now": now} for s in states
-        ]
-        self._write(
-            "INSERT INTO check_state (name, data, updated_at) VALUES (:name, :data, :now) "
-            "ON CONFLICT (name) DO UPDATE SET data = excluded.data, "
-            "updated_at = excluded.updated_at",
-            rows,
-        )
+        self._write(SAVE_STATE, state_rows(states, now))
 
     @_locked
     def forget(self, keep: set[str]) -> None:
@@ -183,6 +192,19 @@ class StateStore:
         return {c.name: max(c.heal_budget - len(self.heal_runs_since(
             c.name, now - c.heal_window)), 0) for c in checks}
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The file's connection, for the outbox's tables; use it under ``lock``."""
+        return self._db
+
+    @property
+    def lock(self) -> threading.RLock:
+        return self._lock
+
     @_locked
     def close(self) -> None:
         self._db.close()
+
+
+def state_rows(states: list[CheckState], now: float) -> list[dict[str, object]]:
+    return [{"name": s.name, "data": json.dumps(s.to_dict()), "now": now} for s in states]

@@ -43,27 +43,35 @@ async def sender(api: Api) -> AsyncIterator[HttpSender]:
         yield HttpSender(str(api.client.make_url("/")), api.agents["web1"], session)
 
 
-async def test_a_refused_batch_is_split_and_only_the_bad_event_is_dropped(
+async def test_a_refused_event_goes_to_the_dead_letters_and_the_rest_in_order(
         tmp_path: Path, api: Api, sender: HttpSender, caplog: pytest.LogCaptureFixture) -> None:
-    outbox = Outbox(tmp_path / "outbox.db")
+    outbox = Outbox(tmp_path / "state.db")
     poison = problem("huge", body="x" * (SMALL_BODY_LIMIT * 2))   # too large on its own
-    for event in (problem("first"), poison, problem("last")):
+    for event in (problem("first"), problem("second"), poison, problem("last")):
         outbox.put(event)
-    deliverer = Deliverer(outbox, sender, batch=10)
-    for _ in range(5):                                  # bounded: three rows at most
+    told: list[tuple[Event, str]] = []
+
+    async def on_dead(event: Event, answer: str) -> None:
+        told.append((event, answer))
+
+    deliverer = Deliverer(outbox, sender, batch=10, on_dead=on_dead)
+    for _ in range(5):                                  # bounded: four rows at most
         if not await deliverer.deliver_once():
             break
     assert outbox.depth() == 0
-    opened = {i.check for i in await api.store.incidents()}
-    assert opened == {"first", "last"}
-    assert f"refused event {poison.id}" in caplog.text
-    assert deliverer.sent == 3      # every row left the outbox; the bad one was logged
+    opened = [i.check for i in sorted(await api.store.incidents(), key=lambda i: i.id)]
+    assert opened == ["first", "second", "last"]        # the rest, in order
+    [(dead, answer)] = outbox.dead_letters()
+    assert dead.id == poison.id and "413" in answer
+    assert [(e.id, a) for e, a in told] == [(poison.id, answer)]
+    assert deliverer.sent == 3 and outbox.counters.dead == 1
+    assert caplog.text.count(f"refused event {poison.id}") == 1   # logged once
 
 
 async def test_a_batch_that_only_fails_for_a_while_is_kept_whole(
         tmp_path: Path, sender: HttpSender) -> None:
     """A service that is down is not a bad event: nothing is dropped, nothing split off."""
-    outbox = Outbox(tmp_path / "outbox.db")
+    outbox = Outbox(tmp_path / "state.db")
     for check in ("a", "b"):
         outbox.put(problem(check))
     async with aiohttp.ClientSession() as session:
@@ -77,7 +85,7 @@ async def test_a_batch_that_only_fails_for_a_while_is_kept_whole(
 def test_an_unreadable_row_is_dropped_counted_and_the_rest_comes_out(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.ERROR)
-    path = tmp_path / "outbox.db"
+    path = tmp_path / "state.db"
     outbox = Outbox(path)
     outbox.put(problem("before"))
     # A row another version wrote, or a damaged one: not an event any more.
