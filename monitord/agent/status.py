@@ -122,10 +122,16 @@ class AgentCollector(Collector):
         dropped = CounterMetricFamily("monitord_outbox_dropped",
                                       "Events dropped because the outbox was full",
                                       labels=["kind"])
-        counters = agent.outbox.counters.dropped if agent.outbox is not None else {}
-        for kind, count in sorted(counters.items()):
+        counters = agent.outbox.counters if agent.outbox is not None else None
+        for kind, count in sorted((counters.dropped if counters else {}).items()):
             dropped.add_metric([kind], count)
         yield dropped
+        yield CounterMetricFamily("monitord_outbox_dead_letters",
+                                  "Events the store refused for good (kept in dead_letter)",
+                                  value=counters.dead if counters else 0)
+        yield CounterMetricFamily("monitord_outbox_kept_in_memory",
+                                  "Events kept in memory because the disk refused them",
+                                  value=counters.in_memory if counters else 0)
         sent = agent.deliverer.sent if agent.deliverer is not None else 0
         yield CounterMetricFamily("monitord_events_sent", "Events the store accepted",
                                   value=sent)

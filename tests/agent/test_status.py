@@ -127,6 +127,8 @@ async def test_metrics_parse_as_prometheus_text(agent_running: tuple[Path, str])
     assert samples[("monitord_check_hard_failing", "load")] == 0
     assert ("monitord_probe_duration_seconds", "load") in samples
     assert "monitord_outbox_depth" in families and "monitord_events_sent" in families
+    assert samples[("monitord_outbox_dead_letters_total", None)] == 0
+    assert samples[("monitord_outbox_kept_in_memory_total", None)] == 0
     healthz = await get(f"{base}/healthz")
     assert healthz[0] == 200
 
