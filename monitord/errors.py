@@ -4,7 +4,8 @@
     ├── ConfigError               a config file cannot be used; carries every problem found
     ├── ProbeError                a probe could not observe what it was asked to; carries
     │                             the status it implies (CRITICAL unless said otherwise)
-    └── StateError                the state file cannot be read or written
+    ├── StateError                the state file cannot be read or written
+    └── NotRunning                no daemon answers where a command expected one (exit 3)
 
 The CLI prints ``str(error)`` and exits non-zero; it never shows a traceback for these.
 """
@@ -36,3 +37,7 @@ class ProbeError(MonitordError):
 
 class StateError(MonitordError):
     """The check-state file could not be used."""
+
+
+class NotRunning(MonitordError):
+    """Nothing answers on the daemon's status address: the command cannot tell (UNKNOWN)."""
