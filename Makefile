@@ -1,11 +1,20 @@
-# `make run`: set up a virtualenv and run the agent on the embedded default config,
-# keeping its state under ./var. `make test`: set up and run the whole test suite.
+# `make run`: set up a virtualenv with what the daemon needs and run it on the example
+# config (etc/monitord/monitord.toml), keeping its state and incidents under ./var.
+# `make test`: add the test and lint tools and run the whole suite.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# One virtualenv at two levels: the daemon's own dependencies (make run), or those and
+# the development extras (make test).
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
+CONFIG  := etc/monitord/monitord.toml
+STATE   := var/lib/monitord
+PIDFILE := var/run/monitord.pid
+TRY     := etc/monitord/checks.d/try-failure.toml
 
-.PHONY: run test lint bench clean install uninstall incidents status
+.PHONY: run test lint bench clean install uninstall incidents status try-failure \
+        try-failure-off
 
 # `make install` (as root) puts monitord on a Debian server: a virtualenv in /opt/monitord,
 # the stock packs and fixes in /usr/share/monitord, the example config in /etc/monitord
@@ -16,33 +25,65 @@ SHARE    := $(DESTDIR)/usr/share/monitord
 ETC      := $(DESTDIR)/etc/monitord
 UNITS    := $(DESTDIR)/etc/systemd/system
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $@ $(RUN_STAMP)
 
-run: $(STAMP)
-	$(BIN)/monitord run -c etc/monitord/monitord.toml --state-dir var/lib/monitord
+# The shell writes its PID and becomes the daemon (exec), so make try-failure can send
+# it SIGHUP to reload.
+run: $(RUN_STAMP)
+	@mkdir -p $(dir $(PIDFILE))
+	@echo "Ctrl-C stops it. To try a failure: make try-failure in another terminal, then make incidents."
+	@echo $$$$ > $(PIDFILE); exec $(BIN)/monitord run -c $(CONFIG) --state-dir $(STATE)
 
-incidents: $(STAMP)
-	$(BIN)/monitord incidents list --all -c etc/monitord/monitord.toml --state-dir var/lib/monitord
+incidents: $(RUN_STAMP)
+	@$(BIN)/monitord incidents list --all -c $(CONFIG) --state-dir $(STATE)
 
-status: $(STAMP)
-	$(BIN)/monitord status -c etc/monitord/monitord.toml
+# monitord status says what it sees, or that nothing runs, in its own words (and exits
+# 2 or 3 for scripts); make's "Error 3" line after it would only be noise.
+status: $(RUN_STAMP)
+	@$(BIN)/monitord status -c $(CONFIG) || true
 
-test: $(STAMP)
+# A check of a port nothing listens on, added to the running `make run` daemon (which is
+# told to reload): it fails hard within 20 s, and its incident opens as soon as the
+# daemon's start-up grace ([healer] grace, 2 minutes) is over.
+try-failure: $(RUN_STAMP)
+	@pid=$$($(make_run_pid)) || { echo "make try-failure: start make run first, in another terminal"; exit 1; }; \
+	cp docs/try-failure.toml $(TRY) && kill -HUP $$pid
+	@echo "Added the check try-failure (127.0.0.1:8469, where nothing listens) to make run."
+	@echo "Its incident opens within 2 minutes of the daemon's start: make incidents."
+	@echo "To see it recover: python3 -m http.server --bind 127.0.0.1 8469. To remove it: make try-failure-off."
+
+try-failure-off:
+	@rm -f $(TRY)
+	@if pid=$$($(make_run_pid)); then kill -HUP $$pid; fi
+	@echo "Removed the check try-failure."
+
+# Prints the PID of the running `make run` daemon, if its pidfile names a live `monitord
+# run` (a stale pidfile's number may belong to another process by now).
+make_run_pid = pid=$$(cat $(PIDFILE) 2>/dev/null) && \
+	tr '\0' ' ' 2>/dev/null < /proc/$$pid/cmdline | grep -q 'monitord run ' && echo $$pid
+
+test: $(DEV_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check monitord tests benchmarks
 	$(BIN)/mypy
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/http_sweep.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var $(TRY) .pytest_cache .mypy_cache .ruff_cache
 
 install:
 	$(PYTHON) -m venv $(OPT)
