@@ -16,11 +16,14 @@ TRY     := etc/monitord/checks.d/try-failure.toml
 .PHONY: run test lint bench clean install uninstall incidents status try-failure \
         try-failure-off
 
-# `make install` (as root) puts monitord on a Debian server: a virtualenv in /opt/monitord,
-# the stock packs and fixes in /usr/share/monitord, the example config in /etc/monitord
-# (never overwriting one that is there), and the systemd units. DESTDIR stages it elsewhere.
+# `make install` (as root) puts monitord on a server from this checkout, for those who do
+# not use the Debian package (make deb): a virtualenv in /opt/monitord, the stock packs and
+# fixes in /usr/share/monitord, the example config in /etc/monitord (never overwriting one
+# that is there), the systemd units and the central service's system user. DESTDIR stages
+# it elsewhere (no user is made then).
 DESTDIR  ?=
-OPT      := $(DESTDIR)/opt/monitord
+VENV_DIR := /opt/monitord
+OPT      := $(DESTDIR)$(VENV_DIR)
 SHARE    := $(DESTDIR)/usr/share/monitord
 ETC      := $(DESTDIR)/etc/monitord
 UNITS    := $(DESTDIR)/etc/systemd/system
@@ -94,17 +97,24 @@ install:
 	install -m 644 checks/*.toml $(SHARE)/checks/
 	install -m 755 remediations/* $(SHARE)/remediations/
 	test -e $(ETC)/monitord.toml || install -m 644 etc/monitord/monitord.toml $(ETC)/
-	test -e $(ETC)/central.toml || install -m 600 etc/monitord/central.toml $(ETC)/
-	install -m 644 systemd/monitord.service systemd/monitord-central.service $(UNITS)/
-	# monitord-central@PORT: more processes on one host, one config (README).
-	sed -e 's|central.toml$$|central.toml --listen 127.0.0.1:%i|' \
-	    -e 's|^Description=.*|& on port %i|' systemd/monitord-central.service \
-	    > $(UNITS)/monitord-central@.service
+	@if [ -z "$(DESTDIR)" ] && ! getent passwd monitord-central >/dev/null; then \
+		adduser --system --group --no-create-home --home /var/lib/monitord-central \
+		    --gecos "monitord central service" monitord-central; fi
+	@# The central service reads its config as its own user, through the group.
+	@if [ ! -e $(ETC)/central.toml ]; then \
+		install -m 640 etc/monitord/central.toml $(ETC)/ && \
+		if [ -z "$(DESTDIR)" ]; then chgrp monitord-central $(ETC)/central.toml; fi; fi
+	@# The units name the packaged /usr/bin/monitord; here it is the virtualenv's.
+	for unit in monitord.service monitord-central.service monitord-central@.service; do \
+		sed 's|=/usr/bin/monitord |=$(VENV_DIR)/bin/monitord |' systemd/$$unit \
+		    > $(UNITS)/$$unit && chmod 644 $(UNITS)/$$unit || exit 1; done
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 	@echo "installed; start it with: systemctl enable --now monitord"
 
-# Removes what install put in place except your config (/etc/monitord) and the daemon's
-# state and incidents (/var/lib/monitord), which are yours to keep or delete.
+# Removes what install put in place except your config (/etc/monitord), the daemon's
+# state and incidents (/var/lib/monitord, /var/lib/monitord-central), which are yours to
+# keep or delete, and the system user monitord-central (`deluser --system monitord-central`
+# once its files are gone).
 uninstall:
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
 		systemctl disable --now monitord monitord-central 2>/dev/null || true; fi
