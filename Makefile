@@ -14,7 +14,7 @@ PIDFILE := var/run/monitord.pid
 TRY     := etc/monitord/checks.d/try-failure.toml
 
 .PHONY: run test lint bench clean install uninstall incidents status try-failure \
-        try-failure-off
+        try-failure-off docs
 
 # `make install` (as root) puts monitord on a server from this checkout, for those who do
 # not use the Debian package (make deb): a virtualenv in /opt/monitord, the stock packs and
@@ -79,8 +79,14 @@ test: $(DEV_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check monitord tests benchmarks
+	$(BIN)/ruff check monitord tests benchmarks tools
 	$(BIN)/mypy
+	$(BIN)/mypy tools
+
+# The man pages monitord(8), monitord.toml(5) and monitord-central.toml(5), and bash and
+# zsh completion, as the Debian package installs them: man -l build/docs/monitord.8
+docs: $(DEV_STAMP)
+	$(BIN)/python tools/gendocs.py build/docs
 
 bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/http_sweep.py
