@@ -56,7 +56,8 @@ def test_wheel_metadata_caps_every_runtime_dependency(dist: Path) -> None:
     for line in runtime:
         assert re.search(r"<\d", line) and re.search(r">=\d", line), line
     assert "monitord/central/openapi.json" in names
-    assert "monitord/central/schema/sqlite/001_initial.sql" in names
+    assert any(n.endswith("/schema/sqlite/001_initial.sql") for n in names)
+    assert "monitord/templates/events/problem.body.j2" in names
     assert not [n for n in names if not n.startswith(("monitord/", "monitord-"))]
 
 
