@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from monitord import __version__
 from monitord.config import Config, load_config
-from monitord.errors import ConfigError, MonitordError
+from monitord.errors import ConfigError, MonitordError, NotRunning
 from monitord.model import Priority, Result
 
 DEFAULT_CONFIG = "/etc/monitord/monitord.toml"
@@ -28,6 +28,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in e.problems:
             print(f"monitord: {problem}", file=sys.stderr)
         return 2
+    except NotRunning as e:
+        print(e, file=sys.stderr)  # the sentence names monitord already
+        return 3
     except MonitordError as e:
         print(f"monitord: {e}", file=sys.stderr)
         return 2
@@ -68,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     check.set_defaults(func=_check_config)
 
     status_cmd = sub.add_parser(
-        "status", help="the running daemon's checks, failing first; exit 2 if any fails hard")
+        "status", help="the running daemon's checks, failing first; exit 2 if any fails hard, "
+                       "3 if no daemon answers")
     _config_arg(status_cmd)
     status_cmd.set_defaults(func=_status)
 

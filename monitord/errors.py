@@ -17,9 +17,10 @@
     ├── DeliveryError          the store did not take a batch of events; try again later
     │   └── Rejected           the store refused it for good; retrying cannot help
     ├── SendError              a notification channel does not have a message (``retry``)
-    └── HttpError              an HTTP answer other than success, with its status
-        ├── ApiError           ... of the JSON API: a code, a message, every problem
-        └── ConsoleError       ... of the web console: the one line the page shows
+    ├── HttpError              an HTTP answer other than success, with its status
+    │   ├── ApiError           ... of the JSON API: a code, a message, every problem
+    │   └── ConsoleError       ... of the web console: the one line the page shows
+    └── NotRunning             no daemon answers where a command expected one (exit 3)
 
 Every message says which file, server or field, and what to change. The CLI prints
 ``str(error)`` and exits non-zero; it never shows a traceback for these.
@@ -138,3 +139,7 @@ class ApiError(HttpError):
 
 class ConsoleError(HttpError):
     """A console answer other than success, with the one line the page shows."""
+
+
+class NotRunning(MonitordError):
+    """Nothing answers on the daemon's status address: the command cannot tell (UNKNOWN)."""

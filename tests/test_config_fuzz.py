@@ -63,8 +63,9 @@ class Daemon:
         self.config.write_text(GOOD.format(state=self.state))
         self.log = directory / "agent.log"
         self._out = self.log.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "monitord", "run", "-c", str(self.config)],
+        self.proc = subprocess.Popen(   # --state-dir wins over any config's state_dir
+            [sys.executable, "-m", "monitord", "run", "-c", str(self.config),
+             "--state-dir", str(self.state)],
             cwd=ROOT, stdout=self._out, stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
@@ -99,7 +100,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
 @settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                  HealthCheck.function_scoped_fixture])
-@given(raw=config_bytes())
+@given(raw=config_bytes(contained=True))
 def test_a_reload_with_any_config_never_ends_the_daemon(daemon: Daemon, raw: bytes) -> None:
     daemon.reload(raw)
     assert daemon.proc.poll() is None, daemon.log.read_text(errors="replace")[-2000:]

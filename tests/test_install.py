@@ -32,9 +32,14 @@ def test_install_then_uninstall(tmp_path: Path) -> None:
     fix = stage / "usr/share/monitord/remediations/restart-service"
     assert fix.stat().st_mode & 0o777 == 0o755
     assert (stage / "etc/monitord/remediations.d").stat().st_mode & 0o777 == 0o700
-    assert (stage / "etc/systemd/system/monitord.service").is_file()
-    template = (stage / "etc/systemd/system/monitord-central@.service").read_text()
-    assert "monitord central -c /etc/monitord/central.toml --listen 127.0.0.1:%i\n" in template
+    assert (stage / "etc/monitord/central.toml").stat().st_mode & 0o777 == 0o640
+    units = stage / "etc/systemd/system"
+    assert ("ExecStart=/opt/monitord/bin/monitord run -c /etc/monitord/monitord.toml\n"
+            in (units / "monitord.service").read_text())
+    assert ("ExecStart=/opt/monitord/bin/monitord central -c /etc/monitord/central.toml\n"
+            in (units / "monitord-central.service").read_text())
+    assert ("ExecStart=/opt/monitord/bin/monitord central -c /etc/monitord/central.toml "
+            "--listen 127.0.0.1:%i\n" in (units / "monitord-central@.service").read_text())
 
     config = tmp_path / "m.toml"
     config.write_text('[[check]]\nname = "load"\nprobe = "load"\n')

@@ -7,7 +7,7 @@ from typing import Any
 
 from monitord.config import Config
 from monitord.durations import format_duration
-from monitord.errors import MonitordError
+from monitord.errors import MonitordError, NotRunning
 from monitord.texts import one_line, printable
 
 ORDER = {"hard": 0, "recovering": 1, "soft": 2, "pending": 3, "ok": 4}
@@ -49,6 +49,8 @@ async def _fetch(listen: str) -> dict[str, Any]:
             async with session.get(url) as resp:
                 data: dict[str, Any] = await resp.json()
                 return data
+    except aiohttp.ClientConnectorError:
+        raise NotRunning(f"no monitord answering on {listen}: is it running?") from None
     except (aiohttp.ClientError, TimeoutError) as e:
         raise MonitordError(f"no daemon answers on {listen} ({e or type(e).__name__}); is "
                             "monitord running?") from None

@@ -148,12 +148,15 @@ async def test_status_command_lists_failing_first_and_exits_2(
     assert lines[3].split()[:3] == ["load", "OK", "ok"]
 
 
-def test_status_command_without_a_daemon_says_so(tmp_path: Path) -> None:
-    config = tmp_path / "m.toml"
+def test_status_command_without_a_daemon_says_so_in_one_line_and_exits_3(
+    tmp_path: Path
+) -> None:
     port = free_port()
-    config.write_text(f'[status]\nlisten = "127.0.0.1:{port}"\n')
-    done = subprocess.run([sys.executable, "-m", "monitord", "status", "-c", str(config)],
-                          capture_output=True, text=True, timeout=60, cwd=ROOT, check=False)
-    assert done.returncode == 2
-    assert done.stderr.startswith(f"monitord: no daemon answers on 127.0.0.1:{port}")
-    assert done.stderr.rstrip().endswith("is monitord running?")
+    for listen in (f"127.0.0.1:{port}", f"unix:{tmp_path}/gone.sock"):
+        config = tmp_path / "m.toml"
+        config.write_text(f'[status]\nlisten = "{listen}"\n')
+        done = subprocess.run([sys.executable, "-m", "monitord", "status", "-c", str(config)],
+                              capture_output=True, text=True, timeout=60, cwd=ROOT, check=False)
+        assert done.returncode == 3  # UNKNOWN: nothing to judge by
+        assert done.stderr == f"no monitord answering on {listen}: is it running?\n"
+        assert done.stdout == ""

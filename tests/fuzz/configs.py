@@ -102,9 +102,16 @@ def _inline(value: Any) -> str:
 
 
 @st.composite
-def config_bytes(draw: st.DrawFn) -> bytes:
-    """A document's TOML, sometimes cut, spliced with bytes, or not text at all."""
-    raw = to_toml(draw(documents())).encode()
+def config_bytes(draw: st.DrawFn, contained: bool = False) -> bytes:
+    """A document's TOML, sometimes cut, spliced with bytes, or not text at all.
+
+    ``contained``: a config a test daemon may really run, so it never binds a fixed port
+    (``[status] listen = ""`` comes first; the daemon's ``--state-dir`` keeps its files in
+    the test's directory)."""
+    doc = draw(documents())
+    if contained:
+        doc = {"status": {"listen": ""}, **{k: v for k, v in doc.items() if k != "status"}}
+    raw = to_toml(doc).encode()
     damage = draw(st.sampled_from(["none", "none", "cut", "bytes", "noise"]))
     if damage == "cut" and raw:
         raw = raw[: draw(st.integers(min_value=0, max_value=len(raw)))]
@@ -113,4 +120,6 @@ def config_bytes(draw: st.DrawFn) -> bytes:
         raw = raw[:at] + draw(st.binary(min_size=1, max_size=8)) + raw[at:]
     elif damage == "noise":
         raw = draw(st.binary(max_size=200))
+    if contained and b"[status]" not in raw:    # what was cut or never there
+        raw += b'\n[status]\nlisten = ""\n'
     return raw
