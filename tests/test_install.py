@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -17,6 +19,7 @@ def make(target: str, destdir: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.timeout(600)      # pip installs every dependency into a new virtualenv
 def test_install_then_uninstall(tmp_path: Path) -> None:
     if shutil.which("make") is None:
         raise AssertionError("make is needed to install")

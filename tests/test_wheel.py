@@ -86,7 +86,7 @@ def test_wheel_installs_and_runs_in_a_fresh_virtualenv(dist: Path, tmp_path: Pat
     config = tmp_path / "monitord.toml"
     config.write_text('[[check]]\nname = "load"\nprobe = "load"\n')
     assert run([monitord, "check-config", "-c", str(config)], cwd=tmp_path).strip() == (
-        "OK: 1 checks from 1 file")
+        "OK: 1 check from 1 file")
     tested = subprocess.run([monitord, "test", "load", "-c", str(config)], capture_output=True,
                             text=True, timeout=60, cwd=tmp_path, check=False)
     assert tested.returncode in (0, 1, 2) and tested.stdout.startswith("load: "), tested.stderr
