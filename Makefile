@@ -56,13 +56,13 @@ status: $(RUN_STAMP)
 	@$(BIN)/monitord status -c $(CONFIG) || true
 
 # A check of a port nothing listens on, added to the running `make run` daemon (which is
-# told to reload): it fails hard within 20 s, and its incident opens as soon as the
-# daemon's start-up grace ([healer] grace, 2 minutes) is over.
+# told to reload): it fails hard within seconds (a failure is confirmed at retry_every),
+# and having no fix, its incident opens at once.
 try-failure: $(RUN_STAMP)
 	@pid=$$($(make_run_pid)) || { echo "make try-failure: start make run first, in another terminal"; exit 1; }; \
 	cp docs/try-failure.toml $(TRY) && kill -HUP $$pid
 	@echo "Added the check try-failure (127.0.0.1:8469, where nothing listens) to make run."
-	@echo "Its incident opens within 2 minutes of the daemon's start: make incidents."
+	@echo "Its incident opens within seconds: make incidents."
 	@echo "To see it recover: python3 -m http.server --bind 127.0.0.1 8469. To remove it: make try-failure-off."
 
 try-failure-off:
