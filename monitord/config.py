@@ -7,6 +7,7 @@ Every problem in every file is collected and reported at once, each as
 from __future__ import annotations
 
 import glob
+import re
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,8 @@ from typing import Any
 
 from pydantic import Field, ValidationError, field_validator
 
+from monitord.discover.expand import Expansion, expand, sample
+from monitord.discover.rules import Sites
 from monitord.errors import ConfigError
 from monitord.fixes import available_fixes, find_fix, fix_dirs
 from monitord.model import Priority
@@ -136,6 +139,8 @@ class Config:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     templates: TemplatesConfig = field(default_factory=TemplatesConfig)
     status: StatusConfig = field(default_factory=StatusConfig)
+    sites: Sites = field(default_factory=Sites)
+    discovered: Expansion = field(default_factory=Expansion)
 
     @property
     def store_url(self) -> str:
@@ -161,6 +166,7 @@ SECTIONS: dict[str, type[StrictModel]] = {
     "policy": PolicyConfig,
     "templates": TemplatesConfig,
     "status": StatusConfig,
+    "sites": Sites,
 }
 TOP_LEVEL = {"include", "agent", "defaults", "healer", "check", *SECTIONS}
 
@@ -202,11 +208,37 @@ def load_config(path: str | Path, state_dir: str | None = None) -> Config:
             _check_included(loader, included, sub)
             loader.take_checks(included, sub)
     checks, sources = _validate_checks(loader, defaults)
+    discovered = _discovered(loader, main, extra["sites"], agent, healer, sources)
+    checks += discovered.checks
+    sources.update(dict.fromkeys((c.name for c in discovered.checks), main))
     _cross_check(loader, checks, sources)
     _check_ladders(loader, checks, sources, fix_dirs(healer.remediations_dir))
     if loader.problems:
         raise ConfigError(loader.problems)
-    return Config(agent, checks, loader.files, sources, healer, **extra)
+    return Config(agent, checks, loader.files, sources, healer, **extra,
+                  discovered=discovered)
+
+
+def _discovered(loader: _Loader, main: Path, sites: Sites, agent: AgentConfig,
+                healer: HealerConfig, sources: dict[str, Path]) -> Expansion:
+    """The checks of the discovered sites (config errors if the site rules make bad
+    checks, checked on a sample site: one error per mistake, not one per site)."""
+    if not sites.enabled:
+        return Expansion()
+    if sites.server_check and sites.server_check not in sources:
+        loader.fail(main, f"[sites] server_check: no check named {found(sites.server_check)}"
+                    f"{suggest(sites.server_check, sorted(sources))}")
+    trial = _Loader(main, raw_checks=[(main, raw) for raw in sample(sites)])
+    checks, trial_sources = _validate_checks(trial, {})
+    _cross_check(trial, checks, trial_sources)
+    _check_ladders(trial, checks, trial_sources, fix_dirs(healer.remediations_dir))
+    problems = {re.sub(r'^.*?: check "[^"]*": ', "", p) for p in trial.problems
+                if "depends_on: no check named" not in p}
+    for problem in sorted(problems):
+        loader.fail(main, f"[sites] {problem}")
+    if problems or loader.problems:
+        return Expansion()
+    return expand(sites, agent.state_dir, set(sources))
 
 
 def packs_dir(agent: AgentConfig) -> Path:
@@ -342,8 +374,8 @@ MAX_DEPTH = 32    # checks in one chain of depends_on: deeper is a generated mis
 def _cycles(checks: list[CheckBase]) -> list[list[str]]:
     """Every cycle of depends_on, found without recursion (a chain of thousands is data,
     not a reason to crash)."""
-    parents = {c.name: [p for p in c.depends_on if p in {x.name for x in checks}]
-               for c in checks}
+    names = {x.name for x in checks}
+    parents = {c.name: [p for p in c.depends_on if p in names] for c in checks}
     state: dict[str, str] = {}
     cycles: list[list[str]] = []
     for root in sorted(parents):
