@@ -48,6 +48,10 @@ class CheckFlow:
         self.shared = shared
         self.states: dict[str, CheckState] = {}
         self.outcome_handlers: list[OutcomeHandler] = []
+        # Hooks of the discovered sites' work (agent/sites.py): every result, and what a
+        # failure with no failing parent waits on ("N sites down" gathers them).
+        self.result_hooks: list[Callable[[CheckBase, Result], None]] = []
+        self.crowd: Callable[[str, float], tuple[str | None, bool]] | None = None
         self.last_duration: dict[str, float] = {}
         self.outcome_counts: dict[tuple[str, str], int] = {}
         self.events = EventMaker(config.host, event_renderer(config.templates.dir))
@@ -102,6 +106,8 @@ class CheckFlow:
     async def _observe(self, check: CheckBase) -> tuple[Result, Verdict]:
         result = await run_check(check, self._contexts[check.name])
         self.last_duration[check.name] = round(result.duration_seconds, 6)
+        for hook in self.result_hooks:
+            hook(check, result)
         state = self.states.setdefault(check.name, CheckState(check.name))
         was = state.status if state.seen else Status.OK
         situation = await self._situation(check, state, result)
@@ -129,6 +135,8 @@ class CheckFlow:
         if result.status is not Status.OK:
             parent, settled = self._graph.waited_on(check.name, state.failed_at or result.at,
                                                     self.fixing)
+            if parent is None and self.crowd is not None:
+                parent, settled = self.crowd(check.name, state.failed_at or result.at)
         holding, allowed = "", True
         if result.status is not Status.OK and state.fail_count + 1 >= check.fail_after:
             if await self._maintenance(check.name) is not None:
