@@ -48,7 +48,12 @@ def sites_from_dump(text: str, read: ReadFile) -> Discovery:
         elif (alias := _ALIAS.match(line)) is not None and found.sites \
                 and len(found.sites) - 1 in aliases:
             aliases[len(found.sites) - 1].append(alias.group("alias"))
+    found.files = sorted(seen_files(seen))
     return _with_aliases(found, aliases)
+
+
+def seen_files(sources: set[str]) -> set[str]:
+    return {source.rpartition(":")[0] for source in sources}
 
 
 def _pid(text: str) -> str:

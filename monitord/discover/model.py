@@ -71,12 +71,15 @@ class Discovery:
     pools: list[Pool] = field(default_factory=list)
     servers: dict[str, str] = field(default_factory=dict)   # server -> its pid file
     errors: dict[str, str] = field(default_factory=dict)    # server -> why it failed
+    files: list[str] = field(default_factory=list)          # the config files read
+    fingerprint: str = ""       # of those files and the servers' workers, when read
 
     def to_json(self) -> dict[str, Any]:
         return {"sites": [asdict(s) for s in self.sites],
                 "skipped": [asdict(s) for s in self.skipped],
                 "pools": [asdict(p) for p in self.pools],
-                "servers": dict(self.servers), "errors": dict(self.errors)}
+                "servers": dict(self.servers), "errors": dict(self.errors),
+                "files": list(self.files), "fingerprint": self.fingerprint}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Discovery:
@@ -85,7 +88,8 @@ class Discovery:
                  for s in data.get("sites", [])]
         return cls(sites, [Skipped(**s) for s in data.get("skipped", [])],
                    [Pool(**p) for p in data.get("pools", [])],
-                   dict(data.get("servers", {})), dict(data.get("errors", {})))
+                   dict(data.get("servers", {})), dict(data.get("errors", {})),
+                   list(data.get("files", [])), str(data.get("fingerprint", "")))
 
     def same_sites(self, other: Discovery) -> bool:
         """Whether ``other`` would be watched the same way (errors aside)."""

@@ -33,7 +33,7 @@ def sites_from_dump(text: str) -> Discovery:
     """Sites, skipped names and the pid file of the config in ``nginx -T``'s output."""
     dump = split_dump(text)
     tree = resolve(dump)
-    found = Discovery(servers={"nginx": _pid_file(tree, dump)})
+    found = Discovery(servers={"nginx": _pid_file(tree, dump)}, files=list(dump.files))
     where = _Where(dump)
     for http in (d for d in tree if d.name == "http"):
         upstreams = {u.args[0]: u for u in http.find("upstream") if u.args}
