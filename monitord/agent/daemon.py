@@ -24,6 +24,7 @@ from monitord.agent.flow import STATE_IO_TIMEOUT, CheckFlow
 from monitord.agent.healer import Healer
 from monitord.agent.outbox import Limits, Outbox, migrate_outbox
 from monitord.agent.scheduler import Scheduler
+from monitord.agent.sites import SiteWork
 from monitord.agent.state import CheckState
 from monitord.agent.statestore import StateStore
 from monitord.agent.systemd import Notifier
@@ -43,9 +44,12 @@ SHUTDOWN_DELIVERY_SECONDS = 5.0
 class Agent(CheckFlow):
     def __init__(self, config: Config, shared: Shared | None = None,
                  notifier: Notifier | None = None, started: float | None = None,
-                 resume: dict[str, float] | None = None) -> None:
+                 resume: dict[str, float] | None = None,
+                 reload: Callable[[], None] | None = None) -> None:
         super().__init__(config, shared or Shared(),
                          started if started is not None else time.monotonic())
+        # Discovered sites: a changed set asks for a reload (the SIGHUP path).
+        self.site_work = SiteWork(self, reload or (lambda: None))
         self._keep_start = started is not None
         self.notifier = notifier or Notifier({})
         self._outbox_depth = 0
@@ -74,6 +78,7 @@ class Agent(CheckFlow):
         self._closers.append(closer)
         self.deliverer = Deliverer(self.outbox, sender, self.config.outbox.batch,
                                    self._undeliverable)
+        await self.site_work.start(saved, names)
         if not self._keep_start:
             self._started = time.monotonic()
         restored = sum(1 for n in names if n in saved)
@@ -96,6 +101,7 @@ class Agent(CheckFlow):
                          group.create_task(self._after_grace(), name="grace")]
                 if self.deliverer is not None:
                     tasks.append(group.create_task(self.deliverer.run(), name="delivery"))
+                tasks.append(group.create_task(self.site_work.run(), name="sites"))
                 self._status_runner = await status.serve(self, self.config.status.listen)
                 await asyncio.sleep(0)  # let the scheduler start before saying ready
                 self.notifier.ready(self.status_line())
@@ -113,6 +119,7 @@ class Agent(CheckFlow):
             await self._status_runner.cleanup()
             self._status_runner = None
         await self._ladders.cancel()
+        await self.site_work.close()
         try:
             await self.flush()
         except (StateError, TimeoutError) as e:

@@ -33,7 +33,8 @@ async def serve(config: Config, load: Callable[[], Config]) -> None:
     resume: dict[str, float] = {}
     previous: Config | None = None
     while True:
-        agent = Agent(config, notifier=notifier, started=started, resume=resume)
+        agent = Agent(config, notifier=notifier, started=started, resume=resume,
+                      reload=reload.set)
         try:
             await agent.start()
         except MonitordError as e:
