@@ -76,6 +76,13 @@ def _parser() -> argparse.ArgumentParser:
     _config_arg(status_cmd)
     status_cmd.set_defaults(func=_status)
 
+    disc = sub.add_parser("discover", help="the sites the web server serves: what would be "
+                          "watched, what is skipped and why, what each depends on")
+    _config_arg(disc)
+    disc.add_argument("--format", choices=["table", "json", "toml"], default="table",
+                      help="toml: the generated checks, as [[check]] tables")
+    disc.set_defaults(func=_discover)
+
     packs = sub.add_parser("packs", help="list the stock check packs and what they watch")
     _config_arg(packs)
     packs.set_defaults(func=_packs)
@@ -228,6 +235,22 @@ def _status(args: argparse.Namespace) -> int:
     text, failing = asyncio.run(show_status(load_config(args.config)))
     print(text)
     return 2 if failing else 0
+
+
+def _discover(args: argparse.Namespace) -> int:
+    from monitord.discover.expand import expand_found
+    from monitord.discover.report import render
+    from monitord.discover.run import discover
+
+    config = load_config(args.config)
+    if not config.sites.enabled:
+        raise MonitordError(f'{args.config}: [sites] discover is empty: add the web servers '
+                            'to read, like discover = ["nginx"]')
+    found = asyncio.run(discover(config.sites))
+    hand = {c.name for c in config.checks if c.name not in config.discovered.site_of}
+    hand -= {c.name for c in config.discovered.checks}
+    print(render(expand_found(found, [], config.sites, hand), args.format))
+    return 1 if found.errors else 0
 
 
 def _packs(args: argparse.Namespace) -> int:

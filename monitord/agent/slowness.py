@@ -44,7 +44,7 @@ Recover = Callable[[str, Result], Awaitable[None]]
 class Baseline:
     """A site's recent response times: a bounded ring, and the latest apart."""
 
-    __slots__ = ("latest", "ring", "size", "next")
+    __slots__ = ("latest", "next", "ring", "size")
 
     def __init__(self, size: int) -> None:
         self.ring = array("f")
