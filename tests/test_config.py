@@ -9,6 +9,14 @@ from pathlib import Path
 import pytest
 
 from monitord.config import SECTIONS, AgentConfig, Defaults, HealerConfig, load_config
+from monitord.discover.rules import (
+    ApacheSource,
+    DownRules,
+    NginxSource,
+    Override,
+    PhpFpmSource,
+    SlowRules,
+)
 from monitord.errors import ConfigError
 from monitord.probes import REGISTRY
 from monitord.probes.base import CheckBase, HealStep
@@ -59,9 +67,21 @@ def _options() -> set[str]:
     keys |= set(HealerConfig.model_fields) | set(HealStep.model_fields)
     for section in SECTIONS.values():
         keys |= set(section.model_fields)
+    for nested in (NginxSource, ApacheSource, PhpFpmSource, SlowRules, DownRules, Override):
+        keys |= set(nested.model_fields)
     for kind in REGISTRY.values():
         keys |= set(kind.config.model_fields)
-    return keys
+    return keys - SITES_TABLES
+
+
+SITES_TABLES = {"nginx", "apache2", "php_fpm", "slow", "down", "override"}
+
+
+def test_example_config_documents_the_tables_of_sites() -> None:
+    text = EXAMPLE.read_text()
+    missing = [t for t in SITES_TABLES if f"[sites.{t}]" not in text
+               and f"[[sites.{t}]]" not in text]
+    assert not missing
 
 
 def test_example_config_documents_every_option() -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from monitord.discover.model import Backend, Discovery, Pool, Site, Skipped
 from monitord.discover.names import check_base, token
 from monitord.discover.rules import SiteRules, Sites
+from monitord.probes.base import HealStep
 
 Raw = dict[str, Any]
 TEST_FLAGS = {"nginx": ("-T", ["-t", "-q"]), "apache2": ("-S", ["-t"])}
@@ -74,7 +75,7 @@ def server_checks(server: str, pid_file: str, sites: Sites) -> list[Raw]:
     live: Raw = {"name": f"{server}-server", "probe": "process", "priority": "P1",
                  "description": f"the {server} master process runs (discovered sites "
                  "depend on it)", "every": "30s", "timeout": "5s", "fail_after": 2,
-                 "heal": [h.model_dump() for h in sites.server_heal]}
+                 "heal": _heal(sites.server_heal)}
     live.update({"pidfile": pid_file} if pid_file else {"process": server})
     config: Raw = {"name": f"{server}-config", "probe": "nagios", "command": test_command,
                    "description": f"{server} would accept its config on the next reload",
@@ -104,7 +105,7 @@ def pool_check(pool: Pool, sites: Sites) -> Raw:
     check: Raw = {"name": f"php-fpm-pool-{token(pool.name)}", "priority": "P1",
                   "description": f"PHP-FPM pool {pool.name} ({pool.listen}) is up",
                   "every": "30s", "timeout": "5s", "fail_after": 2,
-                  "heal": [h.model_dump() for h in sites.php_fpm.pool_heal]}
+                  "heal": _heal(sites.php_fpm.pool_heal)}
     if not pool.listen.startswith("unix:"):
         host, _, port = pool.listen.rpartition(":")
         check.update(probe="tcp", host=host.strip("[]") or "127.0.0.1", port=int(port))
@@ -171,7 +172,7 @@ def _common(rules: SiteRules) -> Raw:
     return {"every": _seconds(rules.every), "timeout": _seconds(rules.timeout),
             "fail_after": rules.fail_after, "retry_every": _seconds(rules.retry_every),
             "recover_after": rules.recover_after, "priority": rules.priority.value,
-            "heal": [h.model_dump() for h in rules.heal]}
+            "heal": _heal(rules.heal)}
 
 
 def _describe(site: Site) -> str:
@@ -180,6 +181,11 @@ def _describe(site: Site) -> str:
         if site.aliases else ""
     redirect = f", redirects to {site.redirect_to}" if site.redirect_status else ""
     return f"site {site.name}{also} on {site.server}, served by {serves}{redirect}"[:500]
+
+
+def _heal(steps: list[HealStep]) -> list[Raw]:
+    return [{"run": s.run, "args": list(s.args), "settle": _seconds(s.settle),
+             "timeout": _seconds(s.timeout)} for s in steps]
 
 
 def _seconds(value: float) -> str:
