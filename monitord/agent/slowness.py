@@ -96,6 +96,7 @@ class Slowness:
         self._recover = recover
         self.open = False
         self._streak = 0
+        self._ready = False
 
     def observe(self, check: CheckBase, result: Result) -> None:
         baseline = self.baselines.get(check.name)
@@ -132,6 +133,9 @@ class Slowness:
 
     async def judge(self) -> None:
         slow, judged = self.slow_sites()
+        if not self._ready and judged == len(self.baselines):
+            self._ready = True
+            log.info("%s: the usual times of %d sites are known", NAME, judged)
         async with asyncio.timeout(IO_TIMEOUT):
             machine = await asyncio.to_thread(_machine)
         why = self._why(slow, judged, machine)

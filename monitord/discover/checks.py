@@ -79,7 +79,9 @@ def server_checks(server: str, pid_file: str, sites: Sites) -> list[Raw]:
     live.update({"pidfile": pid_file} if pid_file else {"process": server})
     config: Raw = {"name": f"{server}-config", "probe": "nagios", "command": test_command,
                    "description": f"{server} would accept its config on the next reload",
-                   "every": "5m", "timeout": "30s", "fail_after": 1, "priority": "P2",
+                   "every": _seconds(sites.rescan_every),    # tested as often as read
+                   "timeout": _seconds(min(sites.discover_timeout, sites.rescan_every)),
+                   "fail_after": 1, "priority": "P2",
                    "warning_priority": "P2"}
     return [live, config]
 

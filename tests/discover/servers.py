@@ -52,8 +52,14 @@ class Upstream:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        class Server(http.server.ThreadingHTTPServer):
+            request_queue_size = 1024     # the default 5 drops nginx's burst of connections
+            daemon_threads = True
+
+            def handle_error(self, request: object, client_address: object) -> None:
+                pass                      # a client that timed out and left is no error
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.port = int(self.server.server_address[1])
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
