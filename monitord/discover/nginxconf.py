@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 FILE_MARK = re.compile(r"^# configuration file (.+):$", re.MULTILINE)
 # Blanks and comments, then one token: a double- or single-quoted string, a brace or
 # semicolon, or a word (a "#" inside a word is part of it, as in nginx).
-_TOKEN = re.compile(r"""\s*(?:\#[^\n]*\s*)*(?:"((?:[^"\\]+|\\.)*)"|'((?:[^'\\]+|\\.)*)'"""
-                    r"""|([{};])|((?:[^\s;{}"'\\$]+|\$\{[^}]*\}|\$|\\.)+))""", re.DOTALL)
+_TOKEN = re.compile(r"""\s*(?:\#[^\n]*(?=\n|\Z)\s*)*(?:"((?:[^"\\]+|\\.)*)"|'((?:[^'\\]+|\\.)*)'"""
+                    r"""|([{};])|((?!\#)(?:[^\s;{}"'\\$]+|\$\{[^}]*\}|\$|\\.)+))""", re.DOTALL)
 _REST = re.compile(r"\s*(?:#[^\n]*\s*)*")
 MAX_INCLUDE_DEPTH = 32
 

@@ -286,7 +286,7 @@ class Apache:
         (docs / "index.html").write_text("apache ok\n")
         (docs / "index.html").chmod(0o644)
         modules = "".join(f"LoadModule {m}_module {APACHE_MODULES}/mod_{m}.so\n"
-                          for m in ("mpm_event", "unixd", "authz_core", "alias", "dir"))
+                          for m in ("mpm_event", "authz_core", "alias", "dir"))
         vhosts = [f"<VirtualHost 127.0.0.1:{self.port}>\n  DocumentRoot {docs}\n"
                   "</VirtualHost>\n"]
         for i, name in enumerate(names):
