@@ -45,6 +45,7 @@ class Crowd:
         self._recover = recover
         self._clock = clock
         self.down: dict[str, str] = {}          # site check -> its failure, no parent known
+        self._said: dict[str, str] = {}         # failing site check -> its last summary
         self.state = "idle"                     # idle, filing, open, resolving
         self._settle_until = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -60,13 +61,12 @@ class Crowd:
     def threshold(self) -> int:
         return max(self.rules.min_sites, math.ceil(self.rules.share * len(self.sites)))
 
-    def waited_on(self, name: str, failed_at: float, summary: str = "") -> tuple[str | None,
-                                                                                   bool]:
+    def waited_on(self, name: str, failed_at: float) -> tuple[str | None, bool]:
         """What a failing site with no failing parent waits on: (sites-down, whether its
         incident is filed), or (None, False) to go its own way."""
         if name not in self.sites:
             return None, False
-        self.down.setdefault(name, summary)
+        self.down.setdefault(name, self._said.get(name, ""))
         if self.state == "open":
             return NAME, True
         if len(self.down) >= self.threshold:
@@ -82,9 +82,11 @@ class Crowd:
         if check.name not in self.sites:
             return
         if result.status is not Status.OK:
+            self._said[check.name] = result.summary
             if check.name in self.down:
                 self.down[check.name] = result.summary
             return
+        self._said.pop(check.name, None)
         self.down.pop(check.name, None)
         if self.state == "open" and len(self.down) < self.rules.min_sites \
                 and self._clock() >= self._settle_until:
