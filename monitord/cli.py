@@ -367,6 +367,11 @@ async def _until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> Non
 def _run(args: argparse.Namespace) -> int:
     _setup_logging(logging.DEBUG if args.verbose else logging.INFO, args.log_format)
     config = load_config(args.config, state_dir=args.state_dir)
+    if config.sites.enabled and config.discovered.discovery is None:
+        from monitord.agent.sites import discover_once
+
+        if asyncio.run(discover_once(config)):
+            config = load_config(args.config, state_dir=args.state_dir)
     if args.dry_run:
         config.healer = config.healer.model_copy(update={"dry_run": True})
     if not config.checks:

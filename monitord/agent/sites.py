@@ -124,6 +124,26 @@ class SiteWatcher:
                                     removed)
 
 
+async def discover_once(config: Config) -> bool:
+    """Before the daemon's first config, when no discovery is kept: discover now, so the
+    sites are watched from the start rather than a reload later. Whether one was kept."""
+    try:
+        found = await discover(config.sites)
+        found.fingerprint = await asyncio.to_thread(
+            fingerprint, found.files, list(found.servers.values()),
+            config.sites.php_fpm.pool_files)
+    except (OSError, TimeoutError) as e:
+        log.error("sites: discovery failed (%s); trying again while running", e)
+        return False
+    for server, error in found.errors.items():
+        log.error("sites: %s: %s", server, error)
+    if found.errors and not found.sites:
+        return False
+    await asyncio.to_thread(snapshot.save, config.agent.state_dir, found, [])
+    log.info("sites: %s", plural(len(found.sites), "site") + " discovered")
+    return True
+
+
 def _removed(before: Discovery | None, after: Discovery) -> list[str]:
     if before is None:
         return []

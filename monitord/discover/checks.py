@@ -89,6 +89,9 @@ def server_checks(server: str, pid_file: str, sites: Sites) -> list[Raw]:
 def _backend_check(out: Generated, names: set[str], backend: Backend,
                    pools: dict[str, Pool], sites: Sites) -> str:
     if backend.kind == "php-fpm" and backend.target in pools:
+        name = f"php-fpm-pool-{token(pools[backend.target].name)}"
+        if name in names:      # made for an earlier site of the pool
+            return name
         return _add(out, names, [pool_check(pools[backend.target], sites)])
     if backend.kind == "upstream" and backend.target and not backend.target.startswith("unix:"):
         host, _, port = backend.target.rpartition(":")

@@ -16,7 +16,7 @@ from monitord.commands import run_command
 from monitord.discover import apache, nginx, phpfpm
 from monitord.discover.model import Discovery
 from monitord.discover.nginxconf import NginxConfigError
-from monitord.discover.rules import Sites
+from monitord.discover.rules import NginxSource, Sites
 
 MAX_DUMP_BYTES = 256 * 2**20
 MAX_VHOST_FILE_BYTES = 4 * 2**20
@@ -39,6 +39,8 @@ async def discover(sites: Sites) -> Discovery:
 
 async def _server(server: str, sites: Sites) -> Discovery:
     command = sites.nginx.command if server == "nginx" else sites.apache2.command
+    if server == "nginx" and command == NginxSource().command:
+        command = await asyncio.to_thread(as_running, command, DEFAULT_NGINX_PID)
     done = await run_command(command, timeout=sites.discover_timeout,
                              max_output=MAX_DUMP_BYTES)
     if not done.ok or done.truncated:
@@ -51,6 +53,28 @@ async def _server(server: str, sites: Sites) -> Discovery:
         return await asyncio.to_thread(apache.sites_from_dump, done.output, read)
     except NginxConfigError as e:
         return Discovery(errors={server: f"cannot read the dump: {e}"[:ERROR_CHARS]})
+
+
+DEFAULT_NGINX_PID = "/run/nginx.pid"
+
+
+def as_running(command: list[str], pid_file: str) -> list[str]:
+    """``command`` with the ``-p`` and ``-c`` the running master was started with (its
+    command line keeps them: "nginx: master process /usr/sbin/nginx -c /etc/x.conf"), so
+    that ``nginx -T`` reads what that nginx reads; ``command`` as it is when no master
+    runs from ``pid_file``."""
+    import psutil
+
+    try:
+        with open(pid_file) as f:
+            words = " ".join(psutil.Process(int(f.read(32).strip())).cmdline()).split()
+    except (OSError, ValueError, psutil.Error):
+        return command
+    if "master" not in words[:3]:
+        return command
+    extra = [w for i, w in enumerate(words[1:], start=1)
+             if w in ("-p", "-c") or (i > 1 and words[i - 1] in ("-p", "-c"))]
+    return [command[0], *extra, *command[1:]]
 
 
 def _last_words(output: str) -> str:

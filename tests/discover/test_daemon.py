@@ -161,7 +161,6 @@ def test_a_new_vhost_is_watched_and_a_removed_one_retired_with_its_incident(
 @pytest.mark.timeout(180)
 def test_a_config_nginx_refuses_keeps_the_last_set_and_nginx_config_says_why(
         daemon: Daemon, nginx: SiteNginx) -> None:
-    reloads = daemon.logged().count("reloading")      # the first discovery's
     nginx.write(broken=True)
 
     def config_warns() -> bool:
@@ -173,7 +172,7 @@ def test_a_config_nginx_refuses_keeps_the_last_set_and_nginx_config_says_why(
     assert 'unknown directive "this_is_not_a_directive"' in checks["nginx-config"]["summary"]
     assert len(checks) == CHECKS
     assert "keeping the last good set of its sites" in daemon.logged()
-    assert daemon.logged().count("reloading") == reloads
+    assert "reloading" not in daemon.logged()     # the first discovery came before the start
     nginx.write()
     daemon.wait(lambda: "nginx: its config reads again" in daemon.logged(), "config good")
 

@@ -10,7 +10,7 @@ from monitord.agent.runner import run_check
 from monitord.discover.expand import expand_found
 from monitord.discover.model import Backend
 from monitord.discover.rules import Sites
-from monitord.discover.run import discover
+from monitord.discover.run import as_running, discover
 from monitord.model import Status
 from monitord.probes.base import ProbeContext, Shared
 from tests.discover.conftest import SITES
@@ -104,3 +104,9 @@ async def test_excluded_and_overridden_sites_follow_the_rules(nginx: SiteNginx,
     assert any(s.name == site(15) and "exclude" in s.reason for s in expansion.skipped)
     assert (checks[site(25)].every, checks[site(25)].expect_status) == (15.0, [200])
     assert checks[site(5)].every == 60.0
+
+
+def test_the_default_command_reads_the_config_the_running_master_was_started_with(
+        nginx: SiteNginx) -> None:
+    command = as_running(["/usr/sbin/nginx", "-T"], str(nginx.prefix / "nginx.pid"))
+    assert command == [*nginx.argv, "-T"]
