@@ -24,9 +24,12 @@ def render(expansion: Expansion, fmt: str) -> str:
 
 
 def _checks_of(expansion: Expansion, site: Site) -> list[Any]:
-    return [c for c in expansion.checks if expansion.site_of.get(c.name) == site.name
-            and (c.probe != "http" or getattr(c, "url", "").startswith(
-                "https" if site.tls else "http:"))]
+    """The checks of ``site``'s server: its HTTP check of its scheme, and for a TLS
+    server its certificate check."""
+    own = [c for c in expansion.checks if expansion.site_of.get(c.name) == site.name]
+    scheme = "https:" if site.tls else "http:"
+    return [c for c in own if (c.probe == "http" and getattr(c, "url", "").startswith(scheme))
+            or (c.probe != "http" and site.tls)]
 
 
 def as_json(expansion: Expansion) -> dict[str, Any]:
@@ -62,7 +65,9 @@ def table(expansion: Expansion) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
              for r in rows]
-    lines.append(f"\n{len(data['sites'])} sites, {len(data['checks'])} checks")
+    names = {site["name"] for site in data["sites"]}
+    lines.append(f"\n{len(names)} sites ({len(data['sites'])} servers), "
+                 f"{len(data['checks'])} checks")
     if data["skipped"]:
         lines.append(f"\nskipped ({len(data['skipped'])}):")
         lines += [f"  {s['name'] or '(no name)'}  {s['reason']}"

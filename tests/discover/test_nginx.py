@@ -4,6 +4,7 @@ against it: plain, TLS under the test's CA, redirects, PHP-FPM pools and an upst
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 from monitord.agent.runner import run_check
@@ -110,3 +111,23 @@ def test_the_default_command_reads_the_config_the_running_master_was_started_wit
         nginx: SiteNginx) -> None:
     command = as_running(["/usr/sbin/nginx", "-T"], str(nginx.prefix / "nginx.pid"))
     assert command == [*nginx.argv, "-T"]
+
+
+def test_monitord_discover_prints_sites_skipped_names_and_dependencies(
+        nginx: SiteNginx, tmp_path: Path) -> None:
+    from tests.processes import monitord
+
+    config = tmp_path / "monitord.toml"
+    pools = json.dumps([str(p.pool_file) for p in nginx.pools.values()])
+    command = json.dumps([*nginx.argv, "-T"])
+    config.write_text(f'[agent]\nstate_dir = "{tmp_path / "state"}"\n[sites]\n'
+                      f'discover = ["nginx"]\nnginx = {{ command = {command} }}\n'
+                      f"php_fpm = {{ pool_files = {pools} }}\n")
+    answer = json.loads(monitord("discover", "-c", str(config), "--format", "json"))
+    assert len({s["name"] for s in answer["sites"]}) == SITES
+    php = next(s for s in answer["sites"] if s["name"] == site(1))
+    assert php["depends_on"] == ["nginx-server", "php-fpm-pool-poola"]
+    assert len(answer["skipped"]) == 3
+    table = monitord("discover", "-c", str(config))
+    assert f"{SITES} sites ({SITES + SITES // 10} servers)" in table
+    assert "the catch-all name _" in table
