@@ -19,6 +19,7 @@ from monitord.discover.expand import Expansion, expand, sample
 from monitord.discover.rules import Sites
 from monitord.errors import ConfigError
 from monitord.fixes import available_fixes, find_fix, fix_dirs
+from monitord.graph import MAX_DEPTH, find_cycles, too_deep
 from monitord.model import Priority
 from monitord.probes import REGISTRY
 from monitord.probes.base import OWN_COMMANDS, CheckBase
@@ -333,14 +334,14 @@ def _cross_check(loader: _Loader, checks: list[CheckBase], sources: dict[str, Pa
                     loader.fail(where, f"{label}: {key}.{metric}: unknown metric for probe "
                                 f"{found(check.probe)}{suggest(metric, known)}"
                                 f" (known: {', '.join(known)})")
-    cycles = _cycles(checks)
+    cycles = find_cycles(checks)
     for cycle in cycles:
         shown = cycle if len(cycle) <= 12 else [*cycle[:10], "...", cycle[-1]]
         loader.fail(sources[cycle[0]], f'check "{cycle[0]}": depends_on: dependency cycle '
                     + " -> ".join(shown) + (f" ({len(cycle) - 1} checks)" if len(cycle) > 12
                                             else ""))
     if not cycles:
-        for name, depth in _too_deep(checks)[:1]:
+        for name, depth in too_deep(checks)[:1]:
             loader.fail(sources[name], f'check "{name}": depends_on: a chain of {depth} checks '
                         f"is too deep (at most {MAX_DEPTH})")
 
@@ -366,54 +367,6 @@ def _check_ladders(
 
 def _needs(command: str) -> tuple[str, ...]:
     return ("stop", "start") if command == "restart" else (command,)
-
-
-MAX_DEPTH = 32    # checks in one chain of depends_on: deeper is a generated mistake
-
-
-def _cycles(checks: list[CheckBase]) -> list[list[str]]:
-    """Every cycle of depends_on, found without recursion (a chain of thousands is data,
-    not a reason to crash)."""
-    names = {x.name for x in checks}
-    parents = {c.name: [p for p in c.depends_on if p in names] for c in checks}
-    state: dict[str, str] = {}
-    cycles: list[list[str]] = []
-    for root in sorted(parents):
-        if root in state:
-            continue
-        path, stack = [root], [iter(parents[root])]
-        state[root] = "visiting"
-        while stack:
-            parent = next(stack[-1], None)
-            if parent is None:
-                state[path.pop()] = "done"
-                stack.pop()
-            elif state.get(parent) == "visiting":
-                cycles.append([*path[path.index(parent) :], parent])
-            elif parent not in state:
-                state[parent] = "visiting"
-                path.append(parent)
-                stack.append(iter(parents[parent]))
-    return cycles
-
-
-def _too_deep(checks: list[CheckBase]) -> list[tuple[str, int]]:
-    """Checks whose chain of parents is longer than MAX_DEPTH (cycles aside)."""
-    parents = {c.name: c.depends_on for c in checks}
-    depth: dict[str, int] = {}
-    for name in sorted(parents):
-        stack = [name]
-        while stack:
-            node = stack[-1]
-            pending = [p for p in parents.get(node, []) if p in parents and p not in depth
-                       and p not in stack]
-            if pending:
-                stack.append(pending[0])
-                continue
-            depth[node] = 1 + max((depth.get(p, 0) for p in parents.get(node, [])
-                                   if p in depth), default=0)
-            stack.pop()
-    return [(n, d) for n, d in sorted(depth.items()) if d > MAX_DEPTH]
 
 
 def _label(raw: dict[str, Any], index: int) -> str:

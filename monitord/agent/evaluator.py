@@ -10,6 +10,8 @@ def evaluate(check: CheckBase, obs: Observation) -> tuple[Status, str]:
     """The status and summary for ``obs``: its description plus every violated bound."""
     findings: list[tuple[Status, str]] = []
     for expectation in check.expectations():
+        if expectation.unless and any(r.value is True for r in _named(obs, expectation.unless)):
+            continue
         for reading in _named(obs, expectation.reading):
             if reading.value not in expectation.allowed:
                 findings.append((expectation.status, _at(reading, expectation.problem)))

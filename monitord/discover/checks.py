@@ -153,8 +153,9 @@ def site_check(name: str, site: Site, rules: SiteRules, depends: list[str]) -> R
         check["expect_status"] = [site.redirect_status]
     else:
         check["expect_status"] = list(rules.expect_status)
-        if rules.body_not_matches is not None:
-            check["body_not_matches"] = rules.body_not_matches.pattern
+        if rules.error_page is not None:
+            check["error_page"] = rules.error_page.pattern
+            check["warning_priority"] = rules.script_error_priority.value
     return check
 
 

@@ -38,10 +38,11 @@ class SiteRules(StrictModel):
     fail_after: int = Field(default=3, ge=1, le=100)
     retry_every: Duration = 2.0
     recover_after: int = Field(default=2, ge=1, le=100)
-    priority: PriorityField = Priority.P1
+    priority: PriorityField = Priority.P1              # the site is down
+    script_error_priority: PriorityField = Priority.P3  # its own error page: code or database
     path: str = Field(default="/", pattern=r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$")
     expect_status: list[int] = [200, 301, 302, 401, 403]
-    body_not_matches: Regex | None = Field(default_factory=lambda: _compiled(ERROR_PAGE))
+    error_page: Regex | None = Field(default_factory=lambda: _compiled(ERROR_PAGE))
     verify_tls: bool = True
     ca_file: AbsolutePath = ""
     warn: dict[str, Threshold] = {}
@@ -52,7 +53,7 @@ class SiteRules(StrictModel):
     certificate_priority: PriorityField = Priority.P2
     certificate_warning_priority: OptionalPriority = Priority.P3
 
-    @field_validator("body_not_matches", mode="before")
+    @field_validator("error_page", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value   # "" turns the body rule off
@@ -153,9 +154,10 @@ class Override(StrictModel):
     retry_every: Duration | None = None
     recover_after: int | None = Field(default=None, ge=1, le=100)
     priority: PriorityField | None = None
+    script_error_priority: PriorityField | None = None
     path: str | None = Field(default=None, pattern=r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$")
     expect_status: list[int] | None = None
-    body_not_matches: Regex | None = None
+    error_page: Regex | None = None
     verify_tls: bool | None = None
     ca_file: AbsolutePath | None = None
     warn: dict[str, Threshold] | None = None
@@ -166,7 +168,7 @@ class Override(StrictModel):
     certificate_priority: PriorityField | None = None
     certificate_warning_priority: OptionalPriority = None
 
-    @field_validator("body_not_matches", mode="before")
+    @field_validator("error_page", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value

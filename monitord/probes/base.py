@@ -112,6 +112,7 @@ class Expectation:
     allowed: frozenset[Value]
     problem: str
     status: Status = Status.CRITICAL
+    unless: str = ""        # not judged while the fact of this name is true
 
 
 class BlockingCalls:

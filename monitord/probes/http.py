@@ -18,7 +18,7 @@ from pydantic import Field, field_validator, model_validator
 
 from monitord import net
 from monitord.errors import ProbeError
-from monitord.model import Observation
+from monitord.model import Observation, Status
 from monitord.probes.base import (
     AbsolutePath,
     CheckBase,
@@ -49,6 +49,10 @@ class Config(CheckBase):
     expect_status: list[int] = []
     body_matches: Regex | None = None
     body_not_matches: Regex | None = None
+    # The application's own error page (a PHP fatal error, a database connection error):
+    # a match is a script error, WARNING (so warning_priority, P3 for sites), whatever the
+    # status; the site is not down, its code or its database is broken.
+    error_page: Regex | None = None
     follow_redirects: bool = False
     max_redirects: int = Field(default=5, ge=0, le=30)
     verify_tls: bool = True
@@ -71,13 +75,18 @@ class Config(CheckBase):
 
     def expectations(self) -> list[Expectation]:
         found = []
+        unless = "error_page" if self.error_page is not None else ""
         if self.expect_status:
             codes = ", ".join(str(c) for c in self.expect_status)
             found.append(Expectation("status_code", frozenset(self.expect_status),
-                                     f"expected status {codes}"))
+                                     f"expected status {codes}", unless=unless))
         else:
             found.append(Expectation("status_class", frozenset(["2xx", "3xx"]),
-                                     "expected a status below 400"))
+                                     "expected a status below 400", unless=unless))
+        if self.error_page is not None:
+            found.append(Expectation("error_page", frozenset([False]),
+                                     "the application's error page (a script or database "
+                                     "error)", Status.WARNING))
         if self.body_matches is not None:
             found.append(Expectation("body_matches", frozenset([True]),
                                      f"body does not match {self.body_matches.pattern!r}"))
@@ -144,6 +153,8 @@ def _observe(cfg: Config, seen: _Response) -> Observation:
         obs.add("body_matches", bool(cfg.body_matches.search(text)))
     if cfg.body_not_matches is not None:
         obs.add("body_not_matches", not cfg.body_not_matches.search(text))
+    if cfg.error_page is not None:
+        obs.add("error_page", bool(cfg.error_page.search(text)))
     if seen.der is not None:
         days = _days_left(seen.der)
         obs.add("cert_days_left", round(days, 2))

@@ -585,3 +585,30 @@ def test_relative_ca_file_is_a_config_error() -> None:
 def test_ca_file_needs_verify_tls() -> None:
     with pytest.raises(ValidationError, match="ca_file"):
         make_check("http", url="https://127.0.0.1/", ca_file="/etc/ssl/ca.pem", verify_tls=False)
+
+
+ERROR_PAGE = "(?i)(Fatal error|Uncaught PDOException)"
+
+
+async def test_an_application_error_page_is_a_script_error_not_a_site_down(
+        ctx: ProbeContext, site: str) -> None:
+    check = make_check("http", url=f"{site}/error", error_page=ERROR_PAGE, priority="P1",
+                       warning_priority="P3")
+    result = await run_check(check, ctx)
+    assert result.status is Status.WARNING     # a 500 with the app's error page: P3
+    assert check.priority_for(result.status) == "P3"
+    assert "the application's error page" in result.summary
+    assert "expected status" not in result.summary
+
+
+async def test_a_bare_5xx_is_still_the_site_down_with_an_error_page_rule(
+        ctx: ProbeContext) -> None:
+    async def gateway(request: web.Request) -> web.Response:
+        return web.Response(status=502, text="<h1>502 Bad Gateway</h1>")
+
+    app = web.Application()
+    app.router.add_get("/", gateway)
+    async with serve_app(app) as port:
+        check = make_check("http", url=f"http://127.0.0.1:{port}/", error_page=ERROR_PAGE)
+        result = await run_check(check, ctx)
+    assert result.status is Status.CRITICAL and "expected a status below 400" in result.summary
