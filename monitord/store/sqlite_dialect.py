@@ -127,10 +127,13 @@ def _slots(names: tuple[str, ...], kind: frozenset[str]) -> tuple[int, ...]:
     return tuple(i for i, name in enumerate(names) if name in kind)
 
 
-# One event's id, bound by name; CLAIM_EVENTS runs it for each event of the batch (one
-# writer at a time, so the order does not matter here).
-CLAIM_EVENT = """INSERT INTO event (id, kind, host, check_name, at, received_at)
-    VALUES (:id, :kind, :host, :check, :at, :now) ON CONFLICT (id) DO NOTHING"""
+# One event's id; CLAIM_EVENTS runs it for each event of the batch (one writer at a time,
+# so the order does not matter here), binding each event's values in CLAIM_COLUMNS order.
+CLAIM_EVENT = numbered("""INSERT INTO event (id, kind, host, check_name, at, received_at)
+    VALUES (:id, :kind, :host, :check, :at, :now) ON CONFLICT (id) DO NOTHING""", "?")
+CLAIM_COLUMNS = ("id", "kind", "host", "check", "at", "now")
+if CLAIM_EVENT.names != CLAIM_COLUMNS:
+    raise ImportError(f"CLAIM_EVENT binds {CLAIM_EVENT.names}, not {CLAIM_COLUMNS}")
 # A host is silent when its last heartbeat is older than its allowed silence.
 SILENT = """(h.last_heartbeat IS NOT NULL
     AND :now - h.last_heartbeat > max(:min_silence, :missed * h.interval_seconds))"""
