@@ -1,8 +1,13 @@
 """The incident store: events in, incidents out.
 
 ``protocol`` is the interface every backend keeps (and the records it returns), ``policy``
-how the store judges time, ``sqlite`` the embedded backend the agent writes to,
-``postgres`` the shared one of a central deployment, ``backends`` which one a URL names.
-Both the agent's embedded store and the central service use this package; it imports
-neither of them.
+how the store judges time, ``rules`` the incident rules written once (what each event
+does, reopen, priority raise, attach, resolve, acknowledge, escalate, notices, the sweep)
+and ``queries`` the reads and bookkeeping beside them, both as scripts of named statements
+(``ops``) that ``base`` runs for every Protocol method. The backends only run statements:
+``sqlite`` (the embedded one the agent writes to) with its ``sqlite_dialect``, and
+``postgres`` (the shared one of a central deployment) with its ``postgres_dialect``;
+``records`` turns their rows into records, ``migrations`` finds the schema files, and
+``backends`` says which one a URL names. Both the agent's embedded store and the central
+service use this package; it imports neither of them.
 """

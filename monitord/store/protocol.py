@@ -1,6 +1,9 @@
-"""The store's interface: events in, incidents out. Backends: sqlite (now), postgres (next).
+"""The store's interface: events in, incidents out, and the records it returns.
 
-Rules every backend keeps (and the shared test suite checks):
+The rules below are decided in one place, ``rules`` (events, incidents, the sweep, people's
+actions, escalation and notices) with ``queries`` (reads, people, agents, secrets); the
+backends, ``sqlite`` and ``postgres``, only run the statements those ask for. The shared
+test suite checks every rule against every backend:
 
 - ``apply`` applies each event id once, however often it is delivered. One batch is one
   transaction: all of it is applied, or none.

@@ -1,4 +1,4 @@
-"""The store's rules (see monitord/central/store.py), checked against every backend.
+"""The store's rules (decided in monitord/store/rules.py), checked against every backend.
 
 Each test gets a fresh store from the ``store`` fixture and drives its clock: ``now`` is
 always passed in, as ``minutes(n)`` after T0.

@@ -16,7 +16,7 @@ import pytest
 
 from monitord.errors import Conflict
 from monitord.events import Step
-from monitord.store.common import schema_files
+from monitord.store.migrations import schema_files
 from monitord.store.protocol import Escalation, Store
 from monitord.store.sqlite import SQLiteStore
 from tests.central.conftest import POLICY, OpenStore, healed, minutes, problem, recovery, step

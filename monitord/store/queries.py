@@ -1,0 +1,110 @@
+"""What the store answers and keeps beside the incident rules: reads of incidents, hosts
+and fix statistics, people's passwords and tokens, agents, and shared secrets. Scripts
+like the rules' (see ``ops``), so every backend runs them the same way."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from monitord.errors import Conflict, NotFound
+from monitord.model import Priority
+from monitord.store import records
+from monitord.store.ops import Op, Rows, Script, Taken, aware
+from monitord.store.ops import Statement as S
+from monitord.store.protocol import HostInfo, Incident, IncidentStatus
+
+# --- incidents and hosts ---------------------------------------------------------------
+
+
+def incidents(status: Sequence[IncidentStatus], priority: Sequence[Priority],
+              host: str | None, limit: int) -> Script[list[Incident]]:
+    """Ordered by due time, then priority, then id; an empty filter means "any"."""
+    rows = yield S.INCIDENTS, {
+        "statuses": list(status), "priorities": [str(p) for p in priority], "host": host,
+        "limit": limit}
+    return [records.incident(row) for row in rows]
+
+
+def read_incident(incident_id: int, with_timeline: bool = True) -> Script[Incident]:
+    """The incident (with its timeline, unless told not to); raises NotFound."""
+    rows = yield S.ONE_INCIDENT, {"id": incident_id}
+    if not rows:
+        raise NotFound(f"no incident {incident_id}")
+    if not with_timeline:
+        return records.incident(rows[0])
+    timeline = yield S.TIMELINE, {"id": incident_id}
+    return records.incident(rows[0], tuple(records.timeline_entry(row) for row in timeline))
+
+
+def opened_between(since: dt.datetime, until: dt.datetime) -> Script[list[Incident]]:
+    """Every incident opened (or last reopened) in [since, until), oldest first."""
+    rows = yield S.OPENED_BETWEEN, {"since": aware(since), "until": aware(until)}
+    return [records.incident(row) for row in rows]
+
+
+def hosts(now: dt.datetime, silence: dict[str, object]) -> Script[list[HostInfo]]:
+    """Every host heard of; down if marked so by a sweep or silent for too long."""
+    rows = yield S.HOSTS, {"now": aware(now), **silence}
+    return [records.host(row) for row in rows]
+
+
+def healed_counts() -> Script[list[tuple[str, str, str, int]]]:
+    rows = yield S.HEALED_COUNTS, {}
+    return [(r["host"], r["check_name"], r["fix"], r["count"]) for r in rows]
+
+
+def fix_runs() -> Script[list[tuple[str, str, str, int, int]]]:
+    rows = yield S.FIX_RUNS, {}
+    return [(r["host"], r["check_name"], r["fix"], r["runs"], r["worked"]) for r in rows]
+
+# --- people, agents, secrets -----------------------------------------------------------
+
+
+def set_password(name: str, password_hash: str, now: dt.datetime) -> Script[None]:
+    yield S.SET_PASSWORD, {"name": name, "hash": password_hash, "now": aware(now)}
+
+
+def password_hash(name: str) -> Script[str | None]:
+    rows = yield S.PASSWORD_HASH, {"name": name}
+    return rows[0]["password_hash"] if rows else None
+
+
+def set_person_token(name: str, token_hash: str, now: dt.datetime) -> Script[None]:
+    params = {"name": name, "hash": token_hash, "now": aware(now)}
+    yield from _register_token((S.SET_PERSON_TOKEN, params))
+
+
+def person_for(token_hash: str) -> Script[str | None]:
+    rows = yield S.PERSON_FOR, {"hash": token_hash}
+    return _first(rows, "name")
+
+
+def add_agent(host: str, token_hash: str, now: dt.datetime) -> Script[None]:
+    params = {"host": host, "token_hash": token_hash, "now": aware(now)}
+    yield from _register_token((S.ADD_AGENT, params))
+
+
+def agent_for(token_hash: str) -> Script[str | None]:
+    rows = yield S.AGENT_FOR, {"token_hash": token_hash}
+    return _first(rows, "host")
+
+
+def secret(name: str, candidate: str) -> Script[str]:
+    """The secret ``name``: the first candidate ever offered for it."""
+    yield S.OFFER_SECRET, {"name": name, "value": candidate}
+    rows = yield S.SECRET, {"name": name}
+    return str(rows[0]["value"])
+
+
+def _register_token(op: Op) -> Script[None]:
+    """A token hash belongs to one person or agent; another's is a Conflict."""
+    try:
+        yield op
+    except Taken:
+        raise Conflict("that token is already registered to someone else; "
+                       "make a new token") from None
+
+
+def _first(rows: Rows, column: str) -> str | None:
+    return str(rows[0][column]) if rows else None

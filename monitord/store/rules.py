@@ -1,0 +1,335 @@
+"""The incident rules, written once: what each event does to incidents, how a key's incident
+opens, reopens, takes repeats and raises its priority, how a child attaches to its
+parent's incident, how people acknowledge, resolve and comment, how the sweep finds silent
+hosts, how incidents climb their escalation chains and P1s are reminded, and which of
+these changes make a notice. ``protocol`` states the rules; this module is where they
+are decided, for every backend.
+
+Shape: each rule is a plain generator (a "script") that yields named statements with
+their parameters (``ops.Op``) and is sent back their rows; it does no I/O of its own.
+Why this shape, and not a backend interface of "find", "update", "insert" methods, or
+async rules awaiting an executor:
+
+- the decisions (reopen or open, raise or keep, notice or not) are in one place, and the
+  backends keep only what really differs: each statement's SQL in their dialect, their
+  connection, transaction and thread, their types, and their race-closing devices, which
+  are statements like any other (``LOCK_KEY`` is an advisory lock on PostgreSQL and
+  nothing on SQLite, whose BEGIN IMMEDIATE already runs one writer at a time);
+- one rule runs whole inside one transaction of the backend's choosing, so dedup, reopen
+  and the sweep stay single statements or one write transaction (never read-then-write
+  across transactions), and PostgreSQL can run a transaction the server aborted as a
+  deadlock again by starting a fresh script;
+- the same script runs synchronously on SQLite's one worker thread (``ops.drive``: a
+  batch is one transaction on that thread, with no hop to the event loop per statement,
+  which an async rule would need) and asynchronously on an asyncpg connection
+  (``ops.drive_async``).
+
+What it costs: a few microseconds of Python per statement, which an ingest feels (a
+batch runs thousands). So the hot path keeps statements few (a batch notes each host
+once), and what it makes for every event is plain dicts and tuples (``records.Entry``,
+``records.Trouble``, ``ops.Op``), not dataclasses; see the backends for their side.
+
+Where the protocol leaves a choice, the rules:
+
+- take their clock from the ``now`` each call is given (opened, seen, due and heartbeat
+  times); a timeline entry made from an event carries the event's own ``at``;
+- never lower a priority or change a title on a repeat; a reopened incident takes the
+  new problem's priority and a due time counted from the reopening;
+- count a host as down from the sweep that found it silent until its next heartbeat
+  (``down_since``), so one outage opens one incident, even if a person resolves it early;
+- read an empty ``status`` or ``priority`` filter as "any".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+
+from monitord.errors import Conflict, NotFound
+from monitord.events import Event, EventKind
+from monitord.model import Priority
+from monitord.store import records
+from monitord.store.ops import Op, Rows, Script, aware
+from monitord.store.ops import Statement as S
+from monitord.store.policy import Policy
+from monitord.store.protocol import (
+    SERVER_DOWN,
+    ApplyReport,
+    Escalation,
+    Incident,
+    Notice,
+    NoticeKind,
+)
+from monitord.store.queries import read_incident
+from monitord.store.records import (
+    MONITORD,
+    Entry,
+    Trouble,
+    event_entry,
+    ran,
+    retold,
+    server_down,
+)
+
+HEARTBEAT_MEMORY = dt.timedelta(days=7)    # how long a heartbeat's id is kept for dedup
+REMINDED = Priority.P1                     # the priority whose open incidents are reminded
+
+# --- events ----------------------------------------------------------------------------
+
+
+def apply(policy: Policy, events: Sequence[Event], now: dt.datetime) -> Script[ApplyReport]:
+    """Apply each event not applied before, in order; the caller's transaction is the batch.
+
+    The hosts of the batch's new events are noted first, once each and sorted (so two
+    batches noting the same new hosts lock them in the same order), then every event
+    counts its fix runs and its kind's handler decides what it does.
+    """
+    aware(now)
+    claimed = yield from _claim(events, now)
+    for host in sorted({event.host for event in events if event.id in claimed}):
+        yield S.NOTE_HOST, {"host": host}
+    applied = 0
+    for event in events:
+        if event.id not in claimed:
+            continue
+        claimed.discard(event.id)          # a repeat of the id in this batch is a duplicate
+        applied += 1
+        for step in ran(event):
+            yield S.COUNT_FIX_RUN, {"host": event.host, "check": event.check, "fix": step.fix,
+                                    "now": now, "worked": int(step.reprobe_status == "OK")}
+        yield from HANDLERS[event.kind](policy, event, now)
+    return ApplyReport(applied=applied, duplicates=len(events) - applied)
+
+
+def _claim(events: Sequence[Event], now: dt.datetime) -> Script[set[str]]:
+    """Record the events' ids; the set of those not applied before (the dedup)."""
+    rows = yield S.CLAIM_EVENTS, {
+        "now": now, "ids": [e.id for e in events], "kinds": [e.kind for e in events],
+        "hosts": [e.host for e in events], "checks": [e.check for e in events],
+        "ats": [e.at for e in events]}
+    return {row["id"] for row in rows}
+
+
+def _problem(policy: Policy, event: Event, now: dt.datetime) -> Script[object]:
+    """A suppressed child goes on its parent's open incident; any other opens its own.
+    (Returns the script rather than running it: one generator fewer between each of its
+    statements and the driver.)"""
+    entry = event_entry(event, "problem")
+    if event.suppressed_by is not None:
+        return _attach(policy, event, now, entry)
+    return open_incident(policy, records.trouble(event), now, entry)
+
+
+def _attach(policy: Policy, event: Event, now: dt.datetime,
+            entry: Entry) -> Script[object]:
+    """Attach the child to its parent's open incident; with no parent open, open its own."""
+    parent = yield from _open_id(f"{event.host}/{event.suppressed_by}")
+    if parent is None:
+        return (yield from open_incident(policy, records.trouble(event), now, entry))
+    yield S.ATTACH, {"id": parent, "key": event.key}
+    yield _add_entry(parent, retold(entry, "attached"))
+    return parent
+
+
+def _healed(policy: Policy, event: Event, now: dt.datetime) -> Script[None]:
+    """Count the fix that healed it (the last step's); note it on an open incident."""
+    fix = event.steps[-1].fix if event.steps else "unknown"
+    yield S.COUNT_HEALED, {"host": event.host, "check": event.check, "fix": fix, "now": now}
+    incident_id = yield from _open_id(event.key)
+    if incident_id is not None:
+        yield _add_entry(incident_id, event_entry(event, "healed"))
+
+
+def _recovery(policy: Policy, event: Event, now: dt.datetime) -> Script[object]:
+    return _resolve_key(event.key, now, event_entry(event, "recovery"))
+
+
+def _heartbeat(policy: Policy, event: Event, now: dt.datetime) -> Script[None]:
+    """Note the host alive; its "server down", if open, is resolved."""
+    yield S.HEARTBEAT, {"host": event.host, "now": now, "interval": event.interval_seconds}
+    said = records.entry(event.at, "recovery", event.host, "heartbeats resumed", event.id)
+    yield from _resolve_key(f"{event.host}/{SERVER_DOWN}", now, said)
+
+
+# What each kind of event does (after its fix runs are counted).
+HANDLERS: dict[EventKind, Callable[[Policy, Event, dt.datetime], Script[object]]] = {
+    "problem": _problem, "healed": _healed, "recovery": _recovery, "heartbeat": _heartbeat}
+
+# --- one key's incident ----------------------------------------------------------------
+
+
+def open_incident(policy: Policy, trouble: Trouble, now: dt.datetime,
+                  entry: Entry) -> Script[tuple[int, bool]]:
+    """Reopen, raise, then upsert the key's incident: (its id, whether it is new to people).
+
+    Reopen first: a key's last incident, resolved within the window, opens again (and the
+    upsert then finds it open). A worse priority raises the open incident and brings its
+    due time forward, never back. The upsert on the partial unique index opens one, or
+    counts a repeat.
+    """
+    params = _trouble_params(policy, trouble, now)
+    yield S.LOCK_KEY, {"key": trouble["key"]}
+    reopened = bool((yield S.REOPEN, params))
+    raised = yield S.RAISE_PRIORITY, params
+    [row] = yield S.UPSERT, params
+    incident_id, new = int(row["id"]), reopened or row["count"] == 1
+    yield _add_entry(incident_id, retold(entry, "reopened") if reopened else entry)
+    if raised:
+        yield from _tell_raised(incident_id, trouble["priority"], raised[0]["due_at"], now,
+                                entry["event_id"])
+    if new:
+        yield _notice(incident_id, "opened", now)
+    return incident_id, new
+
+
+def _tell_raised(incident_id: int, priority: Priority, due_at: dt.datetime, now: dt.datetime,
+                 event_id: str | None) -> Script[None]:
+    """A raised priority goes on the timeline, and people hear of it ("escalated")."""
+    text = f"priority raised to {priority}; now due by {due_at:%Y-%m-%d %H:%M:%S} UTC"
+    yield _add_entry(incident_id, records.entry(now, "priority", MONITORD, text, event_id))
+    yield _notice(incident_id, "escalated", now)
+
+
+def _trouble_params(policy: Policy, trouble: Trouble, now: dt.datetime) -> dict[str, object]:
+    target = dt.timedelta(seconds=policy.target(trouble["priority"]))
+    return {**trouble, "now": now, "due_at": now + target,
+            "since": now - dt.timedelta(seconds=policy.reopen_window)}
+
+
+def _open_id(key: str) -> Script[int | None]:
+    rows = yield S.OPEN_FOR_KEY, {"key": key}
+    return int(rows[0]["id"]) if rows else None
+
+
+def _resolve_key(key: str, now: dt.datetime, entry: Entry) -> Script[None]:
+    """Resolve the key's open incident, if there is one (resolved by the store itself)."""
+    rows = yield S.RESOLVE_KEY, {"key": key, "now": now, "who": MONITORD}
+    for row in rows:
+        yield _add_entry(row["id"], entry)
+        yield _notice(row["id"], "resolved", now)
+
+
+def _add_entry(incident_id: int, entry: Entry) -> Op:
+    return S.ADD_ENTRY, {**entry, "id": incident_id}
+
+
+def _notice(incident_id: int, kind: NoticeKind, now: dt.datetime) -> Op:
+    """A notice of ``kind``, at the incident's current escalation level; its row back."""
+    return S.ADD_NOTICE, {"id": incident_id, "kind": kind, "now": now}
+
+# --- the sweep -------------------------------------------------------------------------
+
+
+def sweep(policy: Policy, now: dt.datetime) -> Script[list[Incident]]:
+    """Mark silent hosts down and open their "server down"; forget week-old heartbeats."""
+    aware(now)
+    yield S.FORGET_HEARTBEATS, {"before": now - HEARTBEAT_MEMORY}
+    silent = yield S.CLAIM_SILENT, {"now": now, **silence(policy)}
+    opened = []
+    for row in sorted(silent, key=lambda r: str(r["host"])):
+        trouble, text = server_down(row["host"], row["last_heartbeat"],
+                                    row["interval_seconds"], now)
+        entry = records.entry(now, "problem", MONITORD, text)
+        incident_id, new = yield from open_incident(policy, trouble, now, entry)
+        if new:
+            opened.append((yield from read_incident(incident_id, with_timeline=False)))
+    return opened
+
+
+def silence(policy: Policy) -> dict[str, object]:
+    """The parameters of a host's allowed silence: max(min_silence, missed x interval)."""
+    return {"min_silence": policy.min_silence, "missed": float(policy.missed_heartbeats)}
+
+# --- people's actions ------------------------------------------------------------------
+
+
+def acknowledge(incident_id: int, who: str, note: str, now: dt.datetime) -> Script[Incident]:
+    entry = records.entry(aware(now), "acknowledged", who, note)
+    return _act(incident_id, S.ACKNOWLEDGE, entry, "acknowledged")
+
+
+def resolve(incident_id: int, who: str, note: str, now: dt.datetime) -> Script[Incident]:
+    return _act(incident_id, S.RESOLVE, records.entry(aware(now), "resolved", who, note),
+                "resolved")
+
+
+def comment(incident_id: int, who: str, text: str, now: dt.datetime) -> Script[Incident]:
+    return _act(incident_id, None, records.entry(aware(now), "comment", who, text), None)
+
+
+def _act(incident_id: int, change: str | None, entry: Entry,
+         tells: NoticeKind | None) -> Script[Incident]:
+    """Change the incident (``change``, if any), add ``entry`` to its timeline and tell
+    people (``tells``), under the incident's lock.
+
+    A second acknowledgement is recorded but tells nobody (they heard of the first);
+    acting on a resolved incident is a Conflict (a new problem on its key reopens it).
+    """
+    current = yield S.LOCK_INCIDENT, {"id": incident_id}
+    if not current:
+        raise NotFound(f"no incident {incident_id}")
+    status, key = current[0]["status"], current[0]["key"]
+    params = {"id": incident_id, "now": entry["at"], "who": entry["who"]}
+    if change is not None and not (yield change, params):
+        raise Conflict(f"incident {incident_id} is {status}: it cannot be {entry['kind']} "
+                       f"(a new problem on {key} reopens it)")
+    yield _add_entry(incident_id, entry)
+    if tells == "resolved" or (tells == "acknowledged" and status == "open"):
+        yield _notice(incident_id, tells, entry["at"])
+    return (yield from read_incident(incident_id))
+
+# --- escalation and notices ------------------------------------------------------------
+
+
+def escalate(policy: Policy, now: dt.datetime, rules: Escalation) -> Script[list[Notice]]:
+    """Climb the escalation chains, then remind open P1s; the notices it made."""
+    aware(now)
+    made: list[Notice] = []
+    if rules.escalate_at > 0 and rules.max_level > 0:
+        made += yield from _climb(policy, now, rules)
+    if rules.renotify_every > 0:
+        made += yield from _remind(now, dt.timedelta(seconds=rules.renotify_every))
+    return made
+
+
+def _climb(policy: Policy, now: dt.datetime, rules: Escalation) -> Script[list[Notice]]:
+    """An open incident goes one level up each time another ``escalate_at`` share of its
+    response target passes: level n+1 is due at (due_at - target) + (n+1) x share x target."""
+    targets = {str(priority): policy.target(priority) for priority in Priority}
+    rows = yield S.ESCALATE, {"now": now, "share": rules.escalate_at,
+                              "max_level": rules.max_level, "targets": targets}
+    return (yield from _notices(rows, "escalated", now))
+
+
+def _remind(now: dt.datetime, every: dt.timedelta) -> Script[list[Notice]]:
+    """An open P1 nobody was told of for ``every`` is told again, with at most one
+    reminder waiting per incident."""
+    rows = yield S.RENOTIFY, {"now": now, "every": every, "priority": REMINDED}
+    return (yield from _notices(rows, "renotify", now))
+
+
+def _notices(rows: Rows, kind: NoticeKind, now: dt.datetime) -> Script[list[Notice]]:
+    """A notice of ``kind`` for each incident in ``rows`` (by its ``id``)."""
+    made = []
+    for row in rows:
+        [notice] = yield _notice(row["id"], kind, now)
+        made.append(records.notice(notice))
+    return made
+
+
+def claim_notices(now: dt.datetime, lease_seconds: float, limit: int) -> Script[list[Notice]]:
+    """Lease due notices until now + lease_seconds; oldest first."""
+    until = aware(now) + dt.timedelta(seconds=lease_seconds)
+    rows = yield S.CLAIM_NOTICES, {"now": now, "until": until, "limit": limit}
+    return sorted((records.notice(row) for row in rows), key=lambda n: n.id)
+
+
+def finish_notice(notice: Notice, done: Sequence[str], now: dt.datetime,
+                  retry_at: dt.datetime | None, error: str, text: str) -> Script[bool]:
+    """End the claim ``notice`` is, or set its retry; False if its lease was lost."""
+    rows = yield S.FINISH_NOTICE, {
+        "id": notice.id, "attempts": notice.attempts, "done": list(done), "now": aware(now),
+        "retry_at": retry_at, "error": error}
+    if rows and text:
+        yield _add_entry(rows[0]["incident_id"], records.entry(now, "notified", MONITORD, text))
+    return bool(rows)

@@ -1,0 +1,273 @@
+"""The SQLite store's SQL and types: one statement (or nothing) for each of the rules'
+statement names, plain, with ``:name`` parameters, numbered (``?n``) once, when the module
+loads; and how the rules' values are kept: times as epoch seconds, durations as seconds,
+lists and dicts as JSON text.
+
+Which parameters are converted is decided by name, once per statement, not by looking
+at each value's type as it is bound: a batch binds some hundred thousand values, and a
+Python step for each of them is a cost an ingest feels. Every name a statement uses must
+be in one of the classes below, or the module does not load.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import operator
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from monitord.store.ops import Statement as S
+from monitord.store.ops import dialect, numbered
+
+TIME_PARAMS = frozenset({"now", "at", "due_at", "since", "until", "before", "retry_at"})
+DURATION_PARAMS = frozenset({"every"})
+JSON_PARAMS = frozenset({"steps", "done", "statuses", "priorities", "targets"})
+PLAIN_PARAMS = frozenset({
+    "id", "key", "host", "check", "kind", "priority", "title", "summary", "who", "text",
+    "event_id", "fix", "worked", "interval", "min_silence", "missed", "share", "max_level",
+    "limit", "attempts", "error", "name", "hash", "token_hash", "value"})
+# Columns that come back as times and as JSON.
+TIME_COLUMNS = frozenset({"at", "opened_at", "due_at", "last_seen_at", "acknowledged_at",
+                          "resolved_at", "reopened_at", "notified_at", "created_at",
+                          "last_heartbeat"})
+JSON_COLUMNS = frozenset({"attached_keys", "done", "steps"})
+
+
+class Bound:
+    """A statement, how to bind the rules' parameters to it, and how to read its rows."""
+
+    def __init__(self, text: str) -> None:
+        query = numbered(text, "?")
+        unknown = set(query.names) - TIME_PARAMS - DURATION_PARAMS - JSON_PARAMS - PLAIN_PARAMS
+        if unknown:
+            raise ImportError(f"the SQLite store does not know how to keep {sorted(unknown)}")
+        self.sql = query.sql
+        # The parameters, in number order, as SQLite keeps them.
+        self.args: Callable[[Mapping[str, Any]], Sequence[Any]] = _binder(query.names)
+        self._columns: _Columns | None = None    # learnt from the first result
+
+    def rows(self, cursor: sqlite3.Cursor, found: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+        """The rows ``cursor`` gave (as plain tuples, SQLite's fastest way out) as the rules
+        read them: times as aware datetimes, JSON as lists."""
+        columns = self._columns
+        if columns is None or len(columns.names) != len(found[0]):   # a newer schema's
+            columns = self._learn(cursor)                              # i.* has more
+        rows = [dict(zip(columns.names, values, strict=True)) for values in found]
+        for row in rows:
+            for name in columns.times:
+                if row[name] is not None:
+                    row[name] = dt.datetime.fromtimestamp(row[name], dt.UTC)
+            for name in columns.json:
+                row[name] = json.loads(row[name])
+        return rows
+
+    def _learn(self, cursor: sqlite3.Cursor) -> _Columns:
+        """The statement's columns, learnt from its first result (and again if a newer
+        monitord added columns to the file since); two threads learning at once learn
+        the same thing."""
+        names = tuple(column[0] for column in cursor.description)
+        self._columns = _Columns(names, TIME_COLUMNS.intersection(names),
+                                 JSON_COLUMNS.intersection(names))
+        return self._columns
+
+
+@dataclass(frozen=True)
+class _Columns:
+    names: tuple[str, ...]
+    times: frozenset[str]
+    json: frozenset[str]
+
+
+def epoch(moment: dt.datetime) -> float:
+    if moment.tzinfo is None:
+        raise ValueError(f"expected a timezone-aware time, got {moment.isoformat()}")
+    return moment.timestamp()
+
+
+def _binder(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], Sequence[Any]]:
+    """What takes a statement's parameters from the rules' dict, converting the times,
+    durations and JSON among them; made once per statement, for what it converts."""
+    values = _getter(names)
+    times, durations = _slots(names, TIME_PARAMS), _slots(names, DURATION_PARAMS)
+    jsons = _slots(names, JSON_PARAMS)
+    if not (times or durations or jsons):
+        return values
+
+    def bind(params: Mapping[str, Any]) -> list[Any]:
+        args = list(values(params))
+        for i in times:
+            if (moment := args[i]) is not None:
+                if moment.tzinfo is None:      # epoch() inline: one call fewer per time
+                    raise ValueError(f"expected a timezone-aware time, got {moment}")
+                args[i] = moment.timestamp()
+        for i in durations:
+            args[i] = args[i].total_seconds()
+        for i in jsons:
+            args[i] = json.dumps(args[i])
+        return args
+
+    return bind
+
+
+def _getter(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """The values of ``names`` as a tuple, taken in C (itemgetter of one name gives the
+    value itself, of none is not allowed)."""
+    if len(names) > 1:
+        return operator.itemgetter(*names)
+    if names:
+        [name] = names
+        return lambda params: (params[name],)
+    return lambda params: ()
+
+
+def _slots(names: tuple[str, ...], kind: frozenset[str]) -> tuple[int, ...]:
+    return tuple(i for i, name in enumerate(names) if name in kind)
+
+
+# One event's id; CLAIM_EVENTS runs it for each event of the batch (one writer at a time,
+# so the order does not matter here), binding each event's values in CLAIM_COLUMNS order.
+CLAIM_EVENT = numbered("""INSERT INTO event (id, kind, host, check_name, at, received_at)
+    VALUES (:id, :kind, :host, :check, :at, :now) ON CONFLICT (id) DO NOTHING""", "?")
+CLAIM_COLUMNS = ("id", "kind", "host", "check", "at", "now")
+if CLAIM_EVENT.names != CLAIM_COLUMNS:
+    raise ImportError(f"CLAIM_EVENT binds {CLAIM_EVENT.names}, not {CLAIM_COLUMNS}")
+# A host is silent when its last heartbeat is older than its allowed silence.
+SILENT = """(h.last_heartbeat IS NOT NULL
+    AND :now - h.last_heartbeat > max(:min_silence, :missed * h.interval_seconds))"""
+INCIDENT = """SELECT i.*, (SELECT json_group_array(a.key) FROM attached a
+        WHERE a.incident_id = i.id) AS attached_keys FROM incident i"""
+OPENED = "coalesce(i.reopened_at, i.opened_at)"
+NOTICE_COLUMNS = "id, incident_id, kind, level, created_at, attempts, done"
+# The response target of the incident's priority, from the targets the rules bind.
+TARGET = "json_extract(:targets, '$.' || priority)"
+
+_SQL: dict[str, str | None] = {
+    S.CLAIM_EVENTS: None,                  # the store runs CLAIM_EVENT for each event
+    S.NOTE_HOST: "INSERT INTO host (host) VALUES (:host) ON CONFLICT (host) DO NOTHING",
+    S.COUNT_FIX_RUN: """INSERT INTO fix_run (host, check_name, fix, runs, worked, last_at)
+        VALUES (:host, :check, :fix, 1, :worked, :now) ON CONFLICT (host, check_name, fix)
+        DO UPDATE SET runs = runs + 1, worked = worked + excluded.worked,
+            last_at = excluded.last_at""",
+    S.COUNT_HEALED: """INSERT INTO healed (host, check_name, fix, count, last_at)
+        VALUES (:host, :check, :fix, 1, :now) ON CONFLICT (host, check_name, fix)
+        DO UPDATE SET count = count + 1, last_at = excluded.last_at""",
+    S.HEARTBEAT: """UPDATE host SET last_heartbeat = :now, interval_seconds = :interval,
+        down_since = NULL WHERE host = :host""",
+    S.LOCK_KEY: None,                      # BEGIN IMMEDIATE holds the one write lock
+    S.REOPEN: """UPDATE incident SET status = 'open', priority = :priority, due_at = :due_at,
+            acknowledged_at = NULL, acknowledged_by = NULL, resolved_at = NULL,
+            resolved_by = NULL, reopened = reopened + 1, escalation_level = 0,
+            notified_at = :now, reopened_at = :now
+        WHERE id = (SELECT max(id) FROM incident WHERE key = :key)
+          AND status = 'resolved' AND resolved_at > :since RETURNING id""",
+    S.RAISE_PRIORITY: """UPDATE incident SET priority = :priority,
+            due_at = min(due_at, :due_at), notified_at = :now
+        WHERE key = :key AND status != 'resolved' AND priority > :priority
+        RETURNING due_at""",
+    # One open incident per key: the partial unique index is the upsert's target.
+    S.UPSERT: """INSERT INTO incident (key, host, check_name, priority, status, title, summary,
+            opened_at, due_at, last_seen_at, count, notified_at)
+        VALUES (:key, :host, :check, :priority, 'open', :title, :summary, :now, :due_at,
+                :now, 1, :now)
+        ON CONFLICT (key) WHERE status != 'resolved' DO UPDATE SET count = count + 1,
+            last_seen_at = excluded.last_seen_at, summary = excluded.summary
+        RETURNING id, count""",
+    S.OPEN_FOR_KEY: "SELECT id FROM incident WHERE key = :key AND status != 'resolved'",
+    S.RESOLVE_KEY: """UPDATE incident SET status = 'resolved', resolved_at = :now,
+            resolved_by = :who
+        WHERE key = :key AND status != 'resolved' RETURNING id""",
+    S.ATTACH: """INSERT INTO attached (incident_id, key) VALUES (:id, :key)
+        ON CONFLICT (incident_id, key) DO NOTHING""",
+    S.ADD_ENTRY: """INSERT INTO timeline (incident_id, at, kind, who, text, event_id, steps)
+        VALUES (:id, :at, :kind, :who, :text, :event_id, :steps)""",
+    S.FORGET_HEARTBEATS: """DELETE FROM event
+        WHERE kind = 'heartbeat' AND received_at < :before""",
+    S.CLAIM_SILENT: f"""UPDATE host AS h SET down_since = :now
+        WHERE h.down_since IS NULL AND {SILENT}
+        RETURNING host, last_heartbeat, interval_seconds""",
+    S.LOCK_INCIDENT: "SELECT status, key FROM incident WHERE id = :id",
+    # A second acknowledgement keeps the first one's time and name (the SLA counts the
+    # first).
+    S.ACKNOWLEDGE: """UPDATE incident SET status = 'acknowledged',
+            acknowledged_at = coalesce(acknowledged_at, :now),
+            acknowledged_by = coalesce(acknowledged_by, :who)
+        WHERE id = :id AND status != 'resolved' RETURNING id""",
+    S.RESOLVE: """UPDATE incident SET status = 'resolved', resolved_at = :now,
+            resolved_by = :who
+        WHERE id = :id AND status != 'resolved' RETURNING id""",
+    # Notices: made beside the change they tell of, at the incident's current level.
+    S.ADD_NOTICE: f"""INSERT INTO notice (incident_id, kind, level, created_at, next_at)
+        SELECT id, :kind, escalation_level, :now, :now FROM incident WHERE id = :id
+        RETURNING {NOTICE_COLUMNS}""",
+    S.ESCALATE: f"""UPDATE incident SET escalation_level = escalation_level + 1,
+            notified_at = :now
+        WHERE status = 'open' AND escalation_level < :max_level
+          AND :now >= due_at - (1.0 - (escalation_level + 1) * :share) * {TARGET}
+        RETURNING id""",
+    S.RENOTIFY: """UPDATE incident SET notified_at = :now
+        WHERE status = 'open' AND priority = :priority
+          AND coalesce(notified_at, opened_at) <= :now - :every
+          AND NOT EXISTS (SELECT 1 FROM notice n WHERE n.incident_id = incident.id
+                          AND n.kind = 'renotify' AND n.finished_at IS NULL)
+        RETURNING id""",
+    # Due, not leased to anyone, and not behind an older notice of its incident that is on
+    # its first round (people hear of an incident's changes in the order they happened;
+    # one that waits for a retry holds back nothing).
+    S.CLAIM_NOTICES: f"""UPDATE notice SET claimed_until = :until, attempts = attempts + 1
+        WHERE id IN (SELECT n.id FROM notice n
+            WHERE n.finished_at IS NULL AND n.next_at <= :now
+              AND (n.claimed_until IS NULL OR n.claimed_until <= :now)
+              AND NOT EXISTS (SELECT 1 FROM notice o WHERE o.incident_id = n.incident_id
+                              AND o.finished_at IS NULL AND o.id < n.id
+                              AND (o.attempts = 0 OR o.claimed_until > :now))
+            ORDER BY n.id LIMIT :limit)
+        RETURNING {NOTICE_COLUMNS}""",
+    S.FINISH_NOTICE: """UPDATE notice SET done = :done, claimed_until = NULL,
+            last_error = :error, next_at = coalesce(:retry_at, next_at),
+            finished_at = CASE WHEN :retry_at IS NULL THEN :now END
+        WHERE id = :id AND attempts = :attempts AND finished_at IS NULL
+        RETURNING incident_id""",
+    # json_each keeps the statement fixed whatever the number of values filtered on.
+    S.INCIDENTS: f"""{INCIDENT}
+        WHERE (json_array_length(:statuses) = 0
+               OR i.status IN (SELECT value FROM json_each(:statuses)))
+          AND (json_array_length(:priorities) = 0
+               OR i.priority IN (SELECT value FROM json_each(:priorities)))
+          AND (:host IS NULL OR i.host = :host)
+        ORDER BY i.due_at, i.priority, i.id LIMIT :limit""",
+    S.ONE_INCIDENT: f"{INCIDENT} WHERE i.id = :id",
+    S.TIMELINE: """SELECT at, kind, who, text, event_id, steps FROM timeline
+        WHERE incident_id = :id ORDER BY id""",
+    S.OPENED_BETWEEN: f"""{INCIDENT} WHERE {OPENED} >= :since AND {OPENED} < :until
+        ORDER BY {OPENED}, i.id""",
+    S.HOSTS: f"""SELECT h.host, h.last_heartbeat, h.interval_seconds,
+            (h.down_since IS NOT NULL OR {SILENT}) AS down,
+            (SELECT count(*) FROM incident i WHERE i.host = h.host AND i.status != 'resolved')
+                AS open_incidents
+        FROM host h ORDER BY h.host""",
+    S.HEALED_COUNTS: """SELECT host, check_name, fix, count FROM healed
+        ORDER BY host, check_name, fix""",
+    S.FIX_RUNS: """SELECT host, check_name, fix, runs, worked FROM fix_run
+        ORDER BY host, check_name, fix""",
+    S.SET_PASSWORD: """INSERT INTO person (name, password_hash, added_at)
+        VALUES (:name, :hash, :now)
+        ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash""",
+    S.PASSWORD_HASH: "SELECT password_hash FROM person WHERE name = :name",
+    S.SET_PERSON_TOKEN: """INSERT INTO person (name, token_hash, added_at)
+        VALUES (:name, :hash, :now)
+        ON CONFLICT (name) DO UPDATE SET token_hash = excluded.token_hash""",
+    S.PERSON_FOR: "SELECT name FROM person WHERE token_hash = :hash",
+    S.ADD_AGENT: """INSERT INTO agent (host, token_hash, added_at)
+        VALUES (:host, :token_hash, :now)
+        ON CONFLICT (host) DO UPDATE SET token_hash = excluded.token_hash,
+            added_at = excluded.added_at""",
+    S.AGENT_FOR: "SELECT host FROM agent WHERE token_hash = :token_hash",
+    S.OFFER_SECRET: """INSERT INTO secret (name, value) VALUES (:name, :value)
+        ON CONFLICT (name) DO NOTHING""",
+    S.SECRET: "SELECT value FROM secret WHERE name = :name",
+}
+SQL: Mapping[str, Bound | None] = dialect("SQLite", {
+    name: None if text is None else Bound(text) for name, text in _SQL.items()})
