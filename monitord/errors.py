@@ -11,6 +11,7 @@
     ├── StateError             a file or database monitord keeps cannot be read or written
     │   ├── OutboxError        ... the agent's outbox
     │   └── StoreError         ... the incident store (SQLite file or PostgreSQL)
+    │       └── Taken          a unique value is taken already (a token someone else has)
     ├── IncidentError          an action a person asked of an incident cannot be done
     │   ├── NotFound           no incident with that id
     │   └── Conflict           not in its present state (acknowledging a resolved one)
@@ -84,6 +85,10 @@ class OutboxError(StateError):
 
 class StoreError(StateError):
     """The incident store could not be opened, read or written, or did not answer."""
+
+
+class Taken(StoreError):
+    """A statement met a unique value that is already taken (a token someone else has)."""
 
 
 class IncidentError(MonitordError):

@@ -22,8 +22,6 @@ import re
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from typing import Any, NamedTuple, TypeVar
 
-from monitord.errors import StoreError
-
 R = TypeVar("R")
 Row = Mapping[str, Any]
 Rows = Sequence[Row]
@@ -115,10 +113,6 @@ def numbered(text: str, mark: str) -> Query:
         return f"{mark}{names.index(match[1]) + 1}"
 
     return Query(_PARAMETER.sub(number, text), tuple(names))
-
-
-class Taken(StoreError):
-    """A statement met a unique value that is already taken (a token someone else has)."""
 
 
 def dialect(name: str, table: Mapping[str, R]) -> Mapping[str, R]:

@@ -46,11 +46,11 @@ from typing import Any, TypeVar
 import asyncpg
 
 from monitord.durations import format_duration
-from monitord.errors import StoreError
+from monitord.errors import StoreError, Taken
 from monitord.net import redact_url
 from monitord.store.base import RuleStore
 from monitord.store.migrations import schema_files
-from monitord.store.ops import Op, Query, Rows, Script, Taken, drive_async
+from monitord.store.ops import Op, Query, Rows, Script, drive_async
 from monitord.store.policy import Policy
 from monitord.store.postgres_dialect import (
     CURRENT_VERSION,

@@ -7,10 +7,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from monitord.errors import Conflict, NotFound
+from monitord.errors import Conflict, NotFound, Taken
 from monitord.model import Priority
 from monitord.store import records
-from monitord.store.ops import Op, Rows, Script, Taken, aware
+from monitord.store.ops import Op, Rows, Script, aware
 from monitord.store.ops import Statement as S
 from monitord.store.protocol import HostInfo, Incident, IncidentStatus
 

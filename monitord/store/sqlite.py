@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from monitord.durations import format_duration
-from monitord.errors import StoreError
+from monitord.errors import StoreError, Taken
 from monitord.store.base import RuleStore
 from monitord.store.migrations import schema_files
-from monitord.store.ops import Op, Row, Rows, Script, Taken, drive
+from monitord.store.ops import Op, Row, Rows, Script, drive
 from monitord.store.ops import Statement as S
 from monitord.store.policy import Policy
 from monitord.store.sqlite_dialect import CLAIM_EVENT, SQL, epoch
