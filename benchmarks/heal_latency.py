@@ -158,10 +158,20 @@ class Nginx:
         """The master's pid, if it runs (a zombie does not)."""
         try:
             pid = int(self.pidfile.read_text().split()[0])
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         except (OSError, ValueError, IndexError):
             return None
-        return None if state in ("Z", "X") else pid
+        return pid if process_state(pid) not in ("", "Z", "X") else None
+
+    def processes(self) -> list[int]:
+        """The master and its workers."""
+        pid = self.master()
+        if pid is None:
+            return []
+        children: list[int] = []
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                children += map(int, (task / "children").read_text().split())
+        return [pid, *children]
 
     def age_seconds(self) -> float:
         """How long the master has run (0 if it does not)."""
@@ -182,6 +192,14 @@ class Nginx:
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signum)
+
+
+def process_state(pid: int) -> str:
+    """The state letter of ``pid`` (R, S, T, Z...), "" if there is no such process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
 
 
 def http_ok(port: int, host: str, timeout: float) -> bool:
@@ -701,12 +719,20 @@ FAILED = re.compile(r": (CRITICAL|WARNING|UNKNOWN) \((soft|hard)|\] error\s+:")
 
 
 def breaking(bench: Bench, scenario: str) -> None:
+    """Break nginx, and return once the break has taken effect (every process gone, or
+    stopped), so that a request that started before it cannot count as served after."""
     if scenario == "broken":
         bench.nginx.write(broken=True)
-    if scenario in ("kill", "broken"):
-        bench.nginx.signal(signal.SIGKILL)
+    server = bench.upstream if scenario == "hung" else bench.nginx
+    processes = server.processes()
+    if scenario == "hung":
+        server.signal(signal.SIGSTOP)
+        bench.wait(lambda: all(process_state(p) in ("T", "") for p in processes), 5,
+                   "the upstream to stop")
     else:
-        bench.upstream.signal(signal.SIGSTOP)
+        server.signal(signal.SIGKILL)
+        bench.wait(lambda: all(process_state(p) in ("Z", "X", "") for p in processes), 5,
+                   "nginx to die")
 
 
 def run_round(bench: Bench, scenario: str, tool: Tool, phase: float) -> Round:
@@ -726,8 +752,8 @@ def run_round(bench: Bench, scenario: str, tool: Tool, phase: float) -> Round:
             at += CYCLE_SECONDS
         bench.watch(at, (tool,), lambda: False)
         broke = time.monotonic()
-        bench.poller.arm(broke)
         breaking(bench, scenario)
+        bench.poller.arm(time.monotonic())
         note = watch_after_break(bench, scenario, tool, broke)
         served = bench.poller.served()
     finally:
@@ -801,10 +827,9 @@ def tool_makers(bench: Bench, retries: list[str], spread_retries: list[str],
 
 
 def run_scenario(bench: Bench, directory: Path, scenario: str,
-                 makers: list[tuple[str, ToolMaker]], rounds: int,
-                 rng: random.Random) -> list[Round]:
+                 makers: list[tuple[str, ToolMaker]], rounds: int, rng: random.Random,
+                 results: list[Round]) -> None:
     """``rounds`` rounds; in each, every tool in turn (the order rotating each round)."""
-    results = []
     for index, phase in enumerate(phases(rounds, rng)):
         turn = makers[index % len(makers):] + makers[:index % len(makers)]
         for slug, make in turn:
@@ -816,7 +841,6 @@ def run_scenario(bench: Bench, directory: Path, scenario: str,
                                f"round {index + 1} failed: {e}")
             print(round_line(result, index + 1, rounds), file=sys.stderr, flush=True)
             results.append(result)
-    return results
 
 
 # ------------------------------------------------------------------------------ report
@@ -931,20 +955,22 @@ def run(args: argparse.Namespace) -> None:
     rng = random.Random(args.seed)
     started, load_before = time.monotonic(), load()
     results: list[Round] = []
-    with work_dir(args.keep) as directory:
-        bench = Bench(directory, reaper)
-        try:
-            makers = tool_makers(bench, args.retry, args.spread, monit)
-            for scenario in args.scenarios:
-                results += run_scenario(bench, directory / "rounds", scenario, makers,
-                                        args.rounds, rng)
-        finally:
-            bench.close()
-    print("\n".join(machine_lines()))
-    print(f"{args.rounds} rounds per tool and scenario, the tools in turn; load average "
-          f"{load_before} before, {load()} after; run took "
-          f"{format_duration(round(time.monotonic() - started))}\n")
-    print(table(results))
+    try:
+        with work_dir(args.keep) as directory:
+            bench = Bench(directory, reaper)
+            try:
+                makers = tool_makers(bench, args.retry, args.spread, monit)
+                for scenario in args.scenarios:
+                    run_scenario(bench, directory / "rounds", scenario, makers, args.rounds,
+                                 rng, results)
+            finally:
+                bench.close()
+    finally:   # what was measured, even when stopped early
+        print("\n".join(machine_lines()))
+        print(f"{args.rounds} rounds per tool and scenario, the tools in turn; load average "
+              f"{load_before} before, {load()} after; run took "
+              f"{format_duration(round(time.monotonic() - started))}\n")
+        print(table(results))
 
 
 def duration_list(text: str) -> list[str]:
