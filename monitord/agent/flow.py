@@ -118,14 +118,20 @@ class CheckFlow:
         for change in verdict.changes:
             log_change(check, state, change, result)
         log.debug("check %s: %s %s", check.name, result.status.name, result.summary)
-        if (result.status is Status.OK) != (was is Status.OK):
-            # A new failure: are its parents fine? A failure over: its dependents that
-            # waited on it may act now.
-            self._probe(self._graph.parents(check.name) if result.status is not Status.OK
-                        else self._graph.failing_dependents(check.name))
-        if verdict.decision is Decision.WAIT and verdict.reason == "parent":
-            self._probe([state.suppressed_by or ""])
+        if result.status is not Status.OK:
+            # Are its parents fine? Asked once per parent: a parent already failing is
+            # confirmed at its own retry pace, so that twenty failing sites do not turn
+            # nginx's fail_after into twenty probes in a row.
+            self._probe(self._unjudged(self._graph.parents(check.name), state.failed_at))
+        elif was is not Status.OK:
+            # A failure over: its dependents that waited on it may act now.
+            self._probe(self._graph.failing_dependents(check.name))
         return result, verdict
+
+    def _unjudged(self, names: list[str], since: float) -> list[str]:
+        """Those of ``names`` that look fine but were not probed since ``since``."""
+        return [n for n in names if (s := self.states.get(n)) is not None
+                and s.status is Status.OK and s.last_run < since]
 
     async def _situation(self, check: CheckBase, state: CheckState,
                          result: Result) -> Situation:

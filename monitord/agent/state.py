@@ -264,7 +264,7 @@ class CheckState:
 def log_change(check: CheckBase, state: CheckState, change: Change, result: Result) -> None:
     """One log line for a change of ``check``'s state: warnings for hard failures."""
     status = result.status.name
-    suffix = f" [suppressed by {state.suppressed_by}]" if state.suppressed_by else ""
+    suffix = f" [waiting on {state.suppressed_by}]" if state.suppressed_by else ""
     if change is Change.FLAPPING:
         log.warning("%s: flapping: its state changed in %d of its last %d runs; fixes pause "
                     "until it is steady", check.name, _flips(state), len(state.history) - 1)

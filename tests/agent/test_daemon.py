@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from collections.abc import Iterator
@@ -11,7 +12,8 @@ import pytest
 
 from monitord.agent.daemon import Agent
 from monitord.config import Config, load_config
-from monitord.model import Status
+from monitord.model import Result, Status
+from monitord.probes.base import CheckBase
 
 
 @pytest.fixture
@@ -100,3 +102,59 @@ async def test_restart_restores_hard_failure(tmp_path: Path, closed_port: int) -
     assert state.hard_failing and state.hard_status is Status.CRITICAL
     assert state.fail_count == 2
     assert "connection refused" in state.summary
+
+
+async def test_failing_children_ask_their_parent_once_not_once_each(
+        tmp_path: Path, closed_port: int) -> None:
+    """Five sites failing at once probe their parent once; its failure is then confirmed
+    at its own retry pace (an hour here), not by five probes in a row."""
+    children = "".join(f'''
+[[check]]
+name = "site{i}"
+probe = "tcp"
+port = {closed_port}
+every = "1h"
+timeout = "1s"
+fail_after = 1
+depends_on = ["parent"]
+''' for i in range(5))
+    path = tmp_path / "monitord.toml"
+    path.write_text(f"""
+[agent]
+state_dir = "{tmp_path / 'state'}"
+start_rate = 10.0          # one check every 100 ms: each site fails on its own
+[status]
+listen = ""
+[[check]]
+name = "parent"
+probe = "tcp"
+port = {closed_port}
+every = "1h"
+timeout = "1s"
+retry_every = "1h"
+fail_after = 2
+{children}""")
+    agent = Agent(load_config(path))
+    ran: list[str] = []
+    everyone = asyncio.Event()
+
+    def count(check: CheckBase, result: Result) -> None:
+        ran.append(check.name)
+        if {f"site{i}" for i in range(5)} | {"parent"} <= set(ran):
+            everyone.set()
+
+    agent.result_hooks.append(count)
+    await agent.start()
+    stop = asyncio.Event()
+    running = asyncio.create_task(agent.run(stop))
+    try:
+        async with asyncio.timeout(30):
+            await everyone.wait()
+            await agent.wait_for_ladders()
+    finally:
+        stop.set()
+        await running
+    parent = agent.states["parent"]
+    assert ran.count("parent") == 1, ran
+    assert parent.phase == "soft" and parent.fail_count == 1
+    assert all(agent.states[f"site{i}"].suppressed_by == "parent" for i in range(5))
