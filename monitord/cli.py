@@ -348,6 +348,7 @@ def _run(args: argparse.Namespace) -> int:
         config.healer = config.healer.model_copy(update={"dry_run": True})
     if not config.checks:
         log.warning("monitord: %s defines no checks; nothing to watch", args.config)
+    from monitord.agent import eventloop
     from monitord.agent.service import serve
 
     def reload() -> Config:
@@ -356,7 +357,7 @@ def _run(args: argparse.Namespace) -> int:
             new.healer = new.healer.model_copy(update={"dry_run": True})
         return new
 
-    asyncio.run(serve(config, reload))
+    eventloop.run(serve(config, reload))
     return 0
 
 
