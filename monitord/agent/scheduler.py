@@ -8,8 +8,10 @@ skips the slots it missed instead of drifting.
 One heap holds every check's next run. The loop sleeps until the earliest one (or until
 ``run_now`` wakes it) and then starts every check due within ``slice_seconds``: the event
 loop wakes about once per slice, not once per check, and no check keeps a timer of its
-own. A check runs at most once at a time; a global semaphore caps how many probes run at
-once, and a hung probe only holds its own slot until its timeout.
+own. A check runs at most once at a time, and at most ``max_concurrent`` probes run at
+once: a check that comes due while all are taken waits in the heap, in order, and starts
+when a run ends (no task or future waits for a slot). A hung probe only holds its own slot
+until its timeout.
 
 Two things bend the grid, both asked for by the daemon: a run may return a delay, and the
 check's next run comes that much sooner (a failure being confirmed at ``retry_every``);
@@ -54,12 +56,13 @@ class Scheduler:
     ) -> None:
         self._checks = {c.name: c for c in checks}
         self._run = run
-        self._slots = asyncio.Semaphore(max_concurrent)
+        self._max = max_concurrent
         self._offsets = start_offsets(checks, start_rate)
         self._clock = clock
         self._slice = slice_seconds
         self._resume = resume or {}
         self._stopping = False
+        self._full = False                      # the loop sleeps until a slot is free
         self._wake = asyncio.Event()
         self._heap: list[tuple[float, str]] = []
         self._grid: dict[str, float] = {}       # a slot of each check's grid
@@ -103,7 +106,10 @@ class Scheduler:
     async def _sleep(self) -> None:
         self._wake.clear()
         delay = self._heap[0][0] - self._clock() if self._heap else math.inf
-        if delay <= 0:
+        self._full = self.running >= self._max
+        if self._full:
+            delay = math.inf   # nothing can start before a run ends, and that wakes us
+        elif delay <= 0:
             return
         try:
             async with asyncio.timeout(None if delay == math.inf else delay):
@@ -112,24 +118,24 @@ class Scheduler:
             pass
 
     def _start_due(self) -> None:
-        horizon = self._clock() + self._slice
-        while self._heap and self._heap[0][0] <= horizon and not self._stopping:
-            at, name = heapq.heappop(self._heap)
+        heap, horizon = self._heap, self._clock() + self._slice
+        while heap and heap[0][0] <= horizon and self.running < self._max \
+                and not self._stopping:
+            at, name = heapq.heappop(heap)
             if self.next_at.get(name) != at or name in self._tasks:
                 continue  # an entry replaced by a sooner one, or a run still going
-            self._tasks[name] = asyncio.create_task(self._one(self._checks[name], at),
+            self.running += 1
+            self._tasks[name] = asyncio.create_task(self._one(self._checks[name]),
                                                     name=f"check:{name}")
 
-    async def _one(self, check: CheckBase, planned: float) -> None:
+    async def _one(self, check: CheckBase) -> None:
         sooner: object = None
-        async with self._slots:
-            self.running += 1
-            try:
-                sooner = await self._run(check)
-            except Exception:  # one check's failure must not end the others
-                log.exception("check %s: run failed", check.name)
-            finally:
-                self.running -= 1
+        try:
+            sooner = await self._run(check)
+        except Exception:  # one check's failure must not end the others
+            log.exception("check %s: run failed", check.name)
+        finally:
+            self.running -= 1
         del self._tasks[check.name]
         if self._stopping:
             return
@@ -139,8 +145,8 @@ class Scheduler:
         if isinstance(sooner, int | float) and not isinstance(sooner, bool) and sooner > 0:
             at = min(at, now + sooner)
         self._plan(check.name, at)
-        if at <= self._heap[0][0]:
-            self._wake.set()
+        if at <= self._heap[0][0] or self._full:
+            self._wake.set()   # the earliest run moved, or the loop waits for a free slot
 
 
 def next_slot(previous: float, every: float, now: float) -> float:
