@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 
-from monitord.agent.evaluator import to_result
+from monitord.agent.evaluator import Rules, rules_of, to_result
 from monitord.durations import format_duration
 from monitord.errors import CAFileError, ProbeError, SecretError
 from monitord.model import Result, Status
@@ -38,7 +38,15 @@ async def run_check(check: CheckBase, ctx: ProbeContext) -> Result:
     except Exception as e:  # a probe's own bug must not stop the daemon; CancelledError passes
         log.debug("check %s: probe raised", check.name, exc_info=True)
         return _failed(Status.UNKNOWN, f"probe failed unexpectedly: {type(e).__name__}: {e}", start)
-    return to_result(check, obs, time.monotonic() - start, time.time())
+    return to_result(check, obs, time.monotonic() - start, time.time(), _rules(check, ctx))
+
+
+def _rules(check: CheckBase, ctx: ProbeContext) -> Rules:
+    """``check``'s rules, kept in its context between runs."""
+    rules = ctx.rules
+    if not isinstance(rules, Rules) or rules.check is not check:
+        rules = ctx.rules = rules_of(check)
+    return rules
 
 
 def _failed(status: Status, summary: str, start: float) -> Result:

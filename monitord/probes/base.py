@@ -217,6 +217,7 @@ class ProbeContext:
     memory: dict[str, Any] = field(default_factory=dict)
     timeout: float = 10.0  # the runner's deadline; library timeouts must fit inside it
     started: float = field(default_factory=time.monotonic)  # when the runner started it
+    rules: Any = None      # the runner's: the evaluator's rules of the check, made once
 
     def budget(self, share: float = OWN_DEADLINE_SHARE) -> float:
         """Seconds from now until ``share`` of the runner's deadline: the time a library
