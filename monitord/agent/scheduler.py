@@ -63,7 +63,7 @@ class Scheduler:
         self._resume = resume or {}
         self._stopping = False
         self._full = False                      # the loop sleeps until a slot is free
-        self._wake = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None   # the loop's sleep, while it sleeps
         self._heap: list[tuple[float, str]] = []
         self._grid: dict[str, float] = {}       # a slot of each check's grid
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -73,13 +73,13 @@ class Scheduler:
     def stop(self) -> None:
         """Start no more runs; runs in progress finish (``run`` returns when they have)."""
         self._stopping = True
-        self._wake.set()
+        self._wake()
 
     def run_now(self, name: str) -> None:
         """Run ``name`` at once, unless it is running already (that result is fresh)."""
         if name in self._checks and name not in self._tasks and not self._stopping:
             self._plan(name, self._clock())
-            self._wake.set()
+            self._wake()
 
     async def run(self) -> None:
         """Run every check until stopped or cancelled; cancelling cancels every run."""
@@ -104,18 +104,27 @@ class Scheduler:
         heapq.heappush(self._heap, (at, name))
 
     async def _sleep(self) -> None:
-        self._wake.clear()
+        """Until the earliest run is due, or ``_wake``: one future and at most one timer
+        per sleep (a timeout's cancellation and exception would cost more, each slice)."""
         delay = self._heap[0][0] - self._clock() if self._heap else math.inf
         self._full = self.running >= self._max
         if self._full:
             delay = math.inf   # nothing can start before a run ends, and that wakes us
         elif delay <= 0:
             return
+        loop = asyncio.get_running_loop()
+        self._waiter = loop.create_future()
+        timer = loop.call_later(delay, self._wake) if delay != math.inf else None
         try:
-            async with asyncio.timeout(None if delay == math.inf else delay):
-                await self._wake.wait()
-        except TimeoutError:
-            pass
+            await self._waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     def _start_due(self) -> None:
         heap, horizon = self._heap, self._clock() + self._slice
@@ -146,7 +155,7 @@ class Scheduler:
             at = min(at, now + sooner)
         self._plan(check.name, at)
         if at <= self._heap[0][0] or self._full:
-            self._wake.set()   # the earliest run moved, or the loop waits for a free slot
+            self._wake()   # the earliest run moved, or the loop waits for a free slot
 
 
 def next_slot(previous: float, every: float, now: float) -> float:
