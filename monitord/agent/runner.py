@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
+from monitord.agent.deadlines import Deadlines
 from monitord.agent.evaluator import Rules, rules_of, to_result
 from monitord.durations import format_duration
 from monitord.errors import CAFileError, ProbeError, SecretError
@@ -21,7 +21,7 @@ async def run_check(check: CheckBase, ctx: ProbeContext) -> Result:
     probe = REGISTRY[check.probe].probe
     ctx.timeout = check.timeout
     start = ctx.started = time.monotonic()
-    deadline = asyncio.timeout(check.timeout)
+    deadline = ctx.shared.kept("runner deadlines", Deadlines).after(check.timeout)
     try:
         async with deadline:
             obs = await probe(check, ctx)
