@@ -6,12 +6,16 @@ After that each check runs on a fixed grid, ``start + offset + k * every``: a sl
 skips the slots it missed instead of drifting.
 
 One heap holds every check's next run. The loop sleeps until the earliest one (or until
-``run_now`` wakes it) and then starts every check due within ``slice_seconds``: the event
-loop wakes about once per slice, not once per check, and no check keeps a timer of its
-own. A check runs at most once at a time, and at most ``max_concurrent`` probes run at
-once: a check that comes due while all are taken waits in the heap, in order, and starts
-when a run ends (no task or future waits for a slot). A hung probe only holds its own slot
-until its timeout.
+``run_now`` wakes it) and then starts every check due within ``slice_seconds`` (250 ms),
+but none earlier than a tenth of its own interval: the event loop wakes about once per
+slice, not once per check, and no check keeps a timer of its own. Checks that start
+together share the loop's wake-ups and reads (at 1,000 http checks every 10 s, a 250 ms
+slice costs a quarter less CPU per check than a 50 ms one; benchmarks/README.md).
+
+A check runs at most once at a time, and at most ``max_concurrent`` probes run at once: a
+check that comes due while all are taken waits in the heap, in order, and starts when a
+run ends (no task or future waits for a slot). A hung probe only holds its own slot until
+its timeout.
 
 Two things bend the grid, both asked for by the daemon: a run may return a delay, and the
 check's next run comes that much sooner (a failure being confirmed at ``retry_every``);
@@ -34,7 +38,8 @@ from monitord.probes.base import CheckBase
 log = logging.getLogger(__name__)
 
 RunFn = Callable[[CheckBase], Awaitable[float | None]]
-SLICE_SECONDS = 0.05   # checks due within this much of each other start together
+SLICE_SECONDS = 0.25   # checks due within this much of each other start together
+EARLY_SHARE = 0.1      # ... but none earlier than this share of its interval
 
 
 def start_offsets(checks: Sequence[CheckBase], start_rate: float) -> dict[str, float]:
@@ -127,15 +132,21 @@ class Scheduler:
             self._waiter.set_result(None)
 
     def _start_due(self) -> None:
-        heap, horizon = self._heap, self._clock() + self._slice
-        while heap and heap[0][0] <= horizon and self.running < self._max \
+        heap, now = self._heap, self._clock()
+        later: list[tuple[float, str]] = []    # due in the slice, too early for their interval
+        while heap and heap[0][0] <= now + self._slice and self.running < self._max \
                 and not self._stopping:
             at, name = heapq.heappop(heap)
             if self.next_at.get(name) != at or name in self._tasks:
                 continue  # an entry replaced by a sooner one, or a run still going
+            check = self._checks[name]
+            if at - now > check.every * EARLY_SHARE:
+                later.append((at, name))
+                continue
             self.running += 1
-            self._tasks[name] = asyncio.create_task(self._one(self._checks[name]),
-                                                    name=f"check:{name}")
+            self._tasks[name] = asyncio.create_task(self._one(check), name=f"check:{name}")
+        for entry in later:
+            heapq.heappush(heap, entry)
 
     async def _one(self, check: CheckBase) -> None:
         sooner: object = None
