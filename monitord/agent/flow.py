@@ -102,7 +102,8 @@ class CheckFlow:
     async def _observe(self, check: CheckBase) -> tuple[Result, Verdict]:
         result = await run_check(check, self._contexts[check.name])
         self.last_duration[check.name] = round(result.duration_seconds, 6)
-        state = self.states.setdefault(check.name, CheckState(check.name))
+        state = self.states.get(check.name) or self.states.setdefault(check.name,
+                                                                      CheckState(check.name))
         was = state.status if state.seen else Status.OK
         situation = await self._situation(check, state, result)
         verdict = state.observe(result, _rules(check), situation)
