@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import ssl
 import time
-from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
 
@@ -39,7 +38,8 @@ METRICS = {
 }
 MAX_LOCATION_CHARS = 200
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
-STATUS_CLASSES = {n: f"{n}xx" for n in range(1, 6)}
+MAX_KEPT_READINGS = 1000
+_READINGS: dict[tuple[str, int | str], Reading] = {}
 TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")      # a header name (RFC 9110, 5.1)
 FIELD_VALUE = re.compile(r"^[^\x00-\x08\x0a-\x1f\x7f]*$")  # no line breaks or controls
 
@@ -114,16 +114,6 @@ class Config(CheckBase):
         return _target(self)
 
 
-@dataclass(frozen=True, slots=True)
-class _Seen:
-    status: int
-    body: bytes
-    redirects: int
-    location: str
-    days_left: float | None
-    elapsed: float
-
-
 async def probe(cfg: Config, ctx: ProbeContext) -> Observation:
     pool = ctx.shared.kept("http", httpwire.Pool)
     request = _first_request(cfg, ctx.memory)
@@ -144,8 +134,7 @@ async def probe(cfg: Config, ctx: ProbeContext) -> Observation:
         request = _redirected(cfg, request, url, reply.status)
     elapsed = time.monotonic() - start
     days = net.certificate_days_left(reply.ssl_object) if reply.ssl_object else None
-    location = net.shown(reply.location, MAX_LOCATION_CHARS)
-    return _observe(cfg, _Seen(reply.status, reply.body, redirects, location, days, elapsed))
+    return _observe(cfg, reply, redirects, days, elapsed)
 
 
 def _first_request(cfg: Config, memory: dict[str, Any]) -> httpwire.Request:
@@ -177,26 +166,38 @@ def _redirected(cfg: Config, previous: httpwire.Request, url: str,
     return httpwire.make_request(method, url, host_header, cfg.headers, body, cfg.keep_alive)
 
 
-def _observe(cfg: Config, seen: _Seen) -> Observation:
-    obs = Observation(f"HTTP {seen.status} from {_target(cfg)} in {seen.elapsed * 1000:.0f} ms",
-                      [Reading("status_code", seen.status),
-                       Reading("status_class", STATUS_CLASSES.get(seen.status // 100, "")
-                               or f"{seen.status // 100}xx"),
-                       Reading("response_seconds", round(seen.elapsed, 6)),
-                       Reading("content_bytes", len(seen.body)),
-                       Reading("redirects", seen.redirects)])
-    if 300 <= seen.status < 400 and seen.location:
-        obs.summary += f", redirect to {seen.location}"
+def _observe(cfg: Config, reply: httpwire.Reply, redirects: int, days: float | None,
+             elapsed: float) -> Observation:
+    status, body = reply.status, reply.body
+    obs = Observation(f"HTTP {status} from {_target(cfg)} in {elapsed * 1000:.0f} ms",
+                      [_reading("status_code", status),
+                       _reading("status_class", f"{status // 100}xx"),
+                       Reading("response_seconds", round(elapsed, 6)),
+                       Reading("content_bytes", len(body)),
+                       _reading("redirects", redirects)])
+    if 300 <= status < 400 and reply.location:
+        obs.summary += f", redirect to {net.shown(reply.location, MAX_LOCATION_CHARS)}"
     if cfg.body_matches is not None or cfg.body_not_matches is not None:
-        text = seen.body.decode("utf-8", "replace")
+        text = body.decode("utf-8", "replace")
         if cfg.body_matches is not None:
             obs.add("body_matches", bool(cfg.body_matches.search(text)))
         if cfg.body_not_matches is not None:
             obs.add("body_not_matches", not cfg.body_not_matches.search(text))
-    if seen.days_left is not None:
-        obs.add("cert_days_left", round(seen.days_left, 2))
-        obs.summary += f", certificate expires in {seen.days_left:.0f} days"
+    if days is not None:
+        obs.add("cert_days_left", round(days, 2))
+        obs.summary += f", certificate expires in {days:.0f} days"
     return obs
+
+
+def _reading(name: str, value: int | str) -> Reading:
+    """The same few readings (status 200, class 2xx, no redirects) every run: made once."""
+    key = (name, value)
+    reading = _READINGS.get(key)
+    if reading is None:
+        reading = Reading(name, value)
+        if len(_READINGS) < MAX_KEPT_READINGS:
+            _READINGS[key] = reading
+    return reading
 
 
 def _tls(cfg: Config, ctx: ProbeContext) -> ssl.SSLContext:

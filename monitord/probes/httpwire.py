@@ -145,7 +145,8 @@ async def fetch(request: Request, pool: Pool, tls: ssl.SSLContext | None,
     """
     kept: Exchange | None = memory.pop("http_connection", None) if request.keep_alive \
         else None
-    key = (request.host, request.port, request.server_name, id(tls))
+    key = (request.host, request.port, request.server_name, id(tls)) if request.keep_alive \
+        else ()
     if kept is not None:
         pool.idle.discard(kept)
         if kept.key == key and kept.usable():
@@ -193,7 +194,7 @@ async def _connect(request: Request, pool: Pool, tls: ssl.SSLContext | None,
         except OSError as e:
             error = e
             continue
-        exchange.key = key
+        exchange.key, exchange.tls = key, tls is not None
         return exchange
     raise Failed("connect", "", error) from None
 
@@ -201,8 +202,13 @@ async def _connect(request: Request, pool: Pool, tls: ssl.SSLContext | None,
 class Exchange(asyncio.Protocol):
     """One HTTP/1.1 connection: a request at a time, its response parsed as it arrives."""
 
+    __slots__ = ("_body", "_done", "_encoding", "_framed", "_head", "_headers_done",
+                 "_limit", "_location", "_parser", "_size", "_status", "closed", "key", "tls",
+                 "transport")
+
     def __init__(self) -> None:
         self.key: tuple[Any, ...] = ()
+        self.tls = False
         self.transport: Any = None
         self.closed = False
         self._done: asyncio.Future[Reply] | None = None
@@ -309,7 +315,7 @@ class Exchange(asyncio.Protocol):
             except zlib.error as e:
                 self._fail(Failed("response", f"cannot decompress the body: {e}"))
                 return
-        ssl_object = self.transport.get_extra_info("ssl_object")
+        ssl_object = self.transport.get_extra_info("ssl_object") if self.tls else None
         self._done.set_result(Reply(self._status, self._location, body, reusable, ssl_object))
 
     def _fail(self, failure: Failed) -> None:
