@@ -8,6 +8,7 @@ import contextlib
 import gzip
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -16,6 +17,7 @@ from monitord.agent.runner import run_check
 from monitord.model import Status
 from monitord.probes.base import ProbeContext
 from tests.conftest import make_check
+from tests.probes.servers import self_signed
 
 OK_BODY = b"It works"
 
@@ -155,6 +157,29 @@ async def test_bodies_framed_every_way_are_read_whole(ctx: ProbeContext, reply: 
         result = await run_check(make_check("http", url=f"http://127.0.0.1:{port}/",
                                             body_matches="^It works$"), ctx)
     assert result.status is Status.OK, result.summary
+
+
+async def test_a_tls_body_that_runs_to_the_close_keeps_its_certificate(
+    ctx: ProbeContext, tmp_path: Path
+) -> None:
+    identity = self_signed(tmp_path, "shop.example", days=10)
+
+    async def http10(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.0 200 OK\r\n\r\nIt works")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(http10, "127.0.0.1", 0, ssl=identity.server_context())
+    port = server.sockets[0].getsockname()[1]
+    try:
+        result = await run_check(make_check("http", url=f"https://127.0.0.1:{port}/",
+                                            verify_tls=False, body_matches="^It works$"), ctx)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert result.status is Status.OK, result.summary
+    assert result.summary.endswith("certificate expires in 10 days")
 
 
 async def test_a_body_cut_short_is_a_bad_response(ctx: ProbeContext) -> None:
