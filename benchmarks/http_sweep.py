@@ -454,7 +454,8 @@ def run_monitord(server: Server, sites: int, sweeps: int, reuse: bool,
     port = server.port if reuse else server.close_port
     try:
         with tempfile.TemporaryDirectory(prefix="http-sweep-monitord-") as tmp:
-            output = run_child(port, sites, sweeps, Path(tmp), profile)
+            output = run_child(port, sites, sweeps, Path(tmp), profile,
+                               ["--keep-alive"] if reuse else [])
         lines = [line for line in log.new_lines() if line.agent != MONIT_AGENT]
     finally:
         log.close()
@@ -503,22 +504,23 @@ def run_child(port: int, sites: int, sweeps: int, work_dir: Path, profile: bool,
 
 
 def child_main(port: int, sites: int, sweeps: int, work_dir: Path, profile: bool,
-               hung: tuple[int, int, float]) -> None:
-    import asyncio
+               hung: tuple[int, int, float], keep_alive: bool) -> None:
+    from monitord.agent.eventloop import run  # the daemon's loop: uvloop if installed
 
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if hung[0]:
-        print(json.dumps(asyncio.run(child_hung_sweep(port, sites, work_dir, hung))))
+        print(json.dumps(run(child_hung_sweep(port, sites, work_dir, hung))))
         return
-    figures = asyncio.run(child_sweeps(port, sites, sweeps, work_dir, profile))
+    figures = run(child_sweeps(port, sites, sweeps, work_dir, profile, keep_alive))
     print(json.dumps(asdict(figures)))
 
 
 def write_config(path: Path, port: int, sites: int,
-                 hung: tuple[int, int, float] = (0, 0, 0.0)) -> None:
+                 hung: tuple[int, int, float] = (0, 0, 0.0), keep_alive: bool = False) -> None:
     count, hung_port, timeout = hung
     limit = f'timeout = "{format_duration(timeout)}"\n' if count else ""
+    limit += "keep_alive = true\n" if keep_alive else ""
     checks = [
         f'[[check]]\nname = "{name}"\nprobe = "http"\n'
         f'url = "http://{ADDRESS}:{where}/"\nhost_header = "{name}.test"\n'
@@ -530,17 +532,17 @@ def write_config(path: Path, port: int, sites: int,
 
 
 async def child_sweeps(port: int, sites: int, sweeps: int, work_dir: Path,
-                       profile: bool) -> Figures:
+                       profile: bool, keep_alive: bool) -> Figures:
     from monitord.agent.daemon import Agent
     from monitord.config import load_config
 
     path = work_dir / "monitord.toml"
-    write_config(path, port, sites)
+    write_config(path, port, sites, keep_alive=keep_alive)
     config = load_config(path, state_dir=str(work_dir / "state"))
     agent = Agent(config)
     await agent.start()
     try:
-        await sweep(agent)  # warm-up: imports aiohttp, opens the connections
+        await sweep(agent)  # warm-up: imports the http probe, opens kept connections
         cpu, walls = await measured_sweeps(agent, sweeps, profile)
     finally:
         await agent.close()
@@ -564,7 +566,7 @@ async def child_hung_sweep(port: int, sites: int, work_dir: Path,
     agent = Agent(config)
     await agent.start()
     try:
-        await sweep(agent, healthy)  # warm-up: imports aiohttp
+        await sweep(agent, healthy)  # warm-up: imports the http probe
         start = time.monotonic()
         await sweep(agent, healthy)
         middle = time.monotonic()
@@ -808,7 +810,7 @@ def machine_lines(server_kind: str) -> list[str]:
         f"machine: {os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), {model}, "
         f"{platform.system()} {platform.release()}",
         f"python {platform.python_version()}, monitord {version('monitord')}, "
-        f"aiohttp {version('aiohttp')}, pydantic {version('pydantic')}",
+        f"httptools {version('httptools')}, pydantic {version('pydantic')}",
         f"server: {server_kind} ({server})",
         f"peer: {command_version([MONIT, '-V']) if has(MONIT) else 'monit not installed'}",
     ]
@@ -904,6 +906,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--close-port", type=int, default=0, help=hidden)
     parser.add_argument("--hung-port", type=int, default=0, help=hidden)
     parser.add_argument("--work-dir", type=Path, help=hidden)
+    parser.add_argument("--keep-alive", action="store_true", help=hidden)
     parser.add_argument("--access-log", type=Path, help=hidden)
     return parser.parse_args(argv)
 
@@ -912,7 +915,7 @@ def main(argv: list[str]) -> None:
     args = parse_args(argv)
     if args.role == "child":
         child_main(args.port, int(args.sites), args.sweeps, args.work_dir, args.profile,
-                   (args.hung, args.hung_port, args.hung_timeout))
+                   (args.hung, args.hung_port, args.hung_timeout), args.keep_alive)
     elif args.role == "serve":
         serve_aiohttp((args.port, args.close_port), int(args.sites), args.access_log)
     else:

@@ -16,6 +16,10 @@ from monitord.errors import ConfigError, MonitordError, NotRunning
 from monitord.model import Priority, Result
 
 DEFAULT_CONFIG = "/etc/monitord/monitord.toml"
+# The central service's, as monitord.central.config has them: repeated here so that
+# building the parser does not import the central service into every agent.
+CENTRAL_CONFIG = "/etc/monitord/central.toml"
+CENTRAL_CONFIG_ENV = "MONITORD_CENTRAL_CONFIG"
 
 log = logging.getLogger("monitord")
 
@@ -102,14 +106,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _central_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from monitord.central.config import DEFAULT_PATH, ENV_VAR, default_path
-
-    config_help = f"central config file (default: ${ENV_VAR} or {DEFAULT_PATH})"
+    config_help = (f"central config file (default: ${CENTRAL_CONFIG_ENV} or "
+                   f"{CENTRAL_CONFIG})")
     central = sub.add_parser(
         "central", help="run the central incident service, migrate its store, add tokens or users",
         description="Without an ACTION, run the central incident service in the foreground "
                     "(SIGTERM or SIGINT stops it).")
-    central.add_argument("-c", "--config", default=default_path(), help=config_help)
+    central.add_argument("-c", "--config", help=config_help,
+                         default=os.environ.get(CENTRAL_CONFIG_ENV) or CENTRAL_CONFIG)
     central.add_argument("--listen", metavar="HOST:PORT",
                          help="listen here instead of [central] listen (for several "
                               "processes on one host sharing one config)")
@@ -376,6 +380,7 @@ def _run(args: argparse.Namespace) -> int:
         config.healer = config.healer.model_copy(update={"dry_run": True})
     if not config.checks:
         log.warning("monitord: %s defines no checks; nothing to watch", args.config)
+    from monitord.agent import eventloop
     from monitord.agent.service import serve
 
     def reload() -> Config:
@@ -384,7 +389,7 @@ def _run(args: argparse.Namespace) -> int:
             new.healer = new.healer.model_copy(update={"dry_run": True})
         return new
 
-    asyncio.run(serve(config, reload))
+    eventloop.run(serve(config, reload))
     return 0
 
 

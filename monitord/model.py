@@ -82,7 +82,8 @@ class Observation:
     readings: list[Reading] = field(default_factory=list)
 
     def add(self, name: str, value: Value, **labels: str) -> None:
-        self.readings.append(Reading(name, value, tuple(sorted(labels.items()))))
+        self.readings.append(Reading(name, value, tuple(sorted(labels.items())) if labels
+                                     else ()))
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,6 +96,22 @@ def peer_certificate(ssl_object: Any) -> bytes | None:
     return ssl_object.getpeercert(binary_form=True)
 
 
+def certificate_days_left(ssl_object: Any) -> float | None:
+    """Days until the peer certificate of a TLS connection expires; None without one.
+
+    A verified connection has the certificate decoded by ssl already; only an unverified
+    one (whose ``getpeercert()`` is empty) needs the DER parsed, and cryptography loaded.
+    """
+    if not isinstance(ssl_object, ssl.SSLObject | ssl.SSLSocket):
+        return None
+    decoded = ssl_object.getpeercert()
+    if decoded and "notAfter" in decoded:
+        expires = ssl.cert_time_to_seconds(str(decoded["notAfter"]))
+        return (expires - dt.datetime.now(dt.UTC).timestamp()) / 86400
+    der = ssl_object.getpeercert(binary_form=True)
+    return days_left(der) if der else None
+
+
 def days_left(der: bytes) -> float:
     """Days until the certificate's notAfter (negative once it has expired)."""
     from cryptography import x509

@@ -16,8 +16,6 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from aiohttp import web
-
 from monitord.agent import status
 from monitord.agent.delivery import Deliverer, make_sender
 from monitord.agent.flow import STATE_IO_TIMEOUT, CheckFlow
@@ -53,7 +51,7 @@ class Agent(CheckFlow):
         self._keep_start = started is not None
         self.notifier = notifier or Notifier({})
         self._outbox_depth = 0
-        self._status_runner: web.AppRunner | None = None
+        self._status_runner: status.Endpoint | None = None
         self._resume = resume or {}
         self._closers: list[Callable[[], Awaitable[None]]] = []
 

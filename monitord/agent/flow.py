@@ -108,7 +108,8 @@ class CheckFlow:
         self.last_duration[check.name] = round(result.duration_seconds, 6)
         for hook in self.result_hooks:
             hook(check, result)
-        state = self.states.setdefault(check.name, CheckState(check.name))
+        state = self.states.get(check.name) or self.states.setdefault(check.name,
+                                                                      CheckState(check.name))
         was = state.status if state.seen else Status.OK
         situation = await self._situation(check, state, result)
         verdict = state.observe(result, _rules(check), situation)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
-from monitord.agent.evaluator import to_result
+from monitord.agent.deadlines import Deadlines
+from monitord.agent.evaluator import Rules, rules_of, to_result
 from monitord.durations import format_duration
 from monitord.errors import CAFileError, ProbeError, SecretError
 from monitord.model import Result, Status
@@ -21,7 +21,7 @@ async def run_check(check: CheckBase, ctx: ProbeContext) -> Result:
     probe = REGISTRY[check.probe].probe
     ctx.timeout = check.timeout
     start = ctx.started = time.monotonic()
-    deadline = asyncio.timeout(check.timeout)
+    deadline = ctx.shared.kept("runner deadlines", Deadlines).after(check.timeout)
     try:
         async with deadline:
             obs = await probe(check, ctx)
@@ -38,7 +38,15 @@ async def run_check(check: CheckBase, ctx: ProbeContext) -> Result:
     except Exception as e:  # a probe's own bug must not stop the daemon; CancelledError passes
         log.debug("check %s: probe raised", check.name, exc_info=True)
         return _failed(Status.UNKNOWN, f"probe failed unexpectedly: {type(e).__name__}: {e}", start)
-    return to_result(check, obs, time.monotonic() - start, time.time())
+    return to_result(check, obs, time.monotonic() - start, time.time(), _rules(check, ctx))
+
+
+def _rules(check: CheckBase, ctx: ProbeContext) -> Rules:
+    """``check``'s rules, kept in its context between runs."""
+    rules = ctx.rules
+    if not isinstance(rules, Rules) or rules.check is not check:
+        rules = ctx.rules = rules_of(check)
+    return rules
 
 
 def _failed(status: Status, summary: str, start: float) -> Result:

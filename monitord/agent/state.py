@@ -238,6 +238,8 @@ class CheckState:
             return [Change.STEADY]
         if len(self.history) < max(MIN_FLAP_HISTORY, rules.flap_window // 2):
             return []
+        if not self.flapping and (max(self.history) == 0 or min(self.history) > 0):
+            return []   # all OK or all failing: no flips (the common case, checked in C)
         flips = sum(
             (a == Status.OK) != (b == Status.OK)
             for a, b in zip(self.history, self.history[1:], strict=False)

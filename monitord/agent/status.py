@@ -1,26 +1,33 @@
 """The agent's local status endpoint: /status (JSON), /metrics (Prometheus), /healthz.
 
 It listens on 127.0.0.1 only (``[status] listen``), or on a unix socket; nothing in it
-changes anything. ``monitord status`` reads /status.
+changes anything. ``monitord status`` reads /status. It is a few requests a minute at
+most, so it is a small HTTP/1.0-style server on asyncio's streams (one request per
+connection, then close) rather than a web framework resident in every agent; /metrics
+loads prometheus_client on the first scrape.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import json
 import logging
 import time
-from collections.abc import Iterator
 from typing import Any, Protocol
-
-from aiohttp import web
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.exposition import generate_latest
-from prometheus_client.registry import Collector, CollectorRegistry
 
 from monitord.agent.delivery import Deliverer
 from monitord.agent.outbox import Outbox
 from monitord.agent.state import CheckState
 from monitord.config import Config
+
+MAX_REQUEST_BYTES = 8192        # a request line and headers; nothing reads a body
+READ_SECONDS = 10.0             # a client that sends nothing is dropped after this
+ROUTES = ("/status", "/metrics", "/healthz")
+REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+           500: "Internal Server Error"}
+JSON = "application/json; charset=utf-8"
+TEXT = "text/plain; charset=utf-8"
 
 
 class Agent(Protocol):
@@ -43,32 +50,74 @@ class Agent(Protocol):
     def status_line(self) -> str: ...
 
 log = logging.getLogger(__name__)
-AGENT: web.AppKey[Agent] = web.AppKey("agent")
 
 
-def create_app(agent: Agent) -> web.Application:
-    app = web.Application()
-    app[AGENT] = agent
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(AgentCollector(agent))
+class Endpoint:
+    """The listening endpoint; ``cleanup`` closes it and the connections it is serving."""
 
-    async def metrics(request: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(registry),
-                            content_type="text/plain", charset="utf-8",
-                            headers={"Cache-Control": "no-store"})
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self.server: asyncio.Server | None = None
+        self._serving: set[asyncio.Task[Any]] = set()
 
-    app.router.add_get("/status", status_view)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/healthz", healthz)
-    return app
+    async def cleanup(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for task in list(self._serving):
+            task.cancel()
+        await asyncio.gather(*self._serving, return_exceptions=True)
+        if self.server is not None:
+            await self.server.wait_closed()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._serving.add(task)
+        try:
+            async with asyncio.timeout(READ_SECONDS):
+                head = await reader.readuntil(b"\r\n\r\n")
+            writer.write(await self.answer(head))
+            await writer.drain()
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError,
+                ConnectionError):
+            pass   # a client that went away or sent too much: nothing to answer
+        finally:
+            writer.close()
+            if task is not None:
+                self._serving.discard(task)
+
+    async def answer(self, head: bytes) -> bytes:
+        """The whole response to a request whose line and headers are ``head``."""
+        method, _, rest = head.partition(b" ")
+        path = rest.partition(b" ")[0].partition(b"?")[0].decode("latin-1")
+        if not method.isalpha() or not path.startswith("/"):
+            return response(400, TEXT, b"bad request\n")
+        if path not in ROUTES:
+            return response(404, TEXT, b"not found\n")
+        if method not in (b"GET", b"HEAD"):
+            return response(405, TEXT, b"GET or HEAD only\n", ("Allow", "GET, HEAD"))
+        try:
+            kind, body = await self.view(path)
+        except Exception:   # the endpoint's own bug must not take the agent's loop down
+            log.exception("status endpoint: %s failed", path)
+            return response(500, TEXT, b"internal error\n")
+        return response(200, kind, b"" if method == b"HEAD" else body)
+
+    async def view(self, path: str) -> tuple[str, bytes]:
+        if path == "/status":
+            return JSON, json.dumps(await status_document(self.agent)).encode()
+        if path == "/metrics":
+            from monitord.agent.metrics import exposition
+
+            return TEXT, exposition(self.agent)
+        return JSON, b'{"status": "ok"}'
 
 
-async def status_view(request: web.Request) -> web.Response:
-    return web.json_response(await status_document(request.app[AGENT]))
-
-
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+def response(status: int, kind: str, body: bytes, *extra: tuple[str, str]) -> bytes:
+    fields = [("Content-Type", kind), ("Content-Length", str(len(body))),
+              ("Cache-Control", "no-store"), ("Connection", "close"), *extra]
+    lines = [f"HTTP/1.1 {status} {REASONS[status]}", *(f"{k}: {v}" for k, v in fields)]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
 async def status_document(agent: Agent) -> dict[str, Any]:
@@ -91,59 +140,13 @@ async def status_document(agent: Agent) -> dict[str, Any]:
     return {"host": agent.config.host, "summary": agent.status_line(), "checks": checks}
 
 
-class AgentCollector(Collector):
-    """Read at scrape time from the agent's own state: nothing is counted twice."""
-
-    def __init__(self, agent: Agent) -> None:
-        self.agent = agent
-
-    def collect(self) -> Iterator[Metric]:
-        agent = self.agent
-        status = GaugeMetricFamily("monitord_check_status",
-                                   "Last result: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN",
-                                   labels=["check"])
-        hard = GaugeMetricFamily("monitord_check_hard_failing",
-                                 "1 while the check's failure is confirmed", labels=["check"])
-        duration = GaugeMetricFamily("monitord_probe_duration_seconds",
-                                     "How long the check's last probe took", labels=["check"])
-        for name, state in sorted(agent.states.items()):
-            status.add_metric([name], int(state.status))
-            hard.add_metric([name], int(state.hard_failing))
-            duration.add_metric([name], agent.last_duration.get(name, 0.0))
-        yield from (status, hard, duration)
-        heals = CounterMetricFamily("monitord_heal_outcomes",
-                                    "Fix ladder outcomes, by check and outcome",
-                                    labels=["check", "outcome"])
-        for (check, outcome), count in sorted(agent.outcome_counts.items()):
-            heals.add_metric([check, outcome], count)
-        yield heals
-        yield GaugeMetricFamily("monitord_outbox_depth", "Events waiting for the store",
-                                value=agent.outbox_depth)
-        dropped = CounterMetricFamily("monitord_outbox_dropped",
-                                      "Events dropped because the outbox was full",
-                                      labels=["kind"])
-        counters = agent.outbox.counters if agent.outbox is not None else None
-        for kind, count in sorted((counters.dropped if counters else {}).items()):
-            dropped.add_metric([kind], count)
-        yield dropped
-        yield CounterMetricFamily("monitord_outbox_dead_letters",
-                                  "Events the store refused for good (kept in dead_letter)",
-                                  value=counters.dead if counters else 0)
-        yield CounterMetricFamily("monitord_outbox_kept_in_memory",
-                                  "Events kept in memory because the disk refused them",
-                                  value=counters.in_memory if counters else 0)
-        sent = agent.deliverer.sent if agent.deliverer is not None else 0
-        yield CounterMetricFamily("monitord_events_sent", "Events the store accepted",
-                                  value=sent)
-
-
 def _iso(at: float) -> str | None:
     if not at:
         return None
     return dt.datetime.fromtimestamp(at, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-async def serve(agent: Agent, listen: str) -> web.AppRunner | None:
+async def serve(agent: Agent, listen: str) -> Endpoint | None:
     """Serve ``agent``'s status on ``listen``; None when it is off ("") or cannot listen:
     the daemon's work matters more than its window on it."""
     if not listen:
@@ -156,17 +159,16 @@ async def serve(agent: Agent, listen: str) -> web.AppRunner | None:
         return None
 
 
-async def start(agent: Agent, listen: str) -> web.AppRunner:
+async def start(agent: Agent, listen: str) -> Endpoint:
     """Serve ``agent``'s status on ``listen`` ("127.0.0.1:8461" or "unix:/run/x.sock")."""
-    runner = web.AppRunner(create_app(agent), access_log=None)
-    await runner.setup()
-    site: web.BaseSite
+    endpoint = Endpoint(agent)
+    started = time.monotonic()
     if listen.startswith("unix:"):
-        site = web.UnixSite(runner, listen.removeprefix("unix:"))
+        endpoint.server = await asyncio.start_unix_server(
+            endpoint.handle, listen.removeprefix("unix:"), limit=MAX_REQUEST_BYTES)
     else:
         host, _, port = listen.rpartition(":")
-        site = web.TCPSite(runner, host, int(port))
-    started = time.monotonic()
-    await site.start()
+        endpoint.server = await asyncio.start_server(
+            endpoint.handle, host.strip("[]"), int(port), limit=MAX_REQUEST_BYTES)
     log.debug("status endpoint on %s (%.0f ms)", listen, (time.monotonic() - started) * 1000)
-    return runner
+    return endpoint

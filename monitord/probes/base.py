@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import threading
 import time
@@ -177,30 +178,30 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
 
 @dataclass
 class Shared:
-    """Resources all checks share: the HTTP session, the blocking-call pool, seams."""
+    """Resources all checks share: the blocking-call pool, each probe kind's own shared
+    state (the http probe's resolved names and kept connections, TLS contexts), seams."""
 
     blocking: BlockingCalls = field(default_factory=BlockingCalls)
     statvfs: Callable[[str], os.statvfs_result] = os.statvfs
-    _http: Any = None
+    _kept: dict[str, Any] = field(default_factory=dict)
 
-    def http(self) -> Any:
-        """The shared aiohttp ClientSession, made on first use (aiohttp is imported here)."""
-        if self._http is None:
-            import aiohttp
-
-            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-            self._http = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=None),
-                cookie_jar=aiohttp.DummyCookieJar(),
-                auto_decompress=True,
-            )
-        return self._http
+    def kept(self, name: str, make: Callable[[], T]) -> T:
+        """The shared state called ``name``, made by ``make`` on first use; closed (its
+        ``close()``, if it has one) with the rest."""
+        value = self._kept.get(name)
+        if value is None:
+            value = self._kept[name] = make()
+        kept: T = value
+        return kept
 
     async def close(self) -> None:
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
+        for value in self._kept.values():
+            closing = getattr(value, "close", None)
+            if callable(closing):
+                result = closing()
+                if inspect.isawaitable(result):
+                    await result
+        self._kept.clear()
         self.blocking.shutdown()
 
 
@@ -217,6 +218,7 @@ class ProbeContext:
     memory: dict[str, Any] = field(default_factory=dict)
     timeout: float = 10.0  # the runner's deadline; library timeouts must fit inside it
     started: float = field(default_factory=time.monotonic)  # when the runner started it
+    rules: Any = None      # the runner's: the evaluator's rules of the check, made once
 
     def budget(self, share: float = OWN_DEADLINE_SHARE) -> float:
         """Seconds from now until ``share`` of the runner's deadline: the time a library

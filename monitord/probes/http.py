@@ -1,24 +1,25 @@
 """One HTTP request: status, body patterns, latency, redirects and the TLS certificate.
 
 A hosting server answers many sites on one address, so ``host_header`` names the site
-(and the TLS server name) while ``url`` points at the local address.
+(and the TLS server name) while ``url`` points at the local address. The request goes
+over ``httpwire`` (an asyncio protocol and httptools): a new connection per run unless
+the check sets ``keep_alive``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
-import datetime as dt
+import re
 import ssl
 import time
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
 from monitord import net
 from monitord.errors import ProbeError
-from monitord.model import Observation, Status
+from monitord.model import Observation, Reading, Status
+from monitord.probes import httpwire
 from monitord.probes.base import (
     AbsolutePath,
     CheckBase,
@@ -36,6 +37,11 @@ METRICS = {
     "cert_days_left": "days until the server certificate expires (HTTPS only)",
 }
 MAX_LOCATION_CHARS = 200
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_KEPT_READINGS = 1000
+_READINGS: dict[tuple[str, int | str], Reading] = {}
+TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")      # a header name (RFC 9110, 5.1)
+FIELD_VALUE = re.compile(r"^[^\x00-\x08\x0a-\x1f\x7f]*$")  # no line breaks or controls
 
 
 class Config(CheckBase):
@@ -59,6 +65,9 @@ class Config(CheckBase):
     # PEM file of the CAs to trust instead of the system store (sites behind an internal CA).
     ca_file: AbsolutePath = ""
     max_body_bytes: int = Field(default=1048576, ge=0)
+    # A new connection per run sees a site that stopped accepting connections; a kept one
+    # does not, but costs the server and the agent less.
+    keep_alive: bool = False
 
     @field_validator("url")
     @classmethod
@@ -66,6 +75,21 @@ class Config(CheckBase):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError('expected an http:// or https:// URL like "http://127.0.0.1/"')
+        return value
+
+    @field_validator("host_header")
+    @classmethod
+    def _one_name(cls, value: str) -> str:
+        if not FIELD_VALUE.match(value) or " " in value:
+            raise ValueError('expected a site name like "shop.example"')
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _header_fields(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            if not TOKEN.match(name) or not FIELD_VALUE.match(text):
+                raise ValueError(f"expected header names and one-line values, got {name!r}")
         return value
 
     @model_validator(mode="after")
@@ -99,159 +123,116 @@ class Config(CheckBase):
         return _target(self)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Response:
-    status: int
-    body: bytes
-    redirects: int
-    location: str
-    der: bytes | None
-    elapsed: float
-
-
 async def probe(cfg: Config, ctx: ProbeContext) -> Observation:
-    import aiohttp
-
-    session = ctx.shared.http()
-    tls = _tls(cfg, ctx)
-    headers = dict(cfg.headers)
-    if cfg.host_header:
-        headers["Host"] = cfg.host_header
+    pool = ctx.shared.kept("http", httpwire.Pool)
+    request = _first_request(cfg, ctx.memory)
+    url, redirects = cfg.url, 0
     start = time.monotonic()
-    try:
-        # aiohttp raises on reaching max_redirects redirects, and takes 0 as "no limit".
-        async with session.request(
-            cfg.method, cfg.url, headers=headers, data=cfg.body.encode() or None,
-            allow_redirects=cfg.follow_redirects, max_redirects=cfg.max_redirects + 1,
-            ssl=tls, server_hostname=_server_name(cfg),
-        ) as resp:
-            der = _peer_certificate(resp)
-            body = await _read_body(resp.content, cfg.max_body_bytes)
-            elapsed = time.monotonic() - start
-            location = resp.headers.get("Location", "")[:MAX_LOCATION_CHARS]
-            seen = _Response(resp.status, body, len(resp.history), location, der, elapsed)
-            final_url = resp.url
-    except aiohttp.ClientError as e:
-        raise _failure(cfg, e) from None
-    if seen.der is None and final_url.scheme == "https":
-        der = await _handshake_certificate(cfg, final_url.host or "", final_url.port)
-        seen = dataclasses.replace(seen, der=der)
-    return _observe(cfg, seen)
+    while True:
+        tls = _tls(cfg, ctx) if request.tls else None
+        try:
+            reply = await httpwire.fetch(request, pool, tls, ctx.memory, cfg.max_body_bytes)
+        except httpwire.Failed as e:
+            raise _failure(cfg, e) from None
+        if not (cfg.follow_redirects and reply.status in REDIRECTS and reply.location):
+            break
+        if redirects == cfg.max_redirects:
+            raise ProbeError(f"more than {cfg.max_redirects} redirects from {_target(cfg)}")
+        redirects += 1
+        url = urljoin(url, reply.location)
+        request = _redirected(cfg, request, url, reply.status)
+    elapsed = time.monotonic() - start
+    days = net.certificate_days_left(reply.ssl_object) if reply.ssl_object else None
+    return _observe(cfg, reply, redirects, days, elapsed)
 
 
-def _observe(cfg: Config, seen: _Response) -> Observation:
-    obs = Observation(f"HTTP {seen.status} from {_target(cfg)} in {seen.elapsed * 1000:.0f} ms")
-    obs.add("status_code", seen.status)
-    obs.add("status_class", f"{seen.status // 100}xx")
-    obs.add("response_seconds", round(seen.elapsed, 6))
-    obs.add("content_bytes", len(seen.body))
-    obs.add("redirects", seen.redirects)
-    if 300 <= seen.status < 400 and seen.location:
-        obs.summary += f", redirect to {seen.location}"
-    text = seen.body.decode("utf-8", "replace")
-    if cfg.body_matches is not None:
-        obs.add("body_matches", bool(cfg.body_matches.search(text)))
-    if cfg.body_not_matches is not None:
-        obs.add("body_not_matches", not cfg.body_not_matches.search(text))
-    if cfg.error_page is not None:
-        obs.add("error_page", bool(cfg.error_page.search(text)))
-    if seen.der is not None:
-        days = _days_left(seen.der)
+def _first_request(cfg: Config, memory: dict[str, Any]) -> httpwire.Request:
+    """The check's request, made once (its bytes do not change between runs)."""
+    made = memory.get("http_request")
+    if made is None or made[0] is not cfg:
+        request = httpwire.make_request(cfg.method, cfg.url, cfg.host_header, cfg.headers,
+                                        cfg.body.encode(), cfg.keep_alive)
+        made = memory["http_request"] = (cfg, request)
+    first: httpwire.Request = made[1]
+    return first
+
+
+def _redirected(cfg: Config, previous: httpwire.Request, url: str,
+                status: int) -> httpwire.Request:
+    """The request after a redirect to ``url``: GET after 303 (and after 301 or 302 to a
+    POST, as browsers do), the body dropped with the method; the site's Host header while
+    the redirect stays on the configured address, the new URL's own host otherwise."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ProbeError(f"redirect to {net.shown(url, MAX_LOCATION_CHARS)!r}, not an http "
+                         f"or https URL, from {_target(cfg)}")
+    method, body = previous.method, cfg.body.encode()
+    if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
+        method, body = "GET", b""
+    configured = urlsplit(cfg.url)
+    same_place = (parts.hostname, parts.port) == (configured.hostname, configured.port)
+    host_header = cfg.host_header if same_place else ""
+    return httpwire.make_request(method, url, host_header, cfg.headers, body, cfg.keep_alive)
+
+
+def _observe(cfg: Config, reply: httpwire.Reply, redirects: int, days: float | None,
+             elapsed: float) -> Observation:
+    status, body = reply.status, reply.body
+    obs = Observation(f"HTTP {status} from {_target(cfg)} in {elapsed * 1000:.0f} ms",
+                      [_reading("status_code", status),
+                       _reading("status_class", f"{status // 100}xx"),
+                       Reading("response_seconds", round(elapsed, 6)),
+                       Reading("content_bytes", len(body)),
+                       _reading("redirects", redirects)])
+    if 300 <= status < 400 and reply.location:
+        obs.summary += f", redirect to {net.shown(reply.location, MAX_LOCATION_CHARS)}"
+    if cfg.body_matches is not None or cfg.body_not_matches is not None \
+            or cfg.error_page is not None:
+        text = body.decode("utf-8", "replace")
+        if cfg.body_matches is not None:
+            obs.add("body_matches", bool(cfg.body_matches.search(text)))
+        if cfg.body_not_matches is not None:
+            obs.add("body_not_matches", not cfg.body_not_matches.search(text))
+        if cfg.error_page is not None:
+            obs.add("error_page", bool(cfg.error_page.search(text)))
+    if days is not None:
         obs.add("cert_days_left", round(days, 2))
         obs.summary += f", certificate expires in {days:.0f} days"
     return obs
 
 
+def _reading(name: str, value: int | str) -> Reading:
+    """The same few readings (status 200, class 2xx, no redirects) every run: made once."""
+    key = (name, value)
+    reading = _READINGS.get(key)
+    if reading is None:
+        reading = Reading(name, value)
+        if len(_READINGS) < MAX_KEPT_READINGS:
+            _READINGS[key] = reading
+    return reading
+
+
 def _tls(cfg: Config, ctx: ProbeContext) -> ssl.SSLContext:
-    """The client context: no verification, the system store, or one trusting ca_file.
-    Kept between runs: aiohttp pools connections by context, so a new one per run would
-    defeat keep-alive."""
-    return net.client_context(cfg.verify_tls, cfg.ca_file, ctx.memory)
+    """The client context: no verification, the system store, or one trusting ca_file;
+    one per kind, shared by every check (a context holds the whole CA store)."""
+    contexts: dict[tuple[bool, str], dict[str, Any]] = ctx.shared.kept("tls contexts", dict)
+    memory = contexts.setdefault((cfg.verify_tls, cfg.ca_file), {})
+    return net.client_context(cfg.verify_tls, cfg.ca_file, memory)
 
 
-def _server_name(cfg: Config) -> str | None:
-    """The TLS server name (SNI, and the name verified): the site's, not the address."""
-    if cfg.host_header and urlsplit(cfg.url).scheme == "https":
-        return cfg.host_header.split(":")[0]
-    return None
-
-
-async def _read_body(content: Any, limit: int) -> bytes:
-    """Up to ``limit`` bytes of the body. ``StreamReader.read(n)`` returns what is buffered,
-    which may be less than ``n``, so read until the end or the limit."""
-    body = bytearray()
-    while len(body) < limit:
-        chunk = await content.read(limit - len(body))
-        if not chunk:
-            break
-        body += chunk
-    return bytes(body)
-
-
-def _peer_certificate(resp: Any) -> bytes | None:
-    """The server certificate (DER) of the response's connection, if it is still open.
-
-    aiohttp hands the connection back to its pool as soon as the whole body is buffered,
-    often before ``request()`` returns (aio-libs/aiohttp#2205), and has no public way to the
-    certificate (#2816); the response's protocol still holds a kept-alive transport.
-    """
-    connection = resp.connection
-    protocol = connection.protocol if connection is not None else getattr(resp, "_protocol", None)
-    transport = getattr(protocol, "transport", None)
-    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
-    if not isinstance(ssl_object, ssl.SSLObject | ssl.SSLSocket):
-        return None
-    return ssl_object.getpeercert(binary_form=True)
-
-
-async def _handshake_certificate(cfg: Config, host: str, port: int | None) -> bytes:
-    """The certificate by a handshake of its own, for when the server closed the request's
-    connection (``Connection: close``) before it could be read. The request has already
-    verified the certificate, if asked to; this only reads it."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    try:
-        _, writer = await asyncio.open_connection(
-            host, port or 443, ssl=context, server_hostname=_server_name(cfg) or host)
-    except OSError as e:  # ssl.SSLError is an OSError
-        raise ProbeError(f"cannot read the TLS certificate of {_target(cfg)}: "
-                         f"{net.reason(e)}") from None
-    try:
-        der: bytes = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
-    finally:
-        writer.transport.abort()  # skips the close_notify exchange: nothing was sent
-    return der
-
-
-def _days_left(der: bytes) -> float:
-    from cryptography import x509
-
-    cert = x509.load_der_x509_certificate(der)
-    remaining = cert.not_valid_after_utc - dt.datetime.now(dt.UTC)
-    return remaining.total_seconds() / 86400
-
-
-def _failure(cfg: Config, e: Exception) -> ProbeError:
-    """A message a person can act on for each way the request can fail."""
-    import aiohttp
-
-    target = _target(cfg)
-    if isinstance(e, aiohttp.TooManyRedirects):
-        return ProbeError(f"more than {cfg.max_redirects} redirects from {target}")
-    if isinstance(e, aiohttp.ClientConnectorCertificateError):
-        return ProbeError(f"TLS certificate of {target} rejected: "
-                          f"{net.reason(e.certificate_error)}; fix the certificate, set ca_file "
-                          "to an internal CA or set verify_tls = false")
-    if isinstance(e, aiohttp.ClientConnectorSSLError):
-        return ProbeError(f"TLS handshake with {target} failed: {net.reason(e.os_error)}")
-    if isinstance(e, aiohttp.ClientConnectorError):
-        return ProbeError(f"cannot connect to {target}: {net.reason(e.os_error)}")
-    if isinstance(e, aiohttp.ServerDisconnectedError):
+def _failure(cfg: Config, failure: httpwire.Failed) -> ProbeError:
+    """A message a person can act on for each way the exchange can fail."""
+    target, error = _target(cfg), failure.error
+    if failure.stage == "tls" and isinstance(error, ssl.SSLCertVerificationError):
+        return ProbeError(f"TLS certificate of {target} rejected: {net.reason(error)}; fix the "
+                          "certificate, set ca_file to an internal CA or set verify_tls = false")
+    if failure.stage == "tls" and error is not None:
+        return ProbeError(f"TLS handshake with {target} failed: {net.reason(error)}")
+    if failure.stage == "connect" and error is not None:
+        return ProbeError(f"cannot connect to {target}: {net.reason(error)}")
+    if failure.stage == "answer":
         return ProbeError(f"{target} closed the connection without answering")
-    if isinstance(e, aiohttp.ClientResponseError):
-        return ProbeError(f"bad HTTP response from {target}: {e.message}")
-    return ProbeError(f"HTTP request to {target} failed: {e}")
+    return ProbeError(f"bad HTTP response from {target}: {net.shown(failure.reason)}")
 
 
 def _target(cfg: Config) -> str:

@@ -153,3 +153,29 @@ def test_reload_keeps_the_schedule_of_unchanged_checks_only(tmp_path: Path) -> N
 
     old, new = load_config(config("1m")), load_config(config("2m"))
     assert unchanged_schedule(old, new, {"a": 5.0, "b": 7.0}) == {"a": 5.0}
+
+
+async def test_checks_due_in_one_slice_start_together_but_not_too_early() -> None:
+    clock = asyncio.get_running_loop().time
+    ran: dict[str, float] = {}
+    done = asyncio.Event()
+
+    async def run(check: CheckBase) -> None:
+        ran.setdefault(check.name, clock())
+        if len(ran) == 3:
+            done.set()
+
+    now = clock()
+    due = {"a": now + 0.1, "b": now + 0.3, "short": now + 0.3}
+    together = [make_check("load", name=n, every="10s", timeout="1s") for n in ("a", "b")]
+    short = make_check("load", name="short", every="1s", timeout="1s")
+    scheduler = Scheduler([*together, short], run, start_rate=1000, clock=clock, resume=due)
+    task = asyncio.create_task(scheduler.run())
+    try:
+        async with asyncio.timeout(10):
+            await done.wait()
+    finally:
+        scheduler.stop()
+        await task
+    assert ran["a"] >= due["a"] and ran["b"] - ran["a"] < 0.05   # b started with a
+    assert ran["short"] >= due["short"] - 0.1   # not earlier than a tenth of its 1 s

@@ -499,7 +499,7 @@ async def test_certificate_is_read_from_the_kept_alive_connection(
     tls = sni_context({"shop.example": self_signed(certs, "shop.example")}, handshakes)
     async with serve_app(make_app(), tls) as port:
         check = make_check("http", url=f"https://127.0.0.1:{port}/", verify_tls=False,
-                           host_header="shop.example")
+                           host_header="shop.example", keep_alive=True)
         results = [await run_check(check, ctx) for _ in range(3)]
     assert all(has_reading(result, "cert_days_left") for result in results)
     assert handshakes == ["shop.example"]
