@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from monitord.store import people_sql
 from monitord.store.ops import Query, dialect, numbered
 from monitord.store.ops import Statement as S
 
@@ -167,7 +168,8 @@ _SQL: dict[str, str] = {
         ON CONFLICT (name) DO NOTHING""",
     S.SECRET: "SELECT value FROM secret WHERE name = :name",
 }
-SQL: Mapping[str, Query] = dialect("PostgreSQL", {name: query(text) for name, text in _SQL.items()})
+SQL: Mapping[str, Query] = dialect("PostgreSQL", {
+    name: query(text) for name, text in {**_SQL, **people_sql.POSTGRES}.items()})
 
 # Migrations: the lock makes a second process wait, then find the work done.
 LOCK_MIGRATIONS = query("SELECT pg_advisory_xact_lock(:lock)")

@@ -52,6 +52,7 @@ from typing import Literal, Protocol
 
 from monitord.events import Event
 from monitord.model import Priority
+from monitord.store.people import PeopleStore
 
 IncidentStatus = Literal["open", "acknowledged", "resolved"]
 NoticeKind = Literal["opened", "escalated", "renotify", "acknowledged", "resolved"]
@@ -140,7 +141,9 @@ class Escalation:
     max_level: int = 0            # how far up the chain it goes (its length - 1)
 
 
-class Store(Protocol):
+class Store(PeopleStore, Protocol):
+    """The incident store; with people, schedules and policies (``people``)."""
+
     async def apply(self, events: Sequence[Event], now: dt.datetime) -> ApplyReport: ...
 
     async def incidents(

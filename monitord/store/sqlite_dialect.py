@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from monitord.store import people_sql
 from monitord.store.ops import Statement as S
 from monitord.store.ops import dialect, numbered
 
@@ -34,6 +35,10 @@ TIME_COLUMNS = frozenset({"at", "opened_at", "due_at", "last_seen_at", "acknowle
                           "resolved_at", "reopened_at", "notified_at", "created_at",
                           "last_heartbeat"})
 JSON_COLUMNS = frozenset({"attached_keys", "done", "steps"})
+# The on-call statements' own (people_sql).
+TIME_PARAMS |= people_sql.TIME_PARAMS
+PLAIN_PARAMS |= people_sql.PLAIN_PARAMS
+TIME_COLUMNS |= people_sql.TIME_COLUMNS
 
 
 class Bound:
@@ -270,4 +275,5 @@ _SQL: dict[str, str | None] = {
     S.SECRET: "SELECT value FROM secret WHERE name = :name",
 }
 SQL: Mapping[str, Bound | None] = dialect("SQLite", {
-    name: None if text is None else Bound(text) for name, text in _SQL.items()})
+    name: None if text is None else Bound(text)
+    for name, text in {**_SQL, **people_sql.SQLITE}.items()})
