@@ -25,7 +25,7 @@ from monitord.store.ops import dialect, numbered
 
 TIME_PARAMS = frozenset({"now", "at", "due_at", "since", "until", "before", "retry_at"})
 DURATION_PARAMS = frozenset({"every"})
-JSON_PARAMS = frozenset({"steps", "done", "statuses", "priorities", "targets"})
+JSON_PARAMS = frozenset({"steps", "done", "statuses", "priorities", "targets", "shares"})
 PLAIN_PARAMS = frozenset({
     "id", "key", "host", "check", "kind", "priority", "title", "summary", "who", "text",
     "event_id", "fix", "worked", "interval", "min_silence", "missed", "share", "max_level",
@@ -148,6 +148,8 @@ OPENED = "coalesce(i.reopened_at, i.opened_at)"
 NOTICE_COLUMNS = "id, incident_id, kind, level, created_at, attempts, done"
 # The response target of the incident's priority, from the targets the rules bind.
 TARGET = "json_extract(:targets, '$.' || priority)"
+# The share of it at which the incident's next level is reached (NULL past the last).
+NEXT_SHARE = "json_extract(:shares, '$.' || priority || '[' || (escalation_level + 1) || ']')"
 
 _SQL: dict[str, str | None] = {
     S.CLAIM_EVENTS: None,                  # the store runs CLAIM_EVENT for each event
@@ -209,8 +211,8 @@ _SQL: dict[str, str | None] = {
         RETURNING {NOTICE_COLUMNS}""",
     S.ESCALATE: f"""UPDATE incident SET escalation_level = escalation_level + 1,
             notified_at = :now
-        WHERE status = 'open' AND escalation_level < :max_level
-          AND :now >= due_at - (1.0 - (escalation_level + 1) * :share) * {TARGET}
+        WHERE status = 'open'
+          AND :now >= due_at - (1.0 - {NEXT_SHARE}) * {TARGET}
         RETURNING id""",
     S.RENOTIFY: """UPDATE incident SET notified_at = :now
         WHERE status = 'open' AND priority = :priority

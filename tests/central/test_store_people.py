@@ -16,8 +16,8 @@ from monitord.store.people import (
     Schedule,
     Target,
 )
-from monitord.store.protocol import Store
-from tests.central.conftest import T0, OpenStore, minutes
+from monitord.store.protocol import Escalation, Store
+from tests.central.conftest import T0, OpenStore, minutes, problem
 
 HOOK = Contact("webhook", "http://127.0.0.1:9/hooks/alice")
 
@@ -140,3 +140,19 @@ async def test_a_policy_naming_an_unknown_schedule_is_refused(store: Store) -> N
     with pytest.raises(NotFound, match="unknown schedule 'primary'"):
         await store.set_policy(policy(), T0)
     assert (await store.roster(T0)).policies == ()
+
+
+async def test_a_priority_with_policy_steps_climbs_at_their_shares(store: Store) -> None:
+    # P1: step 1 after 20 % of its 15 minutes (3 min), step 2 after 90 % (13.5 min);
+    # P2 climbs as [escalation] says: every half of its 2 hours, once.
+    rules = Escalation(escalate_at=0.5, max_level=1, steps={"P1": (0.0, 0.2, 0.9)})
+    await store.apply([problem("web", "P1"), problem("db", "P2")], T0)
+    [web] = await store.incidents(priority=(Priority.P1,))
+    [db] = await store.incidents(priority=(Priority.P2,))
+    assert await store.escalate(minutes(2.9), rules) == []
+    assert [(n.incident_id, n.level) for n in await store.escalate(minutes(3), rules)] == [
+        (web.id, 1)]
+    assert await store.escalate(minutes(13), rules) == []
+    assert [(n.incident_id, n.level) for n in await store.escalate(minutes(60), rules)] == [
+        (web.id, 2), (db.id, 1)]
+    assert await store.escalate(minutes(600), rules) == []    # past every incident's last
