@@ -7,7 +7,7 @@ or a policy names exists (``NotFound`` otherwise: "no person named ..."), a sche
 name is new unless it is replaced on purpose, a priority belongs to one policy at most
 (``Conflict``). What the words mean (an IANA zone, a time of day, steps that start later
 and later) is checked where people type them (``central.oncall.parse``); who is on call
-at an instant is computed by ``central.oncall.rotation``, never stored.
+at an instant is computed by ``central.notify.rotation``, never stored.
 """
 
 from __future__ import annotations

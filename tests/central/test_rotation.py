@@ -1,4 +1,4 @@
-"""Who is on call when (monitord/central/oncall/rotation.py): hand-offs keep their local
+"""Who is on call when (monitord.central.notify.rotation.py): hand-offs keep their local
 time across the daylight saving changes of Europe/Berlin in 2026 (29 March: 02:00 CET
 becomes 03:00 CEST; 25 October: 03:00 CEST becomes 02:00 CET), overrides win over the
 rotation, and, for any schedule and instant hypothesis finds, exactly one person is on
@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitord.central.oncall.rotation import (
+from monitord.central.notify.rotation import (
     handoff,
     local_text,
     now_and_next,

@@ -1,8 +1,8 @@
-"""On call: who is told of an incident, by name and rotation.
+"""On call, as people manage it: ``parse`` turns what they type (zones, times, contact
+methods, policy steps) into the store's records with one-line errors, and ``manage`` is
+what the ``monitord central`` person, contact, schedule, policy and oncall commands do.
 
-``rotation`` is the time arithmetic (who is on call at an instant, pure); ``parse``
-turns what people type (zones, times, steps) into the store's records, with one-line
-errors; ``routing`` resolves an escalation policy's step to people's contact methods at
-send time, for the notifier; ``manage`` is what the ``monitord central`` commands do.
-The records themselves are kept by the store (``monitord.store.people``).
+Who is on call at an instant is ``notify.rotation`` (pure time arithmetic), and who hears
+a notice under an escalation policy is ``notify.people``: the notifier decides those, so
+they live beside it. The records are the store's (``monitord.store.people``).
 """

@@ -1,7 +1,7 @@
 -- The incident store, PostgreSQL backend: schema version 5 (the SQLite schema's v5).
 -- On call: people's contact methods, schedules (rotations with their members and
 -- overrides) and escalation policies (who is told at each step, and after how long).
--- Who is on call at an instant is computed from these (central/oncall/rotation.py),
+-- Who is on call at an instant is computed from these (central/notify/rotation.py),
 -- never stored.
 
 -- How a person is reached: a mail address, a webhook or Slack URL (a secret: never
