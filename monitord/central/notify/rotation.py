@@ -117,9 +117,9 @@ def now_and_next(schedule: Schedule, now: dt.datetime) -> tuple[Shift, Shift | N
     for index, shift in enumerate(around):
         if shift.ends_at > now:
             later = around[index + 1] if index + 1 < len(around) else None
-            current = shift if later is not None else Shift(
-                shift.person, shift.starts_at, until, shift.override)
-            return current, later
+            # Begun before the window: an override's person since the override began.
+            since = shift.starts_at or (shift.override.starts_at if shift.override else None)
+            return Shift(shift.person, since, shift.ends_at, shift.override), later
     raise AssertionError("the shifts cover now")      # shifts() covers [now - reach, until)
 
 
