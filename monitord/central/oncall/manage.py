@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 from monitord.central.config import CentralConfig
 from monitord.central.notify.rotation import local_text, now_and_next, zone
 from monitord.central.oncall import parse
-from monitord.central.server import check_name
 from monitord.durations import format_duration
 from monitord.model import Priority
 from monitord.store.people import Contact, EscalationPolicy, Person, Schedule
@@ -38,7 +37,7 @@ async def run(config: CentralConfig, args: argparse.Namespace, clock: Clock) -> 
 
 async def _person_add(store: Store, config: CentralConfig, args: argparse.Namespace,
                       now: dt.datetime) -> str:
-    check_name("person", args.name)
+    parse.person(args.name)
     if not await store.add_person(args.name, now):
         return f"{args.name} is already a person; nothing changed"
     return (f"added {args.name}: add a contact method with `monitord central contact add "

@@ -29,6 +29,7 @@ from monitord.store.people import (
     Target,
     TargetKind,
 )
+from monitord.store.records import MONITORD
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")     # as a person's (server.NAME)
 TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -47,6 +48,14 @@ def name(kind: str, text: str) -> str:
     if not NAME.fullmatch(text):
         raise Invalid(f"{kind} name {found(text[:100])}: expected letters, digits, \".\", "
                       "\"_\", \":\" or \"-\", starting with a letter or digit")
+    return text
+
+
+def person(text: str) -> str:
+    """A new person's name: not "monitord", the name of the store's own entries."""
+    if name("person", text).lower() == MONITORD:
+        raise Invalid(f"person name {text!r}: reserved for monitord's own entries; choose "
+                      "another")
     return text
 
 
