@@ -79,6 +79,13 @@ def add_parsers(actions: Actions, config_help: str, func: Callable[[Any], int]) 
                           help='"YYYY-MM-DD HH:MM" in the schedule\'s zone, or ISO with offset')
     override.add_argument("--until", dest="ends", required=True, metavar="TIME",
                           help="as --from")
+    dropped = action(schedules, "remove-override", "schedule-remove-override",
+                     help="remove override ID (as schedule show numbers it) of schedule NAME")
+    dropped.add_argument("name", metavar="NAME")
+    dropped.add_argument("id", metavar="ID", type=int)
+    action(schedules, "remove", "schedule-remove",
+           help="remove schedule NAME, its members and overrides (not while a policy "
+                "names it)").add_argument("name", metavar="NAME")
 
     policies = group("policy", "escalation policies: who is told at each step, and when")
     put = action(policies, "set", "policy-set", help="add or replace policy NAME",

@@ -139,6 +139,15 @@ class PeopleStore(Protocol):
         """NotFound for no such schedule or person; ValueError for an empty span."""
         ...
 
+    async def remove_override(self, schedule: str, override_id: int) -> None:
+        """NotFound if the schedule has no such override."""
+        ...
+
+    async def remove_schedule(self, name: str) -> None:
+        """With its members and overrides; Conflict while a policy names it, NotFound if
+        there is no such schedule."""
+        ...
+
     async def set_policy(self, policy: EscalationPolicy, now: dt.datetime) -> None:
         """Add or replace the policy; NotFound for a person or schedule it names that
         does not exist; Conflict for a priority another policy has."""

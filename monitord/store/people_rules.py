@@ -91,6 +91,23 @@ def add_override(schedule: str, person: str, starts_at: dt.datetime, ends_at: dt
     return Override(rows[0]["id"], person, starts_at, ends_at, who)
 
 
+def remove_override(schedule: str, override_id: int) -> Script[None]:
+    rows = yield P.REMOVE_OVERRIDE, {"schedule": schedule, "id": override_id}
+    if not rows:
+        raise NotFound(f"schedule {schedule!r} has no override #{override_id}")
+
+
+def remove_schedule(name: str) -> Script[None]:
+    """A schedule no policy names: its members and overrides go with it."""
+    rows = yield P.POLICIES_NAMING, {"kind": "schedule", "name": name}
+    if rows:
+        named = ", ".join(repr(r["policy"]) for r in rows)
+        raise Conflict(f"schedule {name!r} is a step of policy {named}; change that first")
+    rows = yield P.REMOVE_SCHEDULE, {"name": name}
+    if not rows:
+        raise NotFound(f"unknown schedule {name!r}")
+
+
 def _schedule(name: str) -> Script[None]:
     rows = yield P.SCHEDULE_EXISTS, {"name": name}
     if not rows:
@@ -206,6 +223,12 @@ class PeopleMethods(abc.ABC):
                            ends_at: dt.datetime, who: str, now: dt.datetime) -> Override:
         return await self._run(
             lambda: add_override(schedule, person, starts_at, ends_at, who, now), writes=True)
+
+    async def remove_override(self, schedule: str, override_id: int) -> None:
+        await self._run(lambda: remove_override(schedule, override_id), writes=True)
+
+    async def remove_schedule(self, name: str) -> None:
+        await self._run(lambda: remove_schedule(name), writes=True)
 
     async def set_policy(self, policy: EscalationPolicy, now: dt.datetime) -> None:
         await self._run(lambda: set_policy(policy, now), writes=True)

@@ -25,6 +25,9 @@ class PeopleStatement:
     MEMBERS = "members"
     ADD_OVERRIDE = "add_override"        # rows: the override's id
     OVERRIDES = "overrides"              # those that end after :since
+    REMOVE_OVERRIDE = "remove_override"  # rows: its id, if there was one
+    POLICIES_NAMING = "policies_naming"  # rows: the policies with a :kind :name target
+    REMOVE_SCHEDULE = "remove_schedule"  # rows: its name, if there was one
     UPSERT_POLICY = "upsert_policy"
     CLEAR_POLICY = "clear_policy"        # its targets and priorities
     CLEAR_PRIORITIES = "clear_priorities"
@@ -76,6 +79,11 @@ _COMMON: dict[str, str] = {
         VALUES (:schedule, :person, :starts_at, :ends_at, :who, :now) RETURNING id""",
     P.OVERRIDES: """SELECT id, schedule, person, starts_at, ends_at, added_by FROM override
         WHERE ends_at > :since ORDER BY schedule, starts_at, id""",
+    P.REMOVE_OVERRIDE: """DELETE FROM override WHERE schedule = :schedule AND id = :id
+        RETURNING id""",
+    P.POLICIES_NAMING: """SELECT DISTINCT policy FROM policy_target
+        WHERE kind = :kind AND name = :name ORDER BY policy""",
+    P.REMOVE_SCHEDULE: "DELETE FROM schedule WHERE name = :name RETURNING name",
     P.UPSERT_POLICY: """INSERT INTO escalation_policy (name, added_at) VALUES (:name, :now)
         ON CONFLICT (name) DO NOTHING""",
     P.CLEAR_POLICY: "DELETE FROM policy_target WHERE policy = :name",

@@ -73,6 +73,17 @@ async def test_an_override_from_the_form_takes_over_at_once(api: Api) -> None:
     assert "Next: alice, from Thu 26 Nov 2026 09:00 CET" in shown
     [override] = (await api.store.roster(T0)).schedules[0].overrides
     assert (override.person, override.added_by) == ("carol", "carol")
+    page = await person.post("/console/schedules", {
+        "csrf": form["csrf"], "do": "remove-override", "schedule": "primary",
+        "id": str(override.id)})
+    assert page.status == 303
+    assert "Now: bob, since" in text_of((await person.get("/console/schedules")).text)
+    page = await person.post("/console/schedules", {
+        "csrf": form["csrf"], "do": "remove-override", "schedule": "primary", "id": "x1"})
+    assert page.status == 400 and "id: expected a number." in page.text
+    page = await person.post("/console/schedules", {
+        "csrf": form["csrf"], "do": "remove", "schedule": "primary"})
+    assert page.status == 303 and (await api.store.roster(T0)).schedules == ()
 
 
 async def test_bad_input_is_one_escaped_line_and_changes_nothing(api: Api) -> None:

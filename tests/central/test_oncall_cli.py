@@ -42,7 +42,8 @@ def test_people_and_their_contacts(config: Path) -> None:
     assert "already a person" in ok(config, "person", "add", "alice")
     said = ok(config, "contact", "add", "alice", "webhook", HOOK)
     assert said.strip() == "alice is reached by webhook http://127.0.0.1/... too"
-    ok(config, "contact", "add", "alice", "mail", "alice@example.com")
+    said = ok(config, "contact", "add", "alice", "mail", "alice@example.com")
+    assert said.splitlines()[1].startswith("note: the config has no [mail] section")
     assert ok(config, "person", "list").strip() == (
         "alice: mail alice@example.com; webhook http://127.0.0.1/...")
     ok(config, "contact", "remove", "alice", "webhook", HOOK)
@@ -93,6 +94,13 @@ def test_a_schedule_its_overrides_and_who_is_on_call(config: Path) -> None:
                                                "(override)"]
     assert refused(config, "schedule", "show", "secondary") == (
         "monitord: unknown schedule 'secondary'")
+    assert ok(config, "schedule", "remove-override", "primary", "1").strip() == (
+        "removed override #1 of primary")
+    assert "now:  carol" not in ok(config, "oncall")
+    assert refused(config, "schedule", "remove-override", "primary", "1") == (
+        "monitord: schedule 'primary' has no override #1")
+    assert ok(config, "schedule", "remove", "primary").strip() == "removed schedule primary"
+    assert "no schedules yet" in ok(config, "oncall")
 
 
 def test_escalation_policies(config: Path) -> None:

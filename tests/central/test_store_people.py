@@ -156,3 +156,23 @@ async def test_a_priority_with_policy_steps_climbs_at_their_shares(store: Store)
     assert [(n.incident_id, n.level) for n in await store.escalate(minutes(60), rules)] == [
         (web.id, 2), (db.id, 1)]
     assert await store.escalate(minutes(600), rules) == []    # past every incident's last
+
+
+async def test_an_override_or_a_schedule_is_removed_unless_a_policy_needs_it(
+        store: Store) -> None:
+    await team(store, "alice", "bob")
+    await store.set_schedule(primary("alice"), T0)
+    first = await store.add_override("primary", "bob", minutes(1), minutes(60), "alice", T0)
+    second = await store.add_override("primary", "bob", minutes(2), minutes(60), "alice", T0)
+    await store.remove_override("primary", first.id)
+    assert (await store.roster(T0)).schedules[0].overrides == (second,)
+    with pytest.raises(NotFound, match=f"'primary' has no override #{first.id}"):
+        await store.remove_override("primary", first.id)
+    await store.set_policy(policy("default"), T0)
+    with pytest.raises(Conflict, match="schedule 'primary' is a step of policy 'default'"):
+        await store.remove_schedule("primary")
+    await store.remove_policy("default")
+    await store.remove_schedule("primary")
+    assert (await store.roster(T0)).schedules == ()
+    with pytest.raises(NotFound, match="unknown schedule 'primary'"):
+        await store.remove_schedule("primary")

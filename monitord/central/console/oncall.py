@@ -1,8 +1,8 @@
 """The console's on-call pages: schedules (who is on call now and next, overrides), people
 (their contact methods) and escalation policies, each with its forms.
 
-    /console/schedules    every schedule: now, next, members, overrides; add a schedule,
-                          add an override
+    /console/schedules    every schedule: now, next, members, overrides; add or remove a
+                          schedule, add or remove an override
     /console/people       every person and their contact methods; add a person, add or
                           remove a contact method
     /console/policies     every policy step by step; set or remove one
@@ -58,7 +58,12 @@ async def change_schedules(request: web.Request, session: Session) -> web.Stream
     form = await request.post()
     store, now = request.app[STORE], request.app[CLOCK]()
     try:
-        if _field(form, "do") == "override":
+        action = _field(form, "do")
+        if action == "remove-override":
+            await store.remove_override(_field(form, "schedule"), _number(form, "id"))
+        elif action == "remove":
+            await store.remove_schedule(_field(form, "schedule"))
+        elif action == "override":
             roster = await store.roster(now)
             schedule = roster.schedule(_field(form, "schedule"))
             if schedule is None:
@@ -217,6 +222,13 @@ def _field(form: MultiDictProxy[Any], name: str, limit: int = MAX_FIELD_CHARS) -
     if len(value) > limit:
         raise parse.Invalid(f"{name}: at most {limit} characters")
     return value.strip()
+
+
+def _number(form: MultiDictProxy[Any], name: str) -> int:
+    text = _field(form, name, 20)
+    if not text.isascii() or not text.isdigit():
+        raise parse.Invalid(f"{name}: expected a number")
+    return int(text)
 
 
 def _problem(error: Exception) -> tuple[int, str]:

@@ -68,7 +68,11 @@ async def _contact_add(store: Store, config: CentralConfig, args: argparse.Names
     contact = parse.contact(args.kind, args.address)
     if not await store.add_contact(args.name, contact, now):
         return f"{args.name} has that contact already; nothing changed"
-    return f"{args.name} is reached by {shown(contact)} too"
+    said = f"{args.name} is reached by {shown(contact)} too"
+    if contact.kind == "mail" and config.notify.mail is None:
+        said += ("\nnote: the config has no [mail] section (the SMTP server to send "
+                 "through), so no mail goes out until it has one")
+    return said
 
 
 async def _contact_remove(store: Store, config: CentralConfig, args: argparse.Namespace,
@@ -112,6 +116,18 @@ async def _schedule_override(store: Store, config: CentralConfig, args: argparse
     made = await store.add_override(schedule.name, args.person, starts, ends, who(), now)
     return (f"override #{made.id}: {made.person} is on call for {schedule.name} from "
             f"{local_text(schedule, starts)} until {local_text(schedule, ends)}")
+
+
+async def _schedule_remove_override(store: Store, config: CentralConfig,
+                                    args: argparse.Namespace, now: dt.datetime) -> str:
+    await store.remove_override(args.name, args.id)
+    return f"removed override #{args.id} of {args.name}"
+
+
+async def _schedule_remove(store: Store, config: CentralConfig, args: argparse.Namespace,
+                           now: dt.datetime) -> str:
+    await store.remove_schedule(args.name)
+    return f"removed schedule {args.name}"
 
 
 def who() -> str:
@@ -206,6 +222,7 @@ ACTIONS: dict[str, Action] = {
     "contact-add": _contact_add, "contact-remove": _contact_remove,
     "schedule-add": _schedule_add, "schedule-show": _schedule_show,
     "schedule-override": _schedule_override,
+    "schedule-remove-override": _schedule_remove_override, "schedule-remove": _schedule_remove,
     "policy-set": _policy_set, "policy-show": _policy_show, "policy-remove": _policy_remove,
     "oncall": _oncall,
 }
