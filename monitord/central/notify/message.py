@@ -22,6 +22,7 @@ from typing import Any
 
 import aiohttp
 
+from monitord.central.notify.evidence import Evidence
 from monitord.central.notify.settings import ChannelConfig, MailSection
 from monitord.durations import format_duration
 from monitord.errors import SendError
@@ -44,6 +45,7 @@ class Message:
     body: str                  # plain text, from mail.body.j2
     escalated_to: str = ""     # the chain's contact an "escalated" notice brings in
     url: str = ""              # the incident's page, when one is known
+    evidence: Evidence | None = None   # the last reading and what was tried (evidence.py)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from monitord.central.notify.evidence import as_context, gather
 from monitord.central.notify.message import Message, Tools
 from monitord.central.notify.routing import contact, recipients
 from monitord.central.notify.senders import SENDERS
@@ -256,10 +257,11 @@ class Notifier:
     def _message(self, notice: Notice, incident: Incident, now: dt.datetime) -> Message:
         escalated_to = contact(self.config, notice.level) if notice.kind == "escalated" else ""
         url = f"{self.public_url}{CONSOLE_PAGE}{incident.id}" if self.public_url else ""
-        subject, body = self.renderer.render("mail", _context(notice, incident, now,
-                                                              escalated_to, url))
+        evidence = gather(incident, url)
+        context = _context(notice, incident, now, escalated_to, url) | as_context(evidence)
+        subject, body = self.renderer.render("mail", context)
         return Message(notice.id, notice.kind, notice.level, incident, now, subject, body,
-                       escalated_to, url)
+                       escalated_to, url, evidence)
 
     def _log(self, delivery: Delivery, incident: Incident) -> None:
         notice = delivery.notice
