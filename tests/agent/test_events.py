@@ -145,7 +145,7 @@ def _context() -> dict[str, object]:
         "host": "web1", "check": outcome.check, "priority": outcome.priority,
         "status": "CRITICAL", "summary": outcome.result.summary, "reason": outcome.reason,
         "recurring": False, "suppressed_by": None, "fix": "restart-service", "flapping": False,
-        "failure": "", "readings": "response_seconds=0.041", "steps": [{"fix": step.fix, "argv": list(step.argv),
-                                  "ended": step.ended, "output": step.output,
-                                  "reprobe_status": None, "reprobe_summary": ""}],
+        "failure": "", "readings": "response_seconds=0.041",
+        "steps": [{"fix": step.fix, "argv": list(step.argv), "ended": step.ended,
+                   "output": step.output, "reprobe_status": None, "reprobe_summary": ""}],
     }

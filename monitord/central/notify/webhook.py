@@ -1,4 +1,5 @@
-"""The generic webhook: one JSON document per notice, POSTed to the channel's URL.
+"""The generic webhook: one JSON document per notice, POSTed to the channel's URL, signed
+when the channel has a ``secret_file`` and with its custom headers (``signing``).
 
 The shape is documented in the README and stable, so anything can consume it:
 
@@ -22,8 +23,9 @@ from __future__ import annotations
 from typing import Any
 
 from monitord.central.notify.evidence import as_json
-from monitord.central.notify.message import Message, Tools, post_json
+from monitord.central.notify.message import Message, Tools, encode, post_bytes
 from monitord.central.notify.settings import ChannelConfig
+from monitord.central.notify.signing import request_headers
 from monitord.central.payloads import incident_json, timestamp
 
 
@@ -40,4 +42,7 @@ def document(message: Message) -> dict[str, Any]:
 
 
 async def send(channel: ChannelConfig, message: Message, tools: Tools) -> None:
-    await post_json(channel, document(message), tools)
+    body = encode(document(message))
+    headers = request_headers(channel.secret_file, channel.header_files, body,
+                              tools.wall_clock())
+    await post_bytes(channel, body, headers, tools)
