@@ -102,6 +102,8 @@ class Notifier:
         self._sends = asyncio.Semaphore(MAX_CONCURRENT_SENDS)
         self.claim_limit = claim_limit(self.config.channels)
         self._tools: Tools | None = None
+        # Told of what each round did with each notice (the service's /metrics).
+        self.observers: list[Callable[[Delivery], None]] = []
         for channel in self.config.channels:
             register_secret(channel.url)     # a webhook's URL is its password
 
@@ -174,6 +176,8 @@ class Notifier:
                 await self._finish(delivery, now, "")
             if delivery is not None:
                 done.append(delivery)
+                for observe in self.observers:
+                    observe(delivery)
 
     async def _deliver(self, notice: Notice, now: dt.datetime) -> Delivery | None:
         delivery = Delivery(notice)
