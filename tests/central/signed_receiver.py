@@ -20,9 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-TOLERANCE_SECONDS = 300
-
-
 # --- the README's snippet ----------------------------------------------------------------
 
 class Refused(Exception):
@@ -30,7 +27,7 @@ class Refused(Exception):
 
 
 class Verifier:
-    def __init__(self, secret: bytes, tolerance: int = TOLERANCE_SECONDS) -> None:
+    def __init__(self, secret: bytes, tolerance: int = 300) -> None:
         self.secret = secret
         self.tolerance = tolerance
         self.seen: dict[str, float] = {}     # signature -> when it expires

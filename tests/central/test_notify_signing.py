@@ -128,3 +128,15 @@ def test_signing_keys_are_checked(keys: dict[str, Any], problem: str) -> None:
     channel = ChannelConfig.model_validate(
         {"name": "ops", "type": "webhook", "url": "https://hooks.example/x", **keys})
     assert check_channel(channel, mail_section=False) == [problem]
+
+
+def test_the_readme_shows_the_receivers_own_verifier() -> None:
+    source = RECEIVER.read_text().split("# --- the README's snippet")[1]
+    snippet = source.split("\n", 1)[1].split("# -----")[0]
+    readme = (RECEIVER.parents[2] / "README.md").read_text()
+    assert _lines(snippet) in _lines(readme)
+
+
+def _lines(text: str) -> str:
+    """The text without its blank lines (PEP 8 wants two between classes, a README one)."""
+    return "\n".join(line for line in text.splitlines() if line.strip())
