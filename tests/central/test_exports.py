@@ -1,12 +1,17 @@
-"""The fix statistics API over a window, against the real app and store (every backend)."""
+"""The fix statistics API over a window, and the service's /metrics counting notices,
+against the real app and store (every backend)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from monitord.store.protocol import Store
 from tests.central.apiclient import T0, problem, running
+from tests.central.receivers import receiving
+from tests.central.test_notify import central, hook, open_incident, round_at, settings
 
 
 def step(fix: str, worked: bool) -> dict[str, Any]:
@@ -61,3 +66,29 @@ async def test_a_bad_window_is_one_clear_error(store: Store) -> None:
     assert bodies[1]["message"] == 'since: expected from 1m to 90d, got "100d"'
     assert bodies[2]["message"] == 'snce: unknown query parameter; did you mean "since"?'
     assert nobody.status == 401
+
+
+async def test_metrics_count_notices_by_channel_and_outcome(store: Store) -> None:
+    async with receiving() as hooks:
+        hooks.scripts["/broken"] = [400]
+        hooks.scripts["/busy"] = [503]
+        notify = settings(hook("ok", hooks.url + "/ok"), hook("broken", hooks.url + "/broken"),
+                          hook("busy", hooks.url + "/busy"))
+        async with central(store, notify) as api:
+            await open_incident(api, "P1")
+            await round_at(api, 0)
+            response = await api.get("/metrics")
+            assert response.status == 200
+            text = await response.text()
+            unauthorized = await api.client.get("/metrics")
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in text_string_to_metric_families(text) for s in f.samples}
+    assert samples[("monitord_central_notices_sent_total", (("channel", "ok"),))] == 1
+    assert samples[("monitord_central_notices_failed_total",
+                    (("channel", "broken"), ("outcome", "refused")))] == 1
+    assert samples[("monitord_central_notices_failed_total",
+                    (("channel", "busy"), ("outcome", "retry")))] == 1
+    assert samples[("monitord_central_incidents_open",
+                    (("priority", "P1"), ("status", "open")))] == 1
+    assert samples[("monitord_central_events_ingested_total", (("result", "applied"),))] == 1
+    assert unauthorized.status == 401
