@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from monitord.central.notify.evidence import as_context, gather
 from monitord.central.notify.message import Message, Tools
 from monitord.central.notify.routing import contact, recipients
 from monitord.central.notify.senders import SENDERS
@@ -101,6 +102,8 @@ class Notifier:
         self._sends = asyncio.Semaphore(MAX_CONCURRENT_SENDS)
         self.claim_limit = claim_limit(self.config.channels)
         self._tools: Tools | None = None
+        # Told of what each round did with each notice (the service's /metrics).
+        self.observers: list[Callable[[Delivery], None]] = []
         for channel in self.config.channels:
             register_secret(channel.url)     # a webhook's URL is its password
 
@@ -173,6 +176,8 @@ class Notifier:
                 await self._finish(delivery, now, "")
             if delivery is not None:
                 done.append(delivery)
+                for observe in self.observers:
+                    observe(delivery)
 
     async def _deliver(self, notice: Notice, now: dt.datetime) -> Delivery | None:
         delivery = Delivery(notice)
@@ -256,10 +261,11 @@ class Notifier:
     def _message(self, notice: Notice, incident: Incident, now: dt.datetime) -> Message:
         escalated_to = contact(self.config, notice.level) if notice.kind == "escalated" else ""
         url = f"{self.public_url}{CONSOLE_PAGE}{incident.id}" if self.public_url else ""
-        subject, body = self.renderer.render("mail", _context(notice, incident, now,
-                                                              escalated_to, url))
+        evidence = gather(incident, url)
+        context = _context(notice, incident, now, escalated_to, url) | as_context(evidence)
+        subject, body = self.renderer.render("mail", context)
         return Message(notice.id, notice.kind, notice.level, incident, now, subject, body,
-                       escalated_to, url)
+                       escalated_to, url, evidence)
 
     def _log(self, delivery: Delivery, incident: Incident) -> None:
         notice = delivery.notice
