@@ -20,6 +20,7 @@ from monitord.store.policy import Policy
 from monitord.store.protocol import (
     ApplyReport,
     Escalation,
+    FixRuns,
     HostInfo,
     Incident,
     IncidentStatus,
@@ -92,6 +93,12 @@ class RuleStore(PeopleMethods, abc.ABC):
 
     async def fix_runs(self) -> list[tuple[str, str, str, int, int]]:
         return await self._run(queries.fix_runs, writes=False)
+
+    async def fix_stats(self, since: dt.datetime) -> list[FixRuns]:
+        return await self._run(lambda: queries.fix_stats(since), writes=False)
+
+    async def open_counts(self) -> dict[tuple[str, str], int]:
+        return await self._run(queries.open_counts, writes=False)
 
     async def opened_between(self, since: dt.datetime, until: dt.datetime) -> list[Incident]:
         return await self._run(lambda: queries.opened_between(since, until), writes=False)

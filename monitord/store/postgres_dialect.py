@@ -44,6 +44,8 @@ _SQL: dict[str, str] = {
         VALUES (:host, :check, :fix, 1, :worked, :now)
         ON CONFLICT (host, check_name, fix) DO UPDATE SET runs = fix_run.runs + 1,
             worked = fix_run.worked + excluded.worked, last_at = excluded.last_at""",
+    S.LOG_FIX_RUN: """INSERT INTO fix_step (at, host, check_name, fix, worked)
+        VALUES (:at, :host, :check, :fix, :worked)""",
     S.COUNT_HEALED: """INSERT INTO healed (host, check_name, fix, count, last_at)
         VALUES (:host, :check, :fix, 1, :now) ON CONFLICT (host, check_name, fix)
         DO UPDATE SET count = healed.count + 1, last_at = excluded.last_at""",
@@ -78,6 +80,7 @@ _SQL: dict[str, str] = {
         ON CONFLICT (incident_id, key) DO NOTHING""",
     S.ADD_ENTRY: """INSERT INTO timeline (incident_id, at, kind, who, text, event_id, steps)
         VALUES (:id, :at, :kind, :who, :text, :event_id, :steps::jsonb)""",
+    S.FORGET_FIX_RUNS: "DELETE FROM fix_step WHERE at < :before",
     S.FORGET_HEARTBEATS: """DELETE FROM event
         WHERE kind = 'heartbeat' AND received_at < :before""",
     # Rows locked in host order; a row another sweep changed meanwhile is checked again
@@ -153,6 +156,12 @@ _SQL: dict[str, str] = {
         ORDER BY host, check_name, fix""",
     S.FIX_RUNS: """SELECT host, check_name, fix, runs, worked FROM fix_run
         ORDER BY host, check_name, fix""",
+    S.FIX_STATS: """SELECT host, check_name, fix, count(*) AS runs, sum(worked) AS worked,
+            max(at) AS last_at
+        FROM fix_step WHERE at >= :since
+        GROUP BY host, check_name, fix ORDER BY host, check_name, fix""",
+    S.OPEN_COUNTS: """SELECT priority, status, count(*) AS count FROM incident
+        WHERE status <> 'resolved' GROUP BY priority, status""",
     S.SET_PASSWORD: """INSERT INTO person (name, password_hash, added_at)
         VALUES (:name, :hash, :now)
         ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash""",

@@ -17,7 +17,8 @@ test suite checks every rule against every backend:
 - ``healed`` is recorded and counted per host, check and fix; if an incident is open for
   its key, it goes on that incident's timeline too. Every fix step of a ``problem`` or
   ``healed`` event counts as a run of its fix (``fix_runs``), and as one that worked when
-  the re-probe after it was OK.
+  the re-probe after it was OK; each run is also kept with its time for 90 days
+  (``fix_stats`` over a window).
 - A problem with ``suppressed_by`` set, while the parent key (same host) has an open
   incident, is attached to the parent's incident (timeline entry "attached", the child's
   key listed in ``attached``) instead of opening its own.
@@ -114,6 +115,18 @@ class HostInfo:
 
 
 @dataclass(frozen=True)
+class FixRuns:
+    """How one fix did on one host's check within a window."""
+
+    host: str
+    check: str
+    fix: str
+    runs: int
+    worked: int               # runs after which the re-probe passed
+    last_at: dt.datetime      # the latest run
+
+
+@dataclass(frozen=True)
 class ApplyReport:
     applied: int
     duplicates: int
@@ -197,6 +210,14 @@ class Store(PeopleStore, Protocol):
 
     async def fix_runs(self) -> list[tuple[str, str, str, int, int]]:
         """(host, check, fix, runs, runs after which the check passed) for every fix run."""
+        ...
+
+    async def fix_stats(self, since: dt.datetime) -> list[FixRuns]:
+        """Fix runs since ``since`` (at most 90 days back), per host, check and fix."""
+        ...
+
+    async def open_counts(self) -> dict[tuple[str, str], int]:
+        """Unresolved incidents per (priority, status); a pair with none is left out."""
         ...
 
     async def opened_between(self, since: dt.datetime, until: dt.datetime) -> list[Incident]:

@@ -72,6 +72,7 @@ from monitord.store.records import (
 )
 
 HEARTBEAT_MEMORY = dt.timedelta(days=7)    # how long a heartbeat's id is kept for dedup
+FIX_RUN_MEMORY = dt.timedelta(days=90)     # how far back the windowed fix statistics go
 REMINDED = Priority.P1                     # the priority whose open incidents are reminded
 
 # --- events ----------------------------------------------------------------------------
@@ -97,6 +98,9 @@ def apply(policy: Policy, events: Sequence[Event], now: dt.datetime) -> Script[A
         for step in ran(event):
             yield S.COUNT_FIX_RUN, {"host": event.host, "check": event.check, "fix": step.fix,
                                     "now": now, "worked": int(step.reprobe_status == "OK")}
+            yield S.LOG_FIX_RUN, {"at": min(event.at, now), "host": event.host,
+                                  "check": event.check, "fix": step.fix,
+                                  "worked": int(step.reprobe_status == "OK")}
         yield from HANDLERS[event.kind](policy, event, now)
     return ApplyReport(applied=applied, duplicates=len(events) - applied)
 
@@ -221,9 +225,11 @@ def _notice(incident_id: int, kind: NoticeKind, now: dt.datetime) -> Op:
 
 
 def sweep(policy: Policy, now: dt.datetime) -> Script[list[Incident]]:
-    """Mark silent hosts down and open their "server down"; forget week-old heartbeats."""
+    """Mark silent hosts down and open their "server down"; forget week-old heartbeats
+    and fix runs older than the fix statistics' longest window."""
     aware(now)
     yield S.FORGET_HEARTBEATS, {"before": now - HEARTBEAT_MEMORY}
+    yield S.FORGET_FIX_RUNS, {"before": now - FIX_RUN_MEMORY}
     silent = yield S.CLAIM_SILENT, {"now": now, **silence(policy)}
     opened = []
     for row in sorted(silent, key=lambda r: str(r["host"])):

@@ -33,7 +33,7 @@ PLAIN_PARAMS = frozenset({
 # Columns that come back as times and as JSON.
 TIME_COLUMNS = frozenset({"at", "opened_at", "due_at", "last_seen_at", "acknowledged_at",
                           "resolved_at", "reopened_at", "notified_at", "created_at",
-                          "last_heartbeat"})
+                          "last_heartbeat", "last_at"})
 JSON_COLUMNS = frozenset({"attached_keys", "done", "steps"})
 # The on-call statements' own (people_sql).
 TIME_PARAMS |= people_sql.TIME_PARAMS
@@ -158,6 +158,8 @@ _SQL: dict[str, str | None] = {
         VALUES (:host, :check, :fix, 1, :worked, :now) ON CONFLICT (host, check_name, fix)
         DO UPDATE SET runs = runs + 1, worked = worked + excluded.worked,
             last_at = excluded.last_at""",
+    S.LOG_FIX_RUN: """INSERT INTO fix_step (at, host, check_name, fix, worked)
+        VALUES (:at, :host, :check, :fix, :worked)""",
     S.COUNT_HEALED: """INSERT INTO healed (host, check_name, fix, count, last_at)
         VALUES (:host, :check, :fix, 1, :now) ON CONFLICT (host, check_name, fix)
         DO UPDATE SET count = count + 1, last_at = excluded.last_at""",
@@ -190,6 +192,7 @@ _SQL: dict[str, str | None] = {
         ON CONFLICT (incident_id, key) DO NOTHING""",
     S.ADD_ENTRY: """INSERT INTO timeline (incident_id, at, kind, who, text, event_id, steps)
         VALUES (:id, :at, :kind, :who, :text, :event_id, :steps)""",
+    S.FORGET_FIX_RUNS: "DELETE FROM fix_step WHERE at < :before",
     S.FORGET_HEARTBEATS: """DELETE FROM event
         WHERE kind = 'heartbeat' AND received_at < :before""",
     S.CLAIM_SILENT: f"""UPDATE host AS h SET down_since = :now
@@ -259,6 +262,12 @@ _SQL: dict[str, str | None] = {
         ORDER BY host, check_name, fix""",
     S.FIX_RUNS: """SELECT host, check_name, fix, runs, worked FROM fix_run
         ORDER BY host, check_name, fix""",
+    S.FIX_STATS: """SELECT host, check_name, fix, count(*) AS runs, sum(worked) AS worked,
+            max(at) AS last_at
+        FROM fix_step WHERE at >= :since
+        GROUP BY host, check_name, fix ORDER BY host, check_name, fix""",
+    S.OPEN_COUNTS: """SELECT priority, status, count(*) AS count FROM incident
+        WHERE status <> 'resolved' GROUP BY priority, status""",
     S.SET_PASSWORD: """INSERT INTO person (name, password_hash, added_at)
         VALUES (:name, :hash, :now)
         ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash""",

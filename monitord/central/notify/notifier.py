@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from monitord.central.notify.evidence import as_context, gather
 from monitord.central.notify.message import Message, Tools
 from monitord.central.notify.people import escalated_to, escalation_rules, recipients
 from monitord.central.notify.routing import contact
@@ -99,6 +100,8 @@ class Notifier:
         self.claim_limit = claim_limit(self.config.channels)
         self._tools: Tools | None = None
         self._roster = Roster()    # people, schedules, policies: read at each round
+        # Told of what each round did with each notice (the service's /metrics).
+        self.observers: list[Callable[[Delivery], None]] = []
         for channel in self.config.channels:
             register_secret(channel.url)     # a webhook's URL is its password
 
@@ -176,6 +179,8 @@ class Notifier:
                 await self._finish(delivery, now, "")
             if delivery is not None:
                 done.append(delivery)
+                for observe in self.observers:
+                    observe(delivery)
 
     async def _deliver(self, notice: Notice, now: dt.datetime) -> Delivery | None:
         delivery = Delivery(notice)
@@ -261,10 +266,11 @@ class Notifier:
         told = escalated_to(self.config, self._roster, notice.level, incident.priority,
                             now) if notice.kind == "escalated" else ""
         url = f"{self.public_url}{CONSOLE_PAGE}{incident.id}" if self.public_url else ""
-        subject, body = self.renderer.render("mail", _context(notice, incident, now,
-                                                              told, url))
+        evidence = gather(incident, url)
+        context = _context(notice, incident, now, told, url) | as_context(evidence)
+        subject, body = self.renderer.render("mail", context)
         return Message(notice.id, notice.kind, notice.level, incident, now, subject, body,
-                       told, url)
+                       told, url, evidence)
 
     def _log(self, delivery: Delivery, incident: Incident) -> None:
         notice = delivery.notice
