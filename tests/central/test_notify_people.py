@@ -6,14 +6,19 @@ webhook receivers on 127.0.0.1; the test moves the app's clock."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+import sqlite3
+from pathlib import Path
 
 import pytest
 
 from monitord.model import Priority
 from monitord.store.people import Contact, EscalationPolicy, PolicyStep, Schedule, Target
+from monitord.store.policy import Policy
 from monitord.store.protocol import Store
+from monitord.store.sqlite import SQLiteStore
 from tests.central.apiclient import T0
 from tests.central.receivers import receiving
 from tests.central.test_notify import (
@@ -29,6 +34,7 @@ from tests.central.test_notify import (
 # T0 is Wed 25 Nov 2026 17:00 UTC, 18:00 in Berlin: bob's shift, until alice's at 18:30.
 PRIMARY = Schedule("primary", "Europe/Berlin", "daily", dt.time(18, 30),
                    dt.date(2026, 11, 23), ("alice", "bob"))
+POLICY_OF_TESTS = Policy()
 POLICY = EscalationPolicy("default", (Priority.P2,), (
     PolicyStep(0.0, (Target("schedule", "primary"),)),
     PolicyStep(0.25, (Target("person", "carol"), Target("channel", "ops")))))
@@ -105,3 +111,23 @@ async def test_an_override_takes_the_page_and_a_person_without_contacts_is_logge
     assert acknowledged.told == []          # step 0 only: dave, the newest override
     assert "central: dave has no contact method" in caplog.text
     assert hooks.at("/bob") == [] and hooks.at("/ops") == []
+
+
+async def test_channels_are_told_when_the_on_call_tables_cannot_be_read(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # A store file whose on-call tables are gone (as in a file migrated past their schema
+    # version before it existed): the channels still hear of incidents.
+    store = await SQLiteStore.open(tmp_path / "store.db", POLICY_OF_TESTS)
+    try:
+        with contextlib.closing(sqlite3.connect(tmp_path / "store.db")) as db:
+            db.execute("DROP TABLE policy_target")
+            db.commit()
+        async with receiving() as hooks:
+            async with central(store, settings(hook("room", hooks.url + "/room"))) as api:
+                await open_incident(api, "P2")
+                with caplog.at_level(logging.ERROR):
+                    [opened] = await round_at(api, 0)
+    finally:
+        await store.close()
+    assert opened.told == ["room"]
+    assert "cannot read the people, schedules and escalation policies" in caplog.text

@@ -131,6 +131,10 @@ class Notifier:
         try:
             # Who is told is decided at send time: the policies and who is on call now.
             self._roster = await self._store(self.store.roster(now))
+        except (StateError, TimeoutError) as e:    # the channels need none of it
+            log.error("central: cannot read the people, schedules and escalation policies; "
+                      "using the last ones read: %s", e or "no answer in time")
+        try:
             rules = escalation_rules(self.config, self._roster)
             if ((self.config.channels or self._roster.policies)
                     and (rules.climbs or rules.renotify_every)):
