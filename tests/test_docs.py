@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = {"monitord.toml.5": ROOT / "etc/monitord/monitord.toml",
            "monitord-central.toml.5": ROOT / "etc/monitord/central.toml"}
 COMMANDS = ["run", "test", "check-config", "status", "packs", "maintenance", "central",
-            "incidents", "add-agent", "add-operator", "add-user", "migrate", "sla-report"]
+            "incidents", "add-agent", "add-operator", "add-user", "migrate", "sla-report",
+            "person", "contact", "schedule", "override", "remove-override", "policy", "oncall"]
 KEY_LINE = re.compile(r"#?\s?([A-Za-z_][\w.-]*) = ")
 
 

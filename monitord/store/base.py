@@ -15,6 +15,7 @@ from monitord.model import Priority
 from monitord.store import queries
 from monitord.store import rules as rule
 from monitord.store.ops import Script
+from monitord.store.people_rules import PeopleMethods
 from monitord.store.policy import Policy
 from monitord.store.protocol import (
     ApplyReport,
@@ -29,8 +30,9 @@ from monitord.store.protocol import (
 R = TypeVar("R")
 
 
-class RuleStore(abc.ABC):
-    """A Store whose backend only runs scripts (see the module docstring)."""
+class RuleStore(PeopleMethods, abc.ABC):
+    """A Store whose backend only runs scripts (see the module docstring); the on-call
+    methods are ``PeopleMethods``'."""
 
     policy: Policy
 

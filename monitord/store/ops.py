@@ -22,6 +22,8 @@ import re
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from typing import Any, NamedTuple, TypeVar
 
+from monitord.store.people_sql import PEOPLE_STATEMENTS
+
 R = TypeVar("R")
 Row = Mapping[str, Any]
 Rows = Sequence[Row]
@@ -93,6 +95,7 @@ Params = Mapping[str, object]
 # (A plain tuple: a batch makes thousands, and any class costs a call to make each one.)
 Op = tuple[str, Params]
 STATEMENTS = frozenset(value for name, value in vars(Statement).items() if name.isupper())
+STATEMENTS |= PEOPLE_STATEMENTS     # on call: people, schedules, policies (people_sql)
 Script = Generator[Op, Rows, R]
 
 

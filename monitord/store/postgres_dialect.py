@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from monitord.store import people_sql
 from monitord.store.ops import Query, dialect, numbered
 from monitord.store.ops import Statement as S
 
@@ -26,6 +27,8 @@ OPENED = "coalesce(i.reopened_at, i.opened_at)"
 NOTICE_COLUMNS = "id, incident_id, kind, level, created_at, attempts, done"
 # The response target of the incident's priority, from the targets the rules bind.
 TARGET = "make_interval(secs => (:targets::jsonb ->> priority)::float8)"
+# The share of it at which the incident's next level is reached (NULL past the last).
+NEXT_SHARE = "(:shares::jsonb -> priority ->> (escalation_level + 1))::float8"
 
 _SQL: dict[str, str] = {
     # The batch's ids in id order, so two batches sharing ids wait for each other instead
@@ -104,8 +107,8 @@ _SQL: dict[str, str] = {
     # the row, so a level is reached (and told) once.
     S.ESCALATE: f"""UPDATE incident SET escalation_level = escalation_level + 1,
             notified_at = :now
-        WHERE status = 'open' AND escalation_level < :max_level
-          AND :now >= due_at - (1.0 - (escalation_level + 1) * :share::float8) * {TARGET}
+        WHERE status = 'open'
+          AND :now >= due_at - (1.0 - {NEXT_SHARE}) * {TARGET}
         RETURNING id""",
     S.RENOTIFY: """UPDATE incident SET notified_at = :now
         WHERE status = 'open' AND priority = :priority
@@ -176,7 +179,8 @@ _SQL: dict[str, str] = {
         ON CONFLICT (name) DO NOTHING""",
     S.SECRET: "SELECT value FROM secret WHERE name = :name",
 }
-SQL: Mapping[str, Query] = dialect("PostgreSQL", {name: query(text) for name, text in _SQL.items()})
+SQL: Mapping[str, Query] = dialect("PostgreSQL", {
+    name: query(text) for name, text in {**_SQL, **people_sql.POSTGRES}.items()})
 
 # Migrations: the lock makes a second process wait, then find the work done.
 LOCK_MIGRATIONS = query("SELECT pg_advisory_xact_lock(:lock)")

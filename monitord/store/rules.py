@@ -291,7 +291,7 @@ def escalate(policy: Policy, now: dt.datetime, rules: Escalation) -> Script[list
     """Climb the escalation chains, then remind open P1s; the notices it made."""
     aware(now)
     made: list[Notice] = []
-    if rules.escalate_at > 0 and rules.max_level > 0:
+    if rules.climbs:
         made += yield from _climb(policy, now, rules)
     if rules.renotify_every > 0:
         made += yield from _remind(now, dt.timedelta(seconds=rules.renotify_every))
@@ -299,11 +299,12 @@ def escalate(policy: Policy, now: dt.datetime, rules: Escalation) -> Script[list
 
 
 def _climb(policy: Policy, now: dt.datetime, rules: Escalation) -> Script[list[Notice]]:
-    """An open incident goes one level up each time another ``escalate_at`` share of its
-    response target passes: level n+1 is due at (due_at - target) + (n+1) x share x target."""
+    """An open incident goes one level up when the next of its priority's shares of its
+    response target has passed (``escalate_at`` each, or its escalation policy's steps):
+    level n+1 is due at (due_at - target) + shares[n+1] x target."""
     targets = {str(priority): policy.target(priority) for priority in Priority}
-    rows = yield S.ESCALATE, {"now": now, "share": rules.escalate_at,
-                              "max_level": rules.max_level, "targets": targets}
+    shares = {str(priority): list(rules.shares(priority)) for priority in Priority}
+    rows = yield S.ESCALATE, {"now": now, "shares": shares, "targets": targets}
     return (yield from _notices(rows, "escalated", now))
 
 

@@ -19,12 +19,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from monitord.store import people_sql
 from monitord.store.ops import Statement as S
 from monitord.store.ops import dialect, numbered
 
 TIME_PARAMS = frozenset({"now", "at", "due_at", "since", "until", "before", "retry_at"})
 DURATION_PARAMS = frozenset({"every"})
-JSON_PARAMS = frozenset({"steps", "done", "statuses", "priorities", "targets"})
+JSON_PARAMS = frozenset({"steps", "done", "statuses", "priorities", "targets", "shares"})
 PLAIN_PARAMS = frozenset({
     "id", "key", "host", "check", "kind", "priority", "title", "summary", "who", "text",
     "event_id", "fix", "worked", "interval", "min_silence", "missed", "share", "max_level",
@@ -34,6 +35,10 @@ TIME_COLUMNS = frozenset({"at", "opened_at", "due_at", "last_seen_at", "acknowle
                           "resolved_at", "reopened_at", "notified_at", "created_at",
                           "last_heartbeat", "last_at"})
 JSON_COLUMNS = frozenset({"attached_keys", "done", "steps"})
+# The on-call statements' own (people_sql).
+TIME_PARAMS |= people_sql.TIME_PARAMS
+PLAIN_PARAMS |= people_sql.PLAIN_PARAMS
+TIME_COLUMNS |= people_sql.TIME_COLUMNS
 
 
 class Bound:
@@ -143,6 +148,8 @@ OPENED = "coalesce(i.reopened_at, i.opened_at)"
 NOTICE_COLUMNS = "id, incident_id, kind, level, created_at, attempts, done"
 # The response target of the incident's priority, from the targets the rules bind.
 TARGET = "json_extract(:targets, '$.' || priority)"
+# The share of it at which the incident's next level is reached (NULL past the last).
+NEXT_SHARE = "json_extract(:shares, '$.' || priority || '[' || (escalation_level + 1) || ']')"
 
 _SQL: dict[str, str | None] = {
     S.CLAIM_EVENTS: None,                  # the store runs CLAIM_EVENT for each event
@@ -207,8 +214,8 @@ _SQL: dict[str, str | None] = {
         RETURNING {NOTICE_COLUMNS}""",
     S.ESCALATE: f"""UPDATE incident SET escalation_level = escalation_level + 1,
             notified_at = :now
-        WHERE status = 'open' AND escalation_level < :max_level
-          AND :now >= due_at - (1.0 - (escalation_level + 1) * :share) * {TARGET}
+        WHERE status = 'open'
+          AND :now >= due_at - (1.0 - {NEXT_SHARE}) * {TARGET}
         RETURNING id""",
     S.RENOTIFY: """UPDATE incident SET notified_at = :now
         WHERE status = 'open' AND priority = :priority
@@ -279,4 +286,5 @@ _SQL: dict[str, str | None] = {
     S.SECRET: "SELECT value FROM secret WHERE name = :name",
 }
 SQL: Mapping[str, Bound | None] = dialect("SQLite", {
-    name: None if text is None else Bound(text) for name, text in _SQL.items()})
+    name: None if text is None else Bound(text)
+    for name, text in {**_SQL, **people_sql.SQLITE}.items()})
