@@ -5,6 +5,7 @@
     /console/incidents/ID               one incident, its timeline, and its forms
     /console/hosts                      every host: last heartbeat, down or up, open incidents
     /console/fixes                      per check and fix: how often it healed, and failed
+    /console/maintenance                maintenance windows; put a host in maintenance, or end it
 
 It is a second face of the same store as the JSON API (whose routes openapi.json
 documents); the console's are listed here and answer HTML, errors included.
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from monitord.central.console import pages
+from monitord.central.console import maintenance, pages
 from monitord.central.console.errors import console_errors, is_console
 from monitord.central.console.state import CONSOLE, Console
 
@@ -38,4 +39,7 @@ def setup_console(app: web.Application) -> None:
         web.post(INCIDENT + "/{action:acknowledge|resolve|comment}", pages.act),
         web.get("/console/hosts", pages.hosts),
         web.get("/console/fixes", pages.fixes),
+        web.get(maintenance.PAGE, maintenance.maintenance_page),
+        web.post(maintenance.PAGE, maintenance.set_window),
+        web.post(maintenance.PAGE + "/end", maintenance.end_window),
     ])
