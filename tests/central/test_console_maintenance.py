@@ -4,13 +4,14 @@ person (its notices silenced), a window ended, and the form's token required."""
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 
 from monitord.central.console.errors import FORGED
 from monitord.store.protocol import Store
-from tests.central.apiclient import Api, problem, running
+from tests.central.apiclient import Api, heartbeat, problem, running
 from tests.central.consoleclient import XSS, Page, Person, signed_in
 
 PAGE = "/console/maintenance"
@@ -80,3 +81,16 @@ async def test_the_form_needs_its_token(api: Api) -> None:
     page = await person.post(PAGE, {"host": "web1", "reason": "x", "for": "1h"})
     assert page.status == 403 and FORGED in page.text
     assert await api.store.maintenance(api.clock()) == []
+
+
+async def test_hosts_page_shows_a_host_stopped_by_an_admin(api: Api) -> None:
+    person = await signed_in(api)
+    stopped = {"id": uuid.uuid4().hex, "kind": "stopped", "host": "web1",
+               "at": api.clock().isoformat()}
+    assert (await api.post_events(heartbeat("web1"), stopped)).status == 200
+    api.clock.advance(10 * 60.0)
+    await api.store.sweep(api.clock())                  # silent for 10 minutes: not down
+    page = await person.get("/console/hosts")
+    row = re.search(r"<td>web1</td>\s*<td>(.*?)</td>", page.text)
+    assert row is not None and "stopped by an admin" in row[1] and "DOWN" not in row[1]
+    assert await api.store.incidents() == []

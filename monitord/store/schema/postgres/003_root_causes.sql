@@ -27,6 +27,8 @@ CREATE INDEX incident_flapping ON incident (flap_at) WHERE flapping;
 ALTER TABLE attached ADD COLUMN priority text COLLATE "C"
     CHECK (priority IN ('P1', 'P2', 'P3'));
 UPDATE attached a SET priority = i.priority FROM incident i WHERE i.id = a.incident_id;
+-- A recovery finds the incidents its key is a failing child of.
+CREATE INDEX attached_failing ON attached (key) WHERE priority IS NOT NULL;
 
 -- A planned stop: the agent said it was stopped on purpose (its own clock's time).
 ALTER TABLE host ADD COLUMN stopped_at timestamptz;

@@ -57,6 +57,8 @@ CREATE INDEX incident_flapping ON incident (flap_at) WHERE flapping = 1;
 ALTER TABLE attached ADD COLUMN priority TEXT CHECK (priority IN ('P1', 'P2', 'P3'));
 UPDATE attached SET priority = (SELECT i.priority FROM incident i
                                 WHERE i.id = attached.incident_id);
+-- A recovery finds the incidents its key is a failing child of.
+CREATE INDEX attached_failing ON attached (key) WHERE priority IS NOT NULL;
 
 -- A planned stop: the agent said it was stopped on purpose (its own clock's time).
 ALTER TABLE host ADD COLUMN stopped_at REAL;
