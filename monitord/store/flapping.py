@@ -30,7 +30,8 @@ STEADY_OK = "steady again after flapping, and OK"
 
 def problem(policy: Policy, incident_id: int, state: Row, trouble: Trouble, new: bool,
             now: dt.datetime, entry: Entry) -> Script[tuple[NoticeKind | None, bool]]:
-    """What a problem does to flapping: (the notice to make, whether a raise is quiet)."""
+    """What a problem does to flapping (``state``: the incident's ``flapping`` and
+    ``flap_at`` before it): (the notice to make, whether a raise is quiet)."""
     if trouble["flapping"]:
         yield S.FLAP_MARK, {"id": incident_id, "now": now}
         if new:

@@ -78,7 +78,7 @@ _SQL: dict[str, str] = {
             title = CASE WHEN incident.own_priority IS NOT DISTINCT FROM excluded.own_priority
                          THEN incident.title ELSE excluded.title END,
             own_priority = excluded.own_priority
-        RETURNING id, count""",
+        RETURNING id, count, priority, flapping, flap_at""",
     S.OPEN_FOR_KEY: "SELECT id FROM incident WHERE key = :key AND status <> 'resolved'",
     S.RESOLVE_KEY: """UPDATE incident SET status = 'resolved', resolved_at = :now,
             resolved_by = :who, flapping = false, flap_at = NULL, flap_held = NULL

@@ -214,11 +214,14 @@ def open_incident(policy: Policy, trouble: Trouble, now: dt.datetime,
     if new:
         yield S.START_PERIOD, {**params, "id": incident_id}
     yield add_entry(incident_id, retold(entry, "reopened") if reopened else entry)
-    state = yield from priority.state(incident_id)
-    notice, quiet = yield from flapping.problem(policy, incident_id, state, trouble, new,
+    notice, quiet = yield from flapping.problem(policy, incident_id, row, trouble, new,
                                                 now, entry)
-    yield from priority.follow(policy, incident_id, state, now, entry["event_id"],
-                               quiet or new)
+    # Its priority is already the highest of its own and its children's; only a change
+    # of its own can move it (the common repeat reads nothing more).
+    if row["priority"] != trouble["priority"]:
+        state = yield from priority.state(incident_id)
+        yield from priority.follow(policy, incident_id, state, now, entry["event_id"],
+                                   quiet or new)
     if notice is not None:
         yield from tell(incident_id, notice, now)
     return incident_id, new

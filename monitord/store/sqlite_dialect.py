@@ -186,7 +186,7 @@ _SQL: dict[str, str | None] = {
             title = CASE WHEN own_priority IS excluded.own_priority THEN title
                          ELSE excluded.title END,
             own_priority = excluded.own_priority
-        RETURNING id, count""",
+        RETURNING id, count, priority, flapping, flap_at""",
     S.OPEN_FOR_KEY: "SELECT id FROM incident WHERE key = :key AND status != 'resolved'",
     S.RESOLVE_KEY: """UPDATE incident SET status = 'resolved', resolved_at = :now,
             resolved_by = :who, flapping = 0, flap_at = NULL, flap_held = NULL
