@@ -7,14 +7,25 @@ its stop_limit an hour.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import sqlite3
+from pathlib import Path
+
+import asyncpg
 
 from monitord.events import Event, new_id
+from monitord.store.migrations import schema_files
+from monitord.store.postgres import PostgresStore
+from monitord.store.postgres_dialect import RECORD_VERSION, VERSION_TABLE
 from monitord.store.protocol import SERVER_DOWN, Incident, Maintenance, Store
+from monitord.store.sqlite import SQLiteStore
 from tests.central.conftest import (
     HOST,
+    POLICY,
     T0,
     OpenStore,
+    fresh_database,
     healed,
     heartbeat,
     minutes,
@@ -194,3 +205,71 @@ async def test_a_reopened_incident_keeps_both_open_periods(open_store: OpenStore
     assert (second.started_at, second.acknowledged_at, second.acknowledged_by) == (
         minutes(20), minutes(50), "bob")
     assert second.resolved_at is None and second.status == "acknowledged"
+
+
+# --- schema 3 over a store of schema 2 ------------------------------------------------------
+
+V2_INCIDENT = """INSERT INTO incident (key, host, check_name, priority, status, title, summary,
+    opened_at, due_at, last_seen_at, count, acknowledged_at, acknowledged_by)
+    VALUES ('web1/nginx', 'web1', 'nginx', 'P2', 'acknowledged', 't', 's', {t0}, {due},
+            {t0}, 1, {ack}, 'alice')"""
+
+
+def _v2(t0: str, due: str, ack: str) -> list[str]:
+    """The statements of a schema 2 store holding one acknowledged incident with a child."""
+    return [V2_INCIDENT.format(t0=t0, due=due, ack=ack),
+            "INSERT INTO attached (incident_id, key) VALUES (1, 'web1/shop')"]
+
+
+async def _after_v2(store: Store) -> None:
+    """What a schema 2 incident looks like once the store is at schema 3."""
+    [period] = await store.periods_between(minutes(-1), minutes(1))
+    assert (period.started_at, period.acknowledged_by, period.priority) == (T0, "alice", "P2")
+    await store.apply([stopped(minutes(1)), window(minutes(60), at=minutes(1))], minutes(1))
+    await store.apply([recovery("shop", at=minutes(2))], minutes(2))    # the child: P2 still
+    incident = await only_incident(store)
+    assert (incident.priority, incident.attached) == ("P2", (f"{HOST}/shop",))
+    await store.apply([flapping("nginx", "P2", at=minutes(3))], minutes(3))
+    assert (await only_incident(store)).flapping is True
+
+
+async def test_a_schema_2_sqlite_file_takes_schema_3_with_its_incidents(
+        tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        for number, _, script in schema_files("sqlite"):
+            if number <= 2:
+                db.executescript(script)
+        for statement in _v2(str(T0.timestamp()), str(minutes(120).timestamp()),
+                             str(minutes(5).timestamp())):
+            db.execute(statement)
+        db.execute("PRAGMA user_version = 2")
+        db.commit()
+    store = await SQLiteStore.open(path, POLICY)
+    try:
+        await _after_v2(store)
+    finally:
+        await store.close()
+
+
+async def test_a_schema_2_postgres_database_takes_schema_3_with_its_incidents() -> None:
+    async with fresh_database() as dsn:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(VERSION_TABLE.sql)
+            for number, name, script in schema_files("postgres"):
+                if number <= 2:
+                    await conn.execute(script)
+                    await conn.execute(RECORD_VERSION.sql, number, name)
+            at = "'2026-11-25T17:{:02d}:00Z'::timestamptz"
+            for statement in _v2(at.format(0), "'2026-11-25T19:00:00Z'::timestamptz",
+                                 at.format(5)):
+                await conn.execute(statement)
+        finally:
+            await conn.close()
+        store = await PostgresStore.open(dsn, POLICY, pool_size=2)
+        try:
+            assert store.migrated == ("003_root_causes.sql",)
+            await _after_v2(store)
+        finally:
+            await store.close()
