@@ -1,6 +1,8 @@
 """``monitord maintenance on|off|list [CHECK]``: windows that pause fixes and escalation.
 
 Every window has an owner (who set it), a reason and an expiry: there is no "forever".
+Setting or ending one also puts a ``maintenance`` event in the outbox (in the same state
+file), so the store, and the on-call through it, knows of it and sends no notices for it.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ import os
 import time
 from pathlib import Path
 
+from monitord.agent import events
+from monitord.agent.outbox import Outbox
 from monitord.agent.statestore import HOST_SCOPE, Maintenance, StateStore
 from monitord.config import load_config
 from monitord.durations import format_duration, parse_duration
 from monitord.errors import MonitordError
+from monitord.events import Event
 
 STATE_FILE = "state.db"
 LONGEST = 7 * 86400.0
@@ -29,17 +34,28 @@ def command(config_path: str, state_dir: str | None, action: str, check: str | N
     try:
         scope = check or HOST_SCOPE
         if action == "on":
-            return _on(store, scope, duration, reason)
+            said, window = _on(store, scope, duration, reason)
+            _tell_store(store, events.maintenance(config.host, check, window.until,
+                                                  window.owner, window.reason))
+            return said
         if action == "off":
             what = "the whole host" if scope == HOST_SCOPE else f"check {scope}"
             ended = store.end_maintenance(scope)
+            if ended:
+                _tell_store(store, events.maintenance(config.host, check, None, _owner()))
             return f"maintenance ended for {what}" if ended else f"{what} was not in maintenance"
         return _list(store)
     finally:
         store.close()
 
 
-def _on(store: StateStore, scope: str, duration: str, reason: str) -> str:
+def _tell_store(store: StateStore, event: Event) -> None:
+    """The event goes to the outbox; the daemon delivers it (now, or when it starts)."""
+    Outbox(store).put(event, now=time.time())
+
+
+def _on(store: StateStore, scope: str, duration: str,
+        reason: str) -> tuple[str, Maintenance]:
     try:
         seconds = parse_duration(duration)
     except ValueError as e:
@@ -50,7 +66,7 @@ def _on(store: StateStore, scope: str, duration: str, reason: str) -> str:
     window = Maintenance(scope, now + seconds, reason or "no reason given", _owner(), now)
     store.set_maintenance(window)
     return (f"maintenance on for {window.what} until {_clock(window.until)} "
-            f"({format_duration(seconds)}): fixes and escalation paused")
+            f"({format_duration(seconds)}): fixes and escalation paused"), window
 
 
 def _list(store: StateStore) -> str:

@@ -156,6 +156,8 @@ class PolicyConfig(StrictModel):
     reopen_window: DurationOrZero = 3600.0
     missed_heartbeats: int = Field(default=3, ge=1, le=100)
     min_silence: Duration = 180.0
+    flap_quiet: Duration = 300.0     # a flapping incident's notices wait for this much calm
+    stop_limit: Duration = 3600.0    # a planned stop longer than this pages "server down"
 
     def targets(self) -> dict[Priority, float]:
         return {p: float(getattr(self, p.value)) for p in Priority}

@@ -54,6 +54,8 @@ class Agent(CheckFlow):
         self._status_runner: status.Endpoint | None = None
         self._resume = resume or {}
         self._closers: list[Callable[[], Awaitable[None]]] = []
+        # A stop for good (not a reload): the store hears that an admin stopped it.
+        self.stopping_for_good = False
 
     async def start(self) -> None:
         """Open the state file and restore the state of every configured check."""
@@ -106,6 +108,8 @@ class Agent(CheckFlow):
                 await stop.wait()
                 log.info("monitord: stopping")
                 await self._wind_down(scheduler, tasks[0])
+                if self.stopping_for_good:
+                    await self.send(self.events.stopped())
                 for task in tasks:
                     task.cancel()
         finally:

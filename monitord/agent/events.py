@@ -1,4 +1,5 @@
-"""Making this host's events: outcomes of the healer, recoveries and heartbeats.
+"""Making this host's events: outcomes of the healer, recoveries, heartbeats, a clean stop,
+and maintenance windows set or ended.
 
 Titles and bodies are rendered from jinja2 templates (``texts.Renderer``): the stock ones
 in ``monitord/templates/events``, overridden by files of the same name in the admin's
@@ -7,6 +8,7 @@ directory (``[templates] dir``, /etc/monitord/templates by default).
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from monitord.agent.healer import Outcome
@@ -70,6 +72,20 @@ class EventMaker:
     def heartbeat(self, interval_seconds: float) -> Event:
         return Event(id=new_id(), kind="heartbeat", host=self.host, at=utc_now(),
                      interval_seconds=interval_seconds)
+
+    def stopped(self) -> Event:
+        """The agent is being stopped on purpose: its silence is not "server down"."""
+        return Event(id=new_id(), kind="stopped", host=self.host, at=utc_now(),
+                     reason="the agent was stopped by an admin")
+
+
+def maintenance(host: str, check: str | None, until: float | None, owner: str = "",
+                reason: str = "") -> Event:
+    """A maintenance window of ``host`` (``check`` None) or of one check set until
+    ``until`` (epoch seconds), or ended (``until`` None)."""
+    ends = None if until is None else dt.datetime.fromtimestamp(until, dt.UTC)
+    return Event(id=new_id(), kind="maintenance", host=host, check=check, at=utc_now(),
+                 until=ends, owner=owner[:200], reason=reason[:2000])
 
 
 def readings_text(result: Result) -> str:

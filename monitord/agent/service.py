@@ -1,6 +1,7 @@
 """The daemon as a service: signals, reload, and systemd's notify protocol around the Agent.
 
-SIGTERM or SIGINT stops it (a second one exits at once). SIGHUP reloads: the new config
+SIGTERM or SIGINT stops it (a second one exits at once); before it ends, a ``stopped``
+event tells the store that the host was stopped on purpose, not lost. SIGHUP reloads: the new config
 is validated whole while the old one keeps running; a bad one is refused (logged, and in
 systemd's STATUS) and the old config goes on. A good one replaces the agent: check
 states live in the state file, so unchanged checks keep their state, and their next run
@@ -63,6 +64,7 @@ async def _run_until_replaced(agent: Agent, load: Callable[[], Config], stop: as
         while True:
             await _first(stop, reload, running)
             if running.done() or stop.is_set():
+                agent.stopping_for_good = stop.is_set()   # the store hears of a clean stop
                 notifier.stopping()
                 agent_stop.set()
                 await running

@@ -158,6 +158,7 @@ def incident_json(incident: Incident, timeline: bool = False) -> Json:
         "acknowledged_by": incident.acknowledged_by,
         "resolved_at": timestamp(incident.resolved_at), "resolved_by": incident.resolved_by,
         "reopened": incident.reopened, "attached": list(incident.attached),
+        "flapping": incident.flapping,
     }
     if timeline:
         out["timeline"] = [entry_json(e) for e in incident.timeline]
@@ -173,4 +174,5 @@ def entry_json(entry: TimelineEntry) -> Json:
 def host_json(info: HostInfo) -> Json:
     return {"host": info.host, "last_heartbeat": timestamp(info.last_heartbeat),
             "interval_seconds": info.interval_seconds,
-            "open_incidents": info.open_incidents, "down": info.down}
+            "open_incidents": info.open_incidents, "down": info.down,
+            "stopped_at": timestamp(info.stopped_at)}

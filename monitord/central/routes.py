@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from monitord.central import exports, views
+from monitord.central import exports, maintenance, views
 
 INCIDENT = r"/api/v1/incidents/{id:\d+}"
 
@@ -20,6 +20,9 @@ def setup_routes(app: web.Application) -> None:
         web.get("/api/v1/hosts", views.list_hosts, allow_head=False),
         web.get("/api/v1/fix-stats", exports.fix_stats, allow_head=False),
         web.get("/metrics", exports.metrics, allow_head=False),
+        web.get("/api/v1/maintenance", maintenance.list_maintenance, allow_head=False),
+        web.post("/api/v1/maintenance", maintenance.set_maintenance),
+        web.delete("/api/v1/maintenance/{host}", maintenance.end_maintenance),
         web.get("/api/v1/openapi.json", views.openapi, allow_head=False),
         web.get("/healthz", views.healthz, allow_head=False),
     ])

@@ -1,12 +1,18 @@
-"""The SLA report: per priority, how many incidents opened, how fast people answered them,
-and how many missed their response target (``monitord central sla-report --since 7d``).
+"""The SLA report: per priority, how many times incidents opened, how fast people answered
+them, and how many missed their response target (``monitord central sla-report --since
+7d``).
 
-An incident is answered when a person acknowledges it, or resolves it without
-acknowledging it first. The time to answer runs from its opening, or, for one that came
-back after it was resolved, from its reopening: that is when people were called again.
-It breached its target when the answer came after its due time, or when it is still
-unanswered and its due time has passed. One that monitord resolved itself (a recovery)
-before its due time needed nobody and counts as neither answered nor breached.
+It counts open periods (the store's ``periods_between``): every opening of an incident,
+and every reopening of one that came back after it was resolved, is a period of its own,
+with the first acknowledgement made in it; a reopening never wipes the answer (or the
+breach) of the period before it.
+
+A period is answered when a person acknowledges the incident, or resolves it without
+acknowledging it first. The time to answer runs from the start of the period: that is
+when people were called. It breached its target when the answer came after its due time,
+or when it is still unanswered and its due time has passed. One that monitord resolved
+itself (a recovery) before its due time needed nobody and counts as neither answered nor
+breached.
 """
 
 from __future__ import annotations
@@ -15,11 +21,12 @@ import datetime as dt
 import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from monitord.central.config import CentralConfig
 from monitord.durations import format_duration
 from monitord.model import Priority
-from monitord.store.protocol import Incident
+from monitord.store.protocol import IncidentStatus
 
 PRIORITIES = tuple(Priority)
 MONITORD = "monitord"
@@ -35,7 +42,26 @@ class Row:
     breached: int
 
 
-def answered_at(incident: Incident) -> dt.datetime | None:
+class Answerable(Protocol):
+    """What the report reads of an open period (or of an incident, as its last one)."""
+
+    @property
+    def priority(self) -> Priority: ...
+    @property
+    def status(self) -> IncidentStatus: ...
+    @property
+    def due_at(self) -> dt.datetime: ...
+    @property
+    def acknowledged_at(self) -> dt.datetime | None: ...
+    @property
+    def resolved_at(self) -> dt.datetime | None: ...
+    @property
+    def resolved_by(self) -> str | None: ...
+    @property
+    def answer_from(self) -> dt.datetime: ...
+
+
+def answered_at(incident: Answerable) -> dt.datetime | None:
     """When a person first answered it, or None."""
     if incident.acknowledged_at is not None:
         return incident.acknowledged_at
@@ -44,7 +70,7 @@ def answered_at(incident: Incident) -> dt.datetime | None:
     return None
 
 
-def breached(incident: Incident, now: dt.datetime) -> bool:
+def breached(incident: Answerable, now: dt.datetime) -> bool:
     answer = answered_at(incident)
     if answer is not None:
         return answer > incident.due_at
@@ -53,8 +79,8 @@ def breached(incident: Incident, now: dt.datetime) -> bool:
     return now > incident.due_at
 
 
-def report(incidents: Iterable[Incident], now: dt.datetime) -> list[Row]:
-    by_priority: dict[Priority, list[Incident]] = {p: [] for p in PRIORITIES}
+def report(incidents: Iterable[Answerable], now: dt.datetime) -> list[Row]:
+    by_priority: dict[Priority, list[Answerable]] = {p: [] for p in PRIORITIES}
     for incident in incidents:
         by_priority.setdefault(incident.priority, []).append(incident)
     rows = []
@@ -76,11 +102,12 @@ def render(rows: list[Row], since: dt.datetime, until: dt.datetime,
          str(r.answered), _duration(r.median_seconds), _duration(r.worst_seconds),
          str(r.breached)) for r in rows]
     widths = [max(len(line[c]) for line in table) for c in range(len(header))]
-    lines = [f"SLA report for incidents opened {_when(since)} to {_when(until)} "
-             f"({store_name})", ""]
+    lines = [f"SLA report for incidents opened or reopened {_when(since)} to "
+             f"{_when(until)} ({store_name})", ""]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
               for line in table]
-    lines += ["", "MEDIAN, WORST: from opening to a person's acknowledgement (or resolution).",
+    lines += ["", "OPENED: openings and reopenings, each counted with its own answer.",
+              "MEDIAN, WORST: from opening to a person's acknowledgement (or resolution).",
               "BREACHED: answered after the due time, or still unanswered past it."]
     return "\n".join(lines)
 
@@ -94,12 +121,13 @@ def _when(moment: dt.datetime) -> str:
 
 
 async def sla_report(config: CentralConfig, since_seconds: float, now: dt.datetime) -> str:
-    """The report of the store ``config`` names, for incidents opened in the last while."""
+    """The report of the store ``config`` names, for the periods incidents were open that
+    started in the last while."""
     since = now - dt.timedelta(seconds=since_seconds)
     store = await config.open_store()
     try:
-        incidents = await store.opened_between(since, now)
+        periods = await store.periods_between(since, now)
     finally:
         await store.close()
-    return render(report(incidents, now), since, now, config.store_policy.targets,
+    return render(report(periods, now), since, now, config.store_policy.targets,
                   config.store_name)

@@ -24,7 +24,9 @@ from monitord.store.protocol import (
     HostInfo,
     Incident,
     IncidentStatus,
+    Maintenance,
     Notice,
+    Period,
 )
 
 R = TypeVar("R")
@@ -102,6 +104,20 @@ class RuleStore(PeopleMethods, abc.ABC):
 
     async def opened_between(self, since: dt.datetime, until: dt.datetime) -> list[Incident]:
         return await self._run(lambda: queries.opened_between(since, until), writes=False)
+
+    async def periods_between(self, since: dt.datetime, until: dt.datetime) -> list[Period]:
+        return await self._run(lambda: queries.periods_between(since, until), writes=False)
+
+    # --- maintenance ------------------------------------------------------------------
+
+    async def maintenance(self, now: dt.datetime) -> list[Maintenance]:
+        return await self._run(lambda: queries.maintenance(now), writes=False)
+
+    async def set_maintenance(self, window: Maintenance) -> None:
+        await self._run(lambda: queries.set_maintenance(window), writes=True)
+
+    async def end_maintenance(self, host: str, check: str, now: dt.datetime) -> bool:
+        return await self._run(lambda: queries.end_maintenance(host, check), writes=True)
 
     # --- notices ----------------------------------------------------------------------
 

@@ -49,12 +49,33 @@ class Statement:
     LOCK_KEY = "lock_key"           # held to the end of the transaction (nothing if the
                                     # backend's transactions already run one at a time)
     REOPEN = "reopen"
-    RAISE_PRIORITY = "raise_priority"
+    CLEAR_ATTACHED = "clear_attached"   # a reopened incident's children are history
     UPSERT = "upsert"
     OPEN_FOR_KEY = "open_for_key"
-    RESOLVE_KEY = "resolve_key"
+    RESOLVE_KEY = "resolve_key"      # unless it flaps and changed within the quiet time
     ATTACH = "attach"
+    CHILD_RECOVERED = "child_recovered"   # rows: the open incidents it was attached to
     ADD_ENTRY = "add_entry"
+    # priority: the highest of the incident's own and its failing children's
+    INCIDENT_STATE = "incident_state"     # priority, wanted, due, flapping; after a lock
+    SET_PRIORITY = "set_priority"
+    # flapping
+    FLAP_MARK = "flap_mark"
+    FLAP_HOLD = "flap_hold"          # a word held back while it flaps; rows: the incident
+    FLAP_END = "flap_end"
+    SETTLE_FLAPS = "settle_flaps"    # flapping incidents steady for the quiet time
+    # open periods (the SLA report's)
+    START_PERIOD = "start_period"
+    ACK_PERIOD = "ack_period"
+    END_PERIOD = "end_period"
+    PERIOD_PRIORITY = "period_priority"
+    PERIODS_BETWEEN = "periods_between"
+    # planned stops and maintenance
+    STOPPED = "stopped"
+    SET_MAINTENANCE = "set_maintenance"
+    END_MAINTENANCE = "end_maintenance"
+    MAINTENANCE = "maintenance"
+    SILENCED_BY = "silenced_by"      # the window that kept a notice from being made
     # the sweep
     FORGET_HEARTBEATS = "forget_heartbeats"
     FORGET_FIX_RUNS = "forget_fix_runs"

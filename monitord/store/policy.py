@@ -1,6 +1,8 @@
-"""How the store judges time: each priority's response target, the reopen window, and
-how long a host may be silent before it is down. The agent's embedded store and the
-central service both read it from a ``[policy]`` section (``schema.PolicyConfig``)."""
+"""How the store judges time: each priority's response target, the reopen window, how
+long a host may be silent before it is down, how long a flapping incident must be calm
+before people hear of it again, and how long a planned stop may last. The agent's
+embedded store and the central service both read it from a ``[policy]`` section
+(``schema.PolicyConfig``)."""
 
 from __future__ import annotations
 
@@ -16,11 +18,13 @@ class Policy:
     reopen_window: float = 3600.0
     missed_heartbeats: int = 3         # a host is down after this many intervals of silence
     min_silence: float = 180.0         # ... and never sooner than this
+    flap_quiet: float = 300.0          # a flapping incident is steady after this long calm
+    stop_limit: float = 3600.0         # a planned stop longer than this is "server down"
 
     @classmethod
     def from_config(cls, config: PolicyConfig) -> Policy:
         return cls(config.targets(), config.reopen_window, config.missed_heartbeats,
-                   config.min_silence)
+                   config.min_silence, config.flap_quiet, config.stop_limit)
 
     def target(self, priority: Priority | str) -> float:
         """Seconds within which an incident of ``priority`` must be answered."""

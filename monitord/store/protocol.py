@@ -24,7 +24,27 @@ test suite checks every rule against every backend:
   key listed in ``attached``) instead of opening its own.
 - ``heartbeat`` records the host's last heartbeat and interval; ``sweep`` opens one P1
   incident "server down" (key ``host/server-down``) for each host silent for longer than
-  its allowed silence, and a heartbeat from such a host resolves it.
+  its allowed silence, and a heartbeat from such a host resolves it. A host whose agent
+  said ``stopped`` is not silent (it is shown as stopped) until the stop is longer than
+  ``stop_limit``; a heartbeat the agent made after the stop ends it.
+- An incident's priority is the highest of its own check's current one (the latest
+  problem on its key) and its failing attached children's. It follows them: a rise is
+  at once, with a timeline entry and a notice ("escalated"), the due time brought
+  forward (``min(due_at, now + target)``); a fall (a milder problem, a child that
+  recovered) is a timeline entry and no notice, the due time counted from the opening
+  (``answer_from + target``). The title follows its own check's priority. ``healed``
+  never changes a priority.
+- A problem marked ``flapping`` marks the incident flapping, with one notice ("opened"
+  for a new one, "flapping" for one already open). While it flaps, problems and
+  recoveries that come within ``flap_quiet`` of the last change are held (a timeline
+  entry, no notice, no resolution); the first one after ``flap_quiet`` of calm resolves
+  it, or tells that it fails steadily ("escalated"), once. The sweep does the same for a
+  held word with nothing after it.
+- ``maintenance`` events (and people, through ``set_maintenance``) set or end a window
+  of a host or of one check; no notice is made for an incident in a running window (a
+  timeline entry says so instead).
+- Every opening and reopening starts an open period (``periods_between``) that keeps
+  its first acknowledgement and its resolution: a reopening never wipes the last one.
 - ``due_at = opened_at + target(priority)``; targets come from the store's config.
 - Dedup, reopen and the sweeper are single statements or run inside one write
   transaction, never read-then-write across transactions.
@@ -56,7 +76,8 @@ from monitord.model import Priority
 from monitord.store.people import PeopleStore
 
 IncidentStatus = Literal["open", "acknowledged", "resolved"]
-NoticeKind = Literal["opened", "escalated", "renotify", "acknowledged", "resolved"]
+NoticeKind = Literal["opened", "escalated", "renotify", "acknowledged", "resolved",
+                     "flapping"]
 SERVER_DOWN = "server-down"
 
 
@@ -94,6 +115,7 @@ class Incident:
     timeline: tuple[TimelineEntry, ...] = ()   # filled by ``incident(id)`` only
     escalation_level: int = 0     # 0: the first contact; n: the chain's (n+1)th was told
     reopened_at: dt.datetime | None = None     # when it was last reopened, if it was
+    flapping: bool = False        # its check keeps changing state: notices wait for calm
 
     @property
     def answer_from(self) -> dt.datetime:
@@ -112,6 +134,45 @@ class HostInfo:
     interval_seconds: float | None
     open_incidents: int
     down: bool
+    stopped_at: dt.datetime | None = None      # stopped on purpose then (agent's clock)
+
+
+@dataclass(frozen=True)
+class Maintenance:
+    """A window in which nothing about ``host`` (or its ``check``) is notified."""
+
+    host: str
+    check: str           # "" for the whole host
+    until: dt.datetime
+    owner: str
+    reason: str
+    set_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Period:
+    """One period an incident was open: from its opening (or a reopening) to its
+    resolution, with the first acknowledgement in it. The SLA report counts these."""
+
+    incident_id: int
+    key: str
+    priority: Priority
+    started_at: dt.datetime
+    due_at: dt.datetime
+    acknowledged_at: dt.datetime | None = None
+    acknowledged_by: str | None = None
+    resolved_at: dt.datetime | None = None
+    resolved_by: str | None = None
+
+    @property
+    def answer_from(self) -> dt.datetime:
+        return self.started_at
+
+    @property
+    def status(self) -> IncidentStatus:
+        if self.resolved_at is not None:
+            return "resolved"
+        return "acknowledged" if self.acknowledged_at is not None else "open"
 
 
 @dataclass(frozen=True)
@@ -223,6 +284,25 @@ class Store(PeopleStore, Protocol):
     async def opened_between(self, since: dt.datetime, until: dt.datetime) -> list[Incident]:
         """Every incident opened (or last reopened) in [since, until), any status, oldest
         first."""
+        ...
+
+    async def periods_between(self, since: dt.datetime, until: dt.datetime) -> list[Period]:
+        """Every period an incident was open that started in [since, until), oldest
+        first: a reopened incident has one per opening."""
+        ...
+
+    # --- maintenance ------------------------------------------------------------------
+
+    async def maintenance(self, now: dt.datetime) -> list[Maintenance]:
+        """The windows running at ``now``, by host and check."""
+        ...
+
+    async def set_maintenance(self, window: Maintenance) -> None:
+        """Set (or replace) the window of its host, or of its host's check."""
+        ...
+
+    async def end_maintenance(self, host: str, check: str, now: dt.datetime) -> bool:
+        """End the window of ``host`` (``check`` ""), or of its check; False if none ran."""
         ...
 
     # --- notices ----------------------------------------------------------------------

@@ -12,7 +12,7 @@ from monitord.model import Priority
 from monitord.store import records
 from monitord.store.ops import Op, Rows, Script, aware
 from monitord.store.ops import Statement as S
-from monitord.store.protocol import FixRuns, HostInfo, Incident, IncidentStatus
+from monitord.store.protocol import FixRuns, HostInfo, Incident, IncidentStatus, Maintenance, Period
 
 # --- incidents and hosts ---------------------------------------------------------------
 
@@ -43,6 +43,12 @@ def opened_between(since: dt.datetime, until: dt.datetime) -> Script[list[Incide
     return [records.incident(row) for row in rows]
 
 
+def periods_between(since: dt.datetime, until: dt.datetime) -> Script[list[Period]]:
+    """Every open period that started in [since, until), oldest first."""
+    rows = yield S.PERIODS_BETWEEN, {"since": aware(since), "until": aware(until)}
+    return [records.period(row) for row in rows]
+
+
 def hosts(now: dt.datetime, silence: dict[str, object]) -> Script[list[HostInfo]]:
     """Every host heard of; down if marked so by a sweep or silent for too long."""
     rows = yield S.HOSTS, {"now": aware(now), **silence}
@@ -67,6 +73,22 @@ def fix_stats(since: dt.datetime) -> Script[list[FixRuns]]:
 def open_counts() -> Script[dict[tuple[str, str], int]]:
     rows = yield S.OPEN_COUNTS, {}
     return {(str(r["priority"]), str(r["status"])): int(r["count"]) for r in rows}
+# --- maintenance -----------------------------------------------------------------------
+
+
+def maintenance(now: dt.datetime) -> Script[list[Maintenance]]:
+    rows = yield S.MAINTENANCE, {"now": aware(now)}
+    return [records.maintenance(row) for row in rows]
+
+
+def set_maintenance(window: Maintenance) -> Script[None]:
+    yield S.SET_MAINTENANCE, {
+        "host": window.host, "check": window.check, "until": aware(window.until),
+        "owner": window.owner, "reason": window.reason, "now": aware(window.set_at)}
+
+
+def end_maintenance(host: str, check: str) -> Script[bool]:
+    return bool((yield S.END_MAINTENANCE, {"host": host, "check": check}))
 
 # --- people, agents, secrets -----------------------------------------------------------
 

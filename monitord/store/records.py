@@ -10,7 +10,15 @@ from monitord.durations import format_duration
 from monitord.events import Event, Step
 from monitord.model import Priority
 from monitord.store.ops import Row
-from monitord.store.protocol import SERVER_DOWN, HostInfo, Incident, Notice, TimelineEntry
+from monitord.store.protocol import (
+    SERVER_DOWN,
+    HostInfo,
+    Incident,
+    Maintenance,
+    Notice,
+    Period,
+    TimelineEntry,
+)
 
 MONITORD = "monitord"      # who the store itself is, on timelines and as a resolver
 
@@ -25,6 +33,7 @@ class Trouble(TypedDict):
     priority: Priority
     title: str
     summary: str
+    flapping: bool
 
 
 def trouble(event: Event) -> Trouble:
@@ -32,18 +41,25 @@ def trouble(event: Event) -> Trouble:
     assert event.check is not None and event.priority is not None   # Event validates
     return {"key": event.key, "host": event.host, "check": event.check,
             "priority": event.priority, "title": event.title or event.summary or event.key,
-            "summary": event.summary}
+            "summary": event.summary, "flapping": event.flapping}
 
 
 def server_down(host: str, last: dt.datetime, interval_seconds: float,
-                now: dt.datetime) -> tuple[Trouble, str]:
+                now: dt.datetime, stopped_at: dt.datetime | None = None
+                ) -> tuple[Trouble, str]:
     """The P1 "server down" trouble of a silent host, and its timeline text."""
     silent = format_duration((now - last).total_seconds())
     text = (f"no heartbeat since {last.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC "
             f"({silent} ago); it comes every {format_duration(interval_seconds)}")
     title = f"{host}: server down (no heartbeat for {silent})"
+    if stopped_at is not None:
+        stopped = format_duration((now - stopped_at).total_seconds())
+        text += (f"; its agent was stopped by an admin {stopped} ago and has not come "
+                 "back within the stop limit")
+        title = f"{host}: server down (stopped by an admin {stopped} ago, not back)"
     return {"key": f"{host}/{SERVER_DOWN}", "host": host, "check": SERVER_DOWN,
-            "priority": Priority.P1, "title": title, "summary": text}, text
+            "priority": Priority.P1, "title": title, "summary": text,
+            "flapping": False}, text
 
 
 class Entry(TypedDict):
@@ -94,7 +110,7 @@ def incident(row: Row, timeline: tuple[TimelineEntry, ...] = ()) -> Incident:
         resolved_at=row["resolved_at"], resolved_by=row["resolved_by"],
         reopened=row["reopened"], attached=tuple(sorted(row["attached_keys"])),
         timeline=timeline, escalation_level=row["escalation_level"],
-        reopened_at=row["reopened_at"])
+        reopened_at=row["reopened_at"], flapping=bool(row["flapping"]))
 
 
 def notice(row: Row) -> Notice:
@@ -111,4 +127,18 @@ def timeline_entry(row: Row) -> TimelineEntry:
 def host(row: Row) -> HostInfo:
     return HostInfo(host=row["host"], last_heartbeat=row["last_heartbeat"],
                     interval_seconds=row["interval_seconds"],
-                    open_incidents=row["open_incidents"], down=bool(row["down"]))
+                    open_incidents=row["open_incidents"], down=bool(row["down"]),
+                    stopped_at=row["stopped_at"])
+
+
+def maintenance(row: Row) -> Maintenance:
+    return Maintenance(host=row["host"], check=row["check_name"], until=row["until"],
+                       owner=row["owner"], reason=row["reason"], set_at=row["set_at"])
+
+
+def period(row: Row) -> Period:
+    return Period(incident_id=row["incident_id"], key=row["key"],
+                  priority=Priority(row["priority"]), started_at=row["started_at"],
+                  due_at=row["due_at"], acknowledged_at=row["acknowledged_at"],
+                  acknowledged_by=row["acknowledged_by"], resolved_at=row["resolved_at"],
+                  resolved_by=row["resolved_by"])

@@ -33,8 +33,11 @@ Where the protocol leaves a choice, the rules:
 
 - take their clock from the ``now`` each call is given (opened, seen, due and heartbeat
   times); a timeline entry made from an event carries the event's own ``at``;
-- never lower a priority or change a title on a repeat; a reopened incident takes the
-  new problem's priority and a due time counted from the reopening;
+- let the priority follow the current severity (``priority``): its own check's latest
+  problem and its attached children's, until they recover; a reopened incident takes the
+  new problem's priority and a due time counted from the reopening, and its children of
+  before count no more;
+- hold a flapping incident's notices until its check has been calm (``flapping``);
 - count a host as down from the sweep that found it silent until its next heartbeat
   (``down_since``), so one outage opens one incident, even if a person resolves it early;
 - read an empty ``status`` or ``priority`` filter as "any".
@@ -48,8 +51,8 @@ from collections.abc import Callable, Sequence
 from monitord.errors import Conflict, NotFound
 from monitord.events import Event, EventKind
 from monitord.model import Priority
-from monitord.store import records
-from monitord.store.ops import Op, Rows, Script, aware
+from monitord.store import flapping, priority, records
+from monitord.store.ops import Rows, Script, aware
 from monitord.store.ops import Statement as S
 from monitord.store.policy import Policy
 from monitord.store.protocol import (
@@ -70,6 +73,7 @@ from monitord.store.records import (
     retold,
     server_down,
 )
+from monitord.store.tell import add_entry, tell
 
 HEARTBEAT_MEMORY = dt.timedelta(days=7)    # how long a heartbeat's id is kept for dedup
 FIX_RUN_MEMORY = dt.timedelta(days=90)     # how far back the windowed fix statistics go
@@ -126,12 +130,16 @@ def _problem(policy: Policy, event: Event, now: dt.datetime) -> Script[object]:
 
 def _attach(policy: Policy, event: Event, now: dt.datetime,
             entry: Entry) -> Script[object]:
-    """Attach the child to its parent's open incident; with no parent open, open its own."""
+    """Attach the child to its parent's open incident, whose priority it may raise; with
+    no parent open, open its own."""
     parent = yield from _open_id(f"{event.host}/{event.suppressed_by}")
     if parent is None:
         return (yield from open_incident(policy, records.trouble(event), now, entry))
-    yield S.ATTACH, {"id": parent, "key": event.key}
-    yield _add_entry(parent, retold(entry, "attached"))
+    yield S.LOCK_INCIDENT, {"id": parent}
+    yield S.ATTACH, {"id": parent, "key": event.key, "priority": event.priority}
+    yield add_entry(parent, retold(entry, "attached"))
+    state = yield from priority.state(parent)
+    yield from priority.follow(policy, parent, state, now, event.id, bool(state["flapping"]))
     return parent
 
 
@@ -141,57 +149,86 @@ def _healed(policy: Policy, event: Event, now: dt.datetime) -> Script[None]:
     yield S.COUNT_HEALED, {"host": event.host, "check": event.check, "fix": fix, "now": now}
     incident_id = yield from _open_id(event.key)
     if incident_id is not None:
-        yield _add_entry(incident_id, event_entry(event, "healed"))
+        yield add_entry(incident_id, event_entry(event, "healed"))
 
 
-def _recovery(policy: Policy, event: Event, now: dt.datetime) -> Script[object]:
-    return _resolve_key(event.key, now, event_entry(event, "recovery"))
+def _recovery(policy: Policy, event: Event, now: dt.datetime) -> Script[None]:
+    """The check's own incident resolves (unless it flaps and must calm down first); an
+    incident it was attached to as a child counts it no more."""
+    entry = event_entry(event, "recovery")
+    for row in (yield S.CHILD_RECOVERED, {"key": event.key}):
+        yield S.LOCK_INCIDENT, {"id": row["id"]}
+        yield add_entry(row["id"], entry)
+        state = yield from priority.state(row["id"])
+        yield from priority.follow(policy, row["id"], state, now, event.id, True)
+    quiet_since = now - dt.timedelta(seconds=policy.flap_quiet)
+    if not (yield from _resolve_key(event.key, now, entry, quiet_since)):
+        yield from flapping.hold(event.key, "recovery", now, entry)
 
 
 def _heartbeat(policy: Policy, event: Event, now: dt.datetime) -> Script[None]:
-    """Note the host alive; its "server down", if open, is resolved."""
-    yield S.HEARTBEAT, {"host": event.host, "now": now, "interval": event.interval_seconds}
+    """Note the host alive (a heartbeat made after a stop ends the stop); its "server
+    down", if open, is resolved."""
+    yield S.HEARTBEAT, {"host": event.host, "now": now, "interval": event.interval_seconds,
+                        "at": event.at}
     said = records.entry(event.at, "recovery", event.host, "heartbeats resumed", event.id)
-    yield from _resolve_key(f"{event.host}/{SERVER_DOWN}", now, said)
+    yield from _resolve_key(f"{event.host}/{SERVER_DOWN}", now, said, now)
+
+
+def _stopped(policy: Policy, event: Event, now: dt.datetime) -> Script[None]:
+    """The agent was stopped on purpose: its silence is not "server down" (for a while)."""
+    yield S.STOPPED, {"host": event.host, "at": event.at}
+
+
+def _maintenance(policy: Policy, event: Event, now: dt.datetime) -> Script[None]:
+    """A window of the host or one of its checks began (``until`` set) or ended."""
+    where = {"host": event.host, "check": event.check or ""}
+    if event.until is None:
+        yield S.END_MAINTENANCE, where
+    else:
+        yield S.SET_MAINTENANCE, {**where, "until": event.until, "owner": event.owner,
+                                  "reason": event.reason, "now": now}
 
 
 # What each kind of event does (after its fix runs are counted).
 HANDLERS: dict[EventKind, Callable[[Policy, Event, dt.datetime], Script[object]]] = {
-    "problem": _problem, "healed": _healed, "recovery": _recovery, "heartbeat": _heartbeat}
+    "problem": _problem, "healed": _healed, "recovery": _recovery, "heartbeat": _heartbeat,
+    "stopped": _stopped, "maintenance": _maintenance}
 
 # --- one key's incident ----------------------------------------------------------------
 
 
 def open_incident(policy: Policy, trouble: Trouble, now: dt.datetime,
                   entry: Entry) -> Script[tuple[int, bool]]:
-    """Reopen, raise, then upsert the key's incident: (its id, whether it is new to people).
+    """Reopen, then upsert the key's incident, then let its priority follow: (its id,
+    whether it is new to people).
 
     Reopen first: a key's last incident, resolved within the window, opens again (and the
-    upsert then finds it open). A worse priority raises the open incident and brings its
-    due time forward, never back. The upsert on the partial unique index opens one, or
-    counts a repeat.
+    upsert then finds it open). The upsert on the partial unique index opens one, or
+    counts a repeat and takes its priority as the check's own. A new one (or reopened)
+    starts an open period; a flapping one holds its notices (``flapping``).
     """
     params = _trouble_params(policy, trouble, now)
     yield S.LOCK_KEY, {"key": trouble["key"]}
     reopened = bool((yield S.REOPEN, params))
-    raised = yield S.RAISE_PRIORITY, params
     [row] = yield S.UPSERT, params
     incident_id, new = int(row["id"]), reopened or row["count"] == 1
-    yield _add_entry(incident_id, retold(entry, "reopened") if reopened else entry)
-    if raised:
-        yield from _tell_raised(incident_id, trouble["priority"], raised[0]["due_at"], now,
-                                entry["event_id"])
+    if reopened:
+        yield S.CLEAR_ATTACHED, {"id": incident_id}
     if new:
-        yield _notice(incident_id, "opened", now)
+        yield S.START_PERIOD, {**params, "id": incident_id}
+    yield add_entry(incident_id, retold(entry, "reopened") if reopened else entry)
+    notice, quiet = yield from flapping.problem(policy, incident_id, row, trouble, new,
+                                                now, entry)
+    # Its priority is already the highest of its own and its children's; only a change
+    # of its own can move it (the common repeat reads nothing more).
+    if row["priority"] != trouble["priority"]:
+        state = yield from priority.state(incident_id)
+        yield from priority.follow(policy, incident_id, state, now, entry["event_id"],
+                                   quiet or new)
+    if notice is not None:
+        yield from tell(incident_id, notice, now)
     return incident_id, new
-
-
-def _tell_raised(incident_id: int, priority: Priority, due_at: dt.datetime, now: dt.datetime,
-                 event_id: str | None) -> Script[None]:
-    """A raised priority goes on the timeline, and people hear of it ("escalated")."""
-    text = f"priority raised to {priority}; now due by {due_at:%Y-%m-%d %H:%M:%S} UTC"
-    yield _add_entry(incident_id, records.entry(now, "priority", MONITORD, text, event_id))
-    yield _notice(incident_id, "escalated", now)
 
 
 def _trouble_params(policy: Policy, trouble: Trouble, now: dt.datetime) -> dict[str, object]:
@@ -205,36 +242,40 @@ def _open_id(key: str) -> Script[int | None]:
     return int(rows[0]["id"]) if rows else None
 
 
-def _resolve_key(key: str, now: dt.datetime, entry: Entry) -> Script[None]:
-    """Resolve the key's open incident, if there is one (resolved by the store itself)."""
-    rows = yield S.RESOLVE_KEY, {"key": key, "now": now, "who": MONITORD}
+def _resolve_key(key: str, now: dt.datetime, entry: Entry,
+                 quiet_since: dt.datetime) -> Script[bool]:
+    """Resolve the key's open incident, if there is one (resolved by the store itself),
+    unless it flaps and changed after ``quiet_since``; whether one was resolved."""
+    rows = yield S.RESOLVE_KEY, {"key": key, "now": now, "who": MONITORD,
+                                 "quiet_since": quiet_since}
     for row in rows:
-        yield _add_entry(row["id"], entry)
-        yield _notice(row["id"], "resolved", now)
+        yield from resolved(row["id"], now, entry)
+    return bool(rows)
 
 
-def _add_entry(incident_id: int, entry: Entry) -> Op:
-    return S.ADD_ENTRY, {**entry, "id": incident_id}
-
-
-def _notice(incident_id: int, kind: NoticeKind, now: dt.datetime) -> Op:
-    """A notice of ``kind``, at the incident's current escalation level; its row back."""
-    return S.ADD_NOTICE, {"id": incident_id, "kind": kind, "now": now}
+def resolved(incident_id: int, now: dt.datetime, entry: Entry) -> Script[None]:
+    """What follows the store's own resolution of an incident: its open period ends, the
+    timeline says why, people hear of it."""
+    yield S.END_PERIOD, {"id": incident_id, "now": now, "who": MONITORD}
+    yield add_entry(incident_id, entry)
+    yield from tell(incident_id, "resolved", now)
 
 # --- the sweep -------------------------------------------------------------------------
 
 
 def sweep(policy: Policy, now: dt.datetime) -> Script[list[Incident]]:
     """Mark silent hosts down and open their "server down"; forget week-old heartbeats
-    and fix runs older than the fix statistics' longest window."""
+    and fix runs older than the fix statistics' longest window; settle flapping incidents
+    calm for long enough."""
     aware(now)
     yield S.FORGET_HEARTBEATS, {"before": now - HEARTBEAT_MEMORY}
     yield S.FORGET_FIX_RUNS, {"before": now - FIX_RUN_MEMORY}
+    yield from flapping.settle(policy, now)
     silent = yield S.CLAIM_SILENT, {"now": now, **silence(policy)}
     opened = []
     for row in sorted(silent, key=lambda r: str(r["host"])):
         trouble, text = server_down(row["host"], row["last_heartbeat"],
-                                    row["interval_seconds"], now)
+                                    row["interval_seconds"], now, row["stopped_at"])
         entry = records.entry(now, "problem", MONITORD, text)
         incident_id, new = yield from open_incident(policy, trouble, now, entry)
         if new:
@@ -243,8 +284,10 @@ def sweep(policy: Policy, now: dt.datetime) -> Script[list[Incident]]:
 
 
 def silence(policy: Policy) -> dict[str, object]:
-    """The parameters of a host's allowed silence: max(min_silence, missed x interval)."""
-    return {"min_silence": policy.min_silence, "missed": float(policy.missed_heartbeats)}
+    """The parameters of a host's allowed silence: max(min_silence, missed x interval),
+    and for a host stopped on purpose, the stop limit."""
+    return {"min_silence": policy.min_silence, "missed": float(policy.missed_heartbeats),
+            "stop_limit": policy.stop_limit}
 
 # --- people's actions ------------------------------------------------------------------
 
@@ -279,9 +322,11 @@ def _act(incident_id: int, change: str | None, entry: Entry,
     if change is not None and not (yield change, params):
         raise Conflict(f"incident {incident_id} is {status}: it cannot be {entry['kind']} "
                        f"(a new problem on {key} reopens it)")
-    yield _add_entry(incident_id, entry)
+    if change is not None:
+        yield (S.END_PERIOD if change == S.RESOLVE else S.ACK_PERIOD), params
+    yield add_entry(incident_id, entry)
     if tells == "resolved" or (tells == "acknowledged" and status == "open"):
-        yield _notice(incident_id, tells, entry["at"])
+        yield from tell(incident_id, tells, entry["at"])
     return (yield from read_incident(incident_id))
 
 # --- escalation and notices ------------------------------------------------------------
@@ -319,8 +364,8 @@ def _notices(rows: Rows, kind: NoticeKind, now: dt.datetime) -> Script[list[Noti
     """A notice of ``kind`` for each incident in ``rows`` (by its ``id``)."""
     made = []
     for row in rows:
-        [notice] = yield _notice(row["id"], kind, now)
-        made.append(records.notice(notice))
+        for notice in (yield from tell(row["id"], kind, now)):
+            made.append(records.notice(notice))
     return made
 
 
@@ -338,5 +383,5 @@ def finish_notice(notice: Notice, done: Sequence[str], now: dt.datetime,
         "id": notice.id, "attempts": notice.attempts, "done": list(done), "now": aware(now),
         "retry_at": retry_at, "error": error}
     if rows and text:
-        yield _add_entry(rows[0]["incident_id"], records.entry(now, "notified", MONITORD, text))
+        yield add_entry(rows[0]["incident_id"], records.entry(now, "notified", MONITORD, text))
     return bool(rows)

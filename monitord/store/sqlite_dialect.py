@@ -23,17 +23,20 @@ from monitord.store import people_sql
 from monitord.store.ops import Statement as S
 from monitord.store.ops import dialect, numbered
 
-TIME_PARAMS = frozenset({"now", "at", "due_at", "since", "until", "before", "retry_at"})
+TIME_PARAMS = frozenset({"now", "at", "due_at", "since", "until", "before", "retry_at",
+                         "quiet_since"})
 DURATION_PARAMS = frozenset({"every"})
 JSON_PARAMS = frozenset({"steps", "done", "statuses", "priorities", "targets", "shares"})
 PLAIN_PARAMS = frozenset({
     "id", "key", "host", "check", "kind", "priority", "title", "summary", "who", "text",
     "event_id", "fix", "worked", "interval", "min_silence", "missed", "share", "max_level",
-    "limit", "attempts", "error", "name", "hash", "token_hash", "value"})
+    "limit", "attempts", "error", "name", "hash", "token_hash", "value", "stop_limit",
+    "raised", "held", "owner", "reason"})
 # Columns that come back as times and as JSON.
 TIME_COLUMNS = frozenset({"at", "opened_at", "due_at", "last_seen_at", "acknowledged_at",
                           "resolved_at", "reopened_at", "notified_at", "created_at",
-                          "last_heartbeat", "last_at"})
+                          "last_heartbeat", "last_at", "stopped_at", "flap_at",
+                          "answer_from", "started_at", "set_at", "until"})
 JSON_COLUMNS = frozenset({"attached_keys", "done", "steps"})
 # The on-call statements' own (people_sql).
 TIME_PARAMS |= people_sql.TIME_PARAMS
@@ -140,8 +143,10 @@ CLAIM_COLUMNS = ("id", "kind", "host", "check", "at", "now")
 if CLAIM_EVENT.names != CLAIM_COLUMNS:
     raise ImportError(f"CLAIM_EVENT binds {CLAIM_EVENT.names}, not {CLAIM_COLUMNS}")
 # A host is silent when its last heartbeat is older than its allowed silence.
+# A stop the agent announced keeps it from being silent until the stop grows too long.
 SILENT = """(h.last_heartbeat IS NOT NULL
-    AND :now - h.last_heartbeat > max(:min_silence, :missed * h.interval_seconds))"""
+    AND :now - h.last_heartbeat > max(:min_silence, :missed * h.interval_seconds)
+    AND (h.stopped_at IS NULL OR :now - h.stopped_at > :stop_limit))"""
 INCIDENT = """SELECT i.*, (SELECT json_group_array(a.key) FROM attached a
         WHERE a.incident_id = i.id) AS attached_keys FROM incident i"""
 OPENED = "coalesce(i.reopened_at, i.opened_at)"
@@ -150,6 +155,9 @@ NOTICE_COLUMNS = "id, incident_id, kind, level, created_at, attempts, done"
 TARGET = "json_extract(:targets, '$.' || priority)"
 # The share of it at which the incident's next level is reached (NULL past the last).
 NEXT_SHARE = "json_extract(:shares, '$.' || priority || '[' || (escalation_level + 1) || ']')"
+# A window running at :now over the incident ``i``'s host, or its check.
+IN_MAINTENANCE = """SELECT 1 FROM maintenance m WHERE m.host = i.host
+    AND m.check_name IN ('', i.check_name) AND m.until > :now"""
 
 _SQL: dict[str, str | None] = {
     S.CLAIM_EVENTS: None,                  # the store runs CLAIM_EVENT for each event
@@ -163,33 +171,88 @@ _SQL: dict[str, str | None] = {
     S.COUNT_HEALED: """INSERT INTO healed (host, check_name, fix, count, last_at)
         VALUES (:host, :check, :fix, 1, :now) ON CONFLICT (host, check_name, fix)
         DO UPDATE SET count = count + 1, last_at = excluded.last_at""",
+    # A heartbeat the agent made after it announced a stop ends the stop.
     S.HEARTBEAT: """UPDATE host SET last_heartbeat = :now, interval_seconds = :interval,
-        down_since = NULL WHERE host = :host""",
+        down_since = NULL, stopped_at = CASE WHEN stopped_at >= :at THEN stopped_at END
+        WHERE host = :host""",
     S.LOCK_KEY: None,                      # BEGIN IMMEDIATE holds the one write lock
     S.REOPEN: """UPDATE incident SET status = 'open', priority = :priority, due_at = :due_at,
             acknowledged_at = NULL, acknowledged_by = NULL, resolved_at = NULL,
             resolved_by = NULL, reopened = reopened + 1, escalation_level = 0,
-            notified_at = :now, reopened_at = :now
+            notified_at = :now, reopened_at = :now, own_priority = :priority,
+            title = :title, flapping = 0, flap_at = NULL, flap_held = NULL
         WHERE id = (SELECT max(id) FROM incident WHERE key = :key)
           AND status = 'resolved' AND resolved_at > :since RETURNING id""",
-    S.RAISE_PRIORITY: """UPDATE incident SET priority = :priority,
-            due_at = min(due_at, :due_at), notified_at = :now
-        WHERE key = :key AND status != 'resolved' AND priority > :priority
-        RETURNING due_at""",
-    # One open incident per key: the partial unique index is the upsert's target.
-    S.UPSERT: """INSERT INTO incident (key, host, check_name, priority, status, title, summary,
-            opened_at, due_at, last_seen_at, count, notified_at)
-        VALUES (:key, :host, :check, :priority, 'open', :title, :summary, :now, :due_at,
-                :now, 1, :now)
+    S.CLEAR_ATTACHED: "UPDATE attached SET priority = NULL WHERE incident_id = :id",
+    # One open incident per key: the partial unique index is the upsert's target. The
+    # title follows the check's own priority.
+    S.UPSERT: """INSERT INTO incident (key, host, check_name, priority, own_priority, status,
+            title, summary, opened_at, due_at, last_seen_at, count, notified_at)
+        VALUES (:key, :host, :check, :priority, :priority, 'open', :title, :summary, :now,
+                :due_at, :now, 1, :now)
         ON CONFLICT (key) WHERE status != 'resolved' DO UPDATE SET count = count + 1,
-            last_seen_at = excluded.last_seen_at, summary = excluded.summary
-        RETURNING id, count""",
+            last_seen_at = excluded.last_seen_at, summary = excluded.summary,
+            title = CASE WHEN own_priority IS excluded.own_priority THEN title
+                         ELSE excluded.title END,
+            own_priority = excluded.own_priority
+        RETURNING id, count, priority, flapping, flap_at""",
     S.OPEN_FOR_KEY: "SELECT id FROM incident WHERE key = :key AND status != 'resolved'",
     S.RESOLVE_KEY: """UPDATE incident SET status = 'resolved', resolved_at = :now,
-            resolved_by = :who
-        WHERE key = :key AND status != 'resolved' RETURNING id""",
-    S.ATTACH: """INSERT INTO attached (incident_id, key) VALUES (:id, :key)
-        ON CONFLICT (incident_id, key) DO NOTHING""",
+            resolved_by = :who, flapping = 0, flap_at = NULL, flap_held = NULL
+        WHERE key = :key AND status != 'resolved'
+          AND NOT (flapping = 1 AND flap_at > :quiet_since) RETURNING id""",
+    S.ATTACH: """INSERT INTO attached (incident_id, key, priority) VALUES (:id, :key, :priority)
+        ON CONFLICT (incident_id, key) DO UPDATE SET priority = excluded.priority""",
+    S.CHILD_RECOVERED: """UPDATE attached SET priority = NULL
+        WHERE key = :key AND priority IS NOT NULL AND incident_id IN (
+            SELECT id FROM incident WHERE status != 'resolved')
+        RETURNING incident_id AS id""",
+    S.INCIDENT_STATE: """SELECT i.priority, i.due_at,
+            coalesce(i.reopened_at, i.opened_at) AS answer_from, i.flapping, i.flap_at,
+            min(i.own_priority, coalesce((SELECT min(a.priority) FROM attached a
+                                          WHERE a.incident_id = i.id), i.own_priority))
+                AS wanted
+        FROM incident i WHERE i.id = :id""",
+    S.SET_PRIORITY: """UPDATE incident SET priority = :priority, due_at = :due_at,
+            notified_at = CASE WHEN :raised THEN :now ELSE notified_at END
+        WHERE id = :id""",
+    S.FLAP_MARK: """UPDATE incident SET flapping = 1, flap_at = :now, flap_held = NULL
+        WHERE id = :id""",
+    S.FLAP_HOLD: """UPDATE incident SET flap_at = :now, flap_held = :held
+        WHERE key = :key AND status != 'resolved' AND flapping = 1 RETURNING id""",
+    S.FLAP_END: """UPDATE incident SET flapping = 0, flap_at = NULL, flap_held = NULL
+        WHERE id = :id""",
+    S.SETTLE_FLAPS: """SELECT id, flap_held FROM incident
+        WHERE flapping = 1 AND flap_at <= :quiet_since AND flap_held IS NOT NULL
+          AND status != 'resolved' ORDER BY id""",
+    S.START_PERIOD: """INSERT INTO open_period (incident_id, started_at, priority, due_at)
+        VALUES (:id, :now, :priority, :due_at)""",
+    S.ACK_PERIOD: """UPDATE open_period SET acknowledged_at = coalesce(acknowledged_at, :now),
+            acknowledged_by = coalesce(acknowledged_by, :who)
+        WHERE incident_id = :id AND resolved_at IS NULL""",
+    S.END_PERIOD: """UPDATE open_period SET resolved_at = :now, resolved_by = :who
+        WHERE incident_id = :id AND resolved_at IS NULL""",
+    S.PERIOD_PRIORITY: """UPDATE open_period SET priority = :priority, due_at = :due_at
+        WHERE incident_id = :id AND resolved_at IS NULL""",
+    S.PERIODS_BETWEEN: """SELECT p.incident_id, i.key, i.host, i.check_name, i.title,
+            p.priority, p.started_at, p.due_at, p.acknowledged_at, p.acknowledged_by,
+            p.resolved_at, p.resolved_by
+        FROM open_period p JOIN incident i ON i.id = p.incident_id
+        WHERE p.started_at >= :since AND p.started_at < :until ORDER BY p.started_at, p.id""",
+    S.STOPPED: """UPDATE host SET stopped_at = max(:at, coalesce(stopped_at, :at))
+        WHERE host = :host""",
+    S.SET_MAINTENANCE: """INSERT INTO maintenance (host, check_name, until, owner, reason,
+            set_at) VALUES (:host, :check, :until, :owner, :reason, :now)
+        ON CONFLICT (host, check_name) DO UPDATE SET until = excluded.until,
+            owner = excluded.owner, reason = excluded.reason, set_at = excluded.set_at""",
+    S.END_MAINTENANCE: """DELETE FROM maintenance WHERE host = :host AND check_name = :check
+        RETURNING host""",
+    S.MAINTENANCE: """SELECT host, check_name, until, owner, reason, set_at FROM maintenance
+        WHERE until > :now ORDER BY host, check_name""",
+    S.SILENCED_BY: """SELECT m.host, m.check_name, m.until, m.owner, m.reason
+        FROM maintenance m JOIN incident i ON m.host = i.host
+            AND m.check_name IN ('', i.check_name)
+        WHERE i.id = :id AND m.until > :now ORDER BY m.check_name LIMIT 1""",
     S.ADD_ENTRY: """INSERT INTO timeline (incident_id, at, kind, who, text, event_id, steps)
         VALUES (:id, :at, :kind, :who, :text, :event_id, :steps)""",
     S.FORGET_FIX_RUNS: "DELETE FROM fix_step WHERE at < :before",
@@ -197,7 +260,7 @@ _SQL: dict[str, str | None] = {
         WHERE kind = 'heartbeat' AND received_at < :before""",
     S.CLAIM_SILENT: f"""UPDATE host AS h SET down_since = :now
         WHERE h.down_since IS NULL AND {SILENT}
-        RETURNING host, last_heartbeat, interval_seconds""",
+        RETURNING host, last_heartbeat, interval_seconds, stopped_at""",
     S.LOCK_INCIDENT: "SELECT status, key FROM incident WHERE id = :id",
     # A second acknowledgement keeps the first one's time and name (the SLA counts the
     # first).
@@ -206,11 +269,13 @@ _SQL: dict[str, str | None] = {
             acknowledged_by = coalesce(acknowledged_by, :who)
         WHERE id = :id AND status != 'resolved' RETURNING id""",
     S.RESOLVE: """UPDATE incident SET status = 'resolved', resolved_at = :now,
-            resolved_by = :who
+            resolved_by = :who, flapping = 0, flap_at = NULL, flap_held = NULL
         WHERE id = :id AND status != 'resolved' RETURNING id""",
-    # Notices: made beside the change they tell of, at the incident's current level.
+    # Notices: made beside the change they tell of, at the incident's current level;
+    # none for what is in maintenance.
     S.ADD_NOTICE: f"""INSERT INTO notice (incident_id, kind, level, created_at, next_at)
-        SELECT id, :kind, escalation_level, :now, :now FROM incident WHERE id = :id
+        SELECT i.id, :kind, i.escalation_level, :now, :now FROM incident i
+        WHERE i.id = :id AND NOT EXISTS ({IN_MAINTENANCE})
         RETURNING {NOTICE_COLUMNS}""",
     S.ESCALATE: f"""UPDATE incident SET escalation_level = escalation_level + 1,
             notified_at = :now
@@ -253,7 +318,7 @@ _SQL: dict[str, str | None] = {
         WHERE incident_id = :id ORDER BY id""",
     S.OPENED_BETWEEN: f"""{INCIDENT} WHERE {OPENED} >= :since AND {OPENED} < :until
         ORDER BY {OPENED}, i.id""",
-    S.HOSTS: f"""SELECT h.host, h.last_heartbeat, h.interval_seconds,
+    S.HOSTS: f"""SELECT h.host, h.last_heartbeat, h.interval_seconds, h.stopped_at,
             (h.down_since IS NOT NULL OR {SILENT}) AS down,
             (SELECT count(*) FROM incident i WHERE i.host = h.host AND i.status != 'resolved')
                 AS open_incidents

@@ -149,3 +149,19 @@ def _context() -> dict[str, object]:
         "steps": [{"fix": step.fix, "argv": list(step.argv), "ended": step.ended,
                    "output": step.output, "reprobe_status": None, "reprobe_summary": ""}],
     }
+
+
+def test_stopped_and_maintenance_events_are_valid_wire_events() -> None:
+    from monitord.agent.events import EventMaker, maintenance
+    from monitord.events import Batch
+
+    maker = EventMaker("web1", Renderer("/nonexistent"))
+    stopped = maker.stopped()
+    assert (stopped.kind, stopped.host, stopped.check) == ("stopped", "web1", None)
+    window = maintenance("web1", "shop", 1_800_000_000.0, "root", "PHP upgrade")
+    assert window.until == dt.datetime.fromtimestamp(1_800_000_000.0, dt.UTC)
+    assert (window.key, window.owner, window.reason) == ("web1/shop", "root", "PHP upgrade")
+    ended = maintenance("web1", None, None, "root")
+    assert (ended.key, ended.until) == ("web1", None)
+    wire = Batch(events=[stopped, window, ended]).model_dump_json()
+    assert Batch.model_validate_json(wire).events == [stopped, window, ended]

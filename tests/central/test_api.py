@@ -306,9 +306,9 @@ async def test_hosts_show_the_last_heartbeat(api: Api) -> None:
     assert response.status == 200
     assert (await response.json())["hosts"] == [
         {"host": "web1", "last_heartbeat": "2026-11-25T17:00:30Z", "interval_seconds": 60.0,
-         "open_incidents": 0, "down": False},
+         "open_incidents": 0, "down": False, "stopped_at": None},
         {"host": "web2", "last_heartbeat": None, "interval_seconds": None,
-         "open_incidents": 1, "down": False},
+         "open_incidents": 1, "down": False, "stopped_at": None},
     ]
 
 
@@ -382,3 +382,38 @@ async def test_sweeper_outlives_a_failing_store(store: Store) -> None:
             assert not api.app[SWEEPER].done()
     finally:
         logger.removeHandler(watch)
+
+
+# --- maintenance --------------------------------------------------------------------------
+
+async def test_maintenance_set_through_the_api_silences_notices_and_is_listed(
+        api: Api) -> None:
+    until = api.clock() + dt.timedelta(hours=2)
+    response = await api.client.post(
+        "/api/v1/maintenance", headers={"Authorization": f"Bearer {api.operator}"},
+        json={"host": "web1", "reason": "moving racks", "until": until.isoformat()})
+    assert response.status == 201
+    await api.post_events(problem("web", "P1"))
+    assert await api.store.claim_notices(api.clock(), 60.0) == []
+    listed = await (await api.get("/api/v1/maintenance")).json()
+    assert listed == {"maintenance": [{
+        "host": "web1", "check": None, "until": "2026-11-25T19:00:00Z", "owner": "alice",
+        "reason": "moving racks", "set_at": "2026-11-25T17:00:00Z"}]}
+    ended = await api.client.delete("/api/v1/maintenance/web1",
+                                    headers={"Authorization": f"Bearer {api.operator}"})
+    assert ended.status == 200
+    assert await (await api.get("/api/v1/maintenance")).json() == {"maintenance": []}
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"host": "web1", "reason": "x", "until": "2026-11-25T16:00:00Z"},
+     "until: expected a time in the future"),
+    ({"host": "web1", "reason": "x", "until": "2026-11-25T18:00:00"},
+     "until: expected a timestamp with a timezone"),
+    ({"host": "web1", "until": "2026-11-25T18:00:00Z"}, "reason: required field is missing"),
+])
+async def test_a_bad_maintenance_window_is_one_clear_error(
+        api: Api, body: dict[str, str], message: str) -> None:
+    response = await api.client.post("/api/v1/maintenance", json=body,
+                                      headers={"Authorization": f"Bearer {api.operator}"})
+    assert (await error_of(response, 400))["message"].startswith(message)

@@ -4,6 +4,7 @@ and the spec's paths are the same set, and the spec's wire schemas match the mod
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -16,6 +17,7 @@ from pydantic import BaseModel
 
 from monitord.central.app import create_app
 from monitord.central.console import is_console
+from monitord.central.maintenance import MaintenanceBody
 from monitord.central.payloads import ActionBody, CommentBody
 from monitord.central.views import spec
 from monitord.events import Batch, Event, Step
@@ -138,6 +140,22 @@ async def test_every_documented_answer_matches_the_spec(api: Api, openapi: OpenA
     await x.call("getFixStats", "GET", "/api/v1/fix-stats", 401, token=agent)
     await x.call("getMetrics", "GET", "/metrics", 200, token=person)
     await x.call("getMetrics", "GET", "/metrics", 401)
+
+    windows, until = "/api/v1/maintenance", "2999-01-01T00:00:00Z"
+    soon = (api.clock() + dt.timedelta(hours=1)).isoformat()
+    window = {"host": "web1", "reason": "disk swap", "until": soon}
+    await x.call("setMaintenance", "POST", windows, 201, token=person, body=window)
+    await x.call("setMaintenance", "POST", windows, 400, token=person,
+                 body=window | {"until": until})
+    await x.call("setMaintenance", "POST", windows, 401, token=agent, body=window)
+    await x.call("setMaintenance", "POST", windows, 413, token=person,
+                 raw=b" " * (MAX_BODY_BYTES + 1))
+    await x.call("listMaintenance", "GET", windows, 200, token=person)
+    await x.call("listMaintenance", "GET", windows, 401)
+    await x.call("endMaintenance", "DELETE", f"{windows}/web1", 200, token=person)
+    await x.call("endMaintenance", "DELETE", f"{windows}/web1", 404, token=person)
+    await x.call("endMaintenance", "DELETE", f"{windows}/-web1", 400, token=person)
+    await x.call("endMaintenance", "DELETE", f"{windows}/web1", 401, token=agent)
     await x.call("getOpenapi", "GET", "/api/v1/openapi.json", 200)
     await x.call("healthz", "GET", "/healthz", 200)
 
@@ -153,6 +171,9 @@ async def test_every_documented_answer_matches_the_spec(api: Api, openapi: OpenA
     await x.call("listHosts", "GET", "/api/v1/hosts", 503, token=person)
     await x.call("getFixStats", "GET", "/api/v1/fix-stats", 503, token=person)
     await x.call("getMetrics", "GET", "/metrics", 503, token=person)
+    await x.call("listMaintenance", "GET", windows, 503, token=person)
+    await x.call("setMaintenance", "POST", windows, 503, token=person, body=window)
+    await x.call("endMaintenance", "DELETE", f"{windows}/web1", 503, token=person)
     await x.call("healthz", "GET", "/healthz", 503)
 
     assert x.seen == documented()
@@ -179,6 +200,7 @@ def _template(resource: web.AbstractResource | None) -> str:
 @pytest.mark.parametrize(("model", "schema"), [
     (Batch, "Batch"), (Event, "Event"), (Step, "Step"),
     (ActionBody, "ActionBody"), (CommentBody, "CommentBody"),
+    (MaintenanceBody, "MaintenanceBody"),
 ])
 def test_spec_schema_has_the_models_fields(model: type[BaseModel], schema: str) -> None:
     described = SPEC["components"]["schemas"][schema]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import functools
+import operator
 import subprocess
 import sys
 from pathlib import Path
@@ -102,3 +104,34 @@ def test_a_reopened_incident_is_answered_from_its_reopening() -> None:
                         acknowledged_at=at(-8))
     [p1, _, _] = report([reopened], NOW)
     assert (p1.answered, p1.median_seconds, p1.breached) == (1, 120.0, 0)
+
+
+def test_sla_report_counts_both_periods_of_a_reopened_incident(tmp_path: Path) -> None:
+    """A P2 breached, resolved, then back and answered in time: two openings, one breach
+    (a reopening used to wipe the first acknowledgement and with it the breach)."""
+    store_path = tmp_path / "central.db"
+
+    async def fill() -> None:
+        store = await SQLiteStore.open(store_path, Policy())
+        try:
+            start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=6)
+            later = functools.partial(operator.add, start)
+            await store.apply([problem("disk", "P2")], start)
+            [disk] = await store.incidents()
+            await store.acknowledge(disk.id, "alice", "", later(dt.timedelta(hours=3)))
+            await store.apply([recovery("disk")], later(dt.timedelta(hours=4)))
+            await store.apply([problem("disk", "P2")], later(dt.timedelta(hours=4.5)))
+            await store.acknowledge(disk.id, "bob", "", later(dt.timedelta(hours=4.6)))
+        finally:
+            await store.close()
+
+    asyncio.run(fill())
+    config = tmp_path / "central.toml"
+    config.write_text(f'[central]\nstore_url = "sqlite://{store_path}"\n')
+    done = subprocess.run([sys.executable, "-m", "monitord", "central", "sla-report",
+                           "--since", "1d", "-c", str(config)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    table = {line.split()[0]: line.split() for line in done.stdout.splitlines()
+             if line[:2] in ("P1", "P2", "P3")}
+    assert table["P2"] == ["P2", "2h", "2", "2", "1h33m", "3h", "1"]

@@ -142,12 +142,15 @@ async def test_raised_priority_never_pushes_the_due_time_later(store: Store) -> 
     assert incident.due_at == T0 + dt.timedelta(seconds=P2_SECONDS)
 
 
-async def test_milder_problem_keeps_priority_and_due_time(store: Store) -> None:
+async def test_milder_problem_lowers_priority_and_counts_due_time_from_opening(
+        store: Store) -> None:
     await store.apply([problem("web", "P1")], T0)
     await store.apply([problem("web", "P3")], minutes(5))
     incident = await only_incident(store)
-    assert (incident.priority, incident.count) == ("P1", 2)
-    assert incident.due_at == T0 + dt.timedelta(seconds=P1_SECONDS)
+    assert (incident.priority, incident.count) == ("P3", 2)
+    assert incident.due_at == T0 + dt.timedelta(seconds=P3_SECONDS)
+    assert incident.timeline[-1].kind == "priority"
+    assert "lowered to P3" in incident.timeline[-1].text
 
 
 async def test_problem_within_reopen_window_reopens_the_resolved_incident(

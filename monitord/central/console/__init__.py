@@ -7,6 +7,7 @@
     /console/fixes                      per check and fix: how often it healed, and failed
     /console/schedules, people, policies  on call: who now and next, contacts, escalation
                                         (oncall.py)
+    /console/maintenance                maintenance windows; put a host in maintenance, or end it
 
 It is a second face of the same store as the JSON API (whose routes openapi.json
 documents); the console's are listed here and answer HTML, errors included.
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from monitord.central.console import oncall, pages
+from monitord.central.console import maintenance, oncall, pages
 from monitord.central.console.errors import console_errors, is_console
 from monitord.central.console.state import CONSOLE, Console
 
@@ -46,4 +47,7 @@ def setup_console(app: web.Application) -> None:
         web.post(oncall.PEOPLE, oncall.change_people),
         web.get(oncall.POLICIES, oncall.policies),
         web.post(oncall.POLICIES, oncall.change_policies),
+        web.get(maintenance.PAGE, maintenance.maintenance_page),
+        web.post(maintenance.PAGE, maintenance.set_window),
+        web.post(maintenance.PAGE + "/end", maintenance.end_window),
     ])

@@ -262,6 +262,7 @@ async def hosts(request: web.Request, session: Session) -> web.StreamResponse:
              "last_heartbeat": h.last_heartbeat,
              "every": format_duration(h.interval_seconds) if h.interval_seconds else "-",
              "down": h.down, "open": h.open_incidents, "overdue": late.get(h.host, 0),
+             "stopped": h.stopped_at if h.stopped_at is not None and not h.down else None,
              "queue": str(URL(HOME).with_query(host=h.host))} for h in found]
     return await _page(request, session, "hosts.html.j2", refresh=True, opened=opened,
                        title="Hosts", rows=rows)

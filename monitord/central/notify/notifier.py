@@ -69,7 +69,8 @@ SEND_GRACE_SECONDS = 1.0       # the sender's own timeouts fire first and say mo
 TIMELINE_IN_MAIL = 8           # the latest entries of the incident's timeline in a mail
 CONSOLE_PAGE = "/console/incidents/"     # + id: the incident's page in the web console
 WHAT = {"opened": "opened", "escalated": "escalated", "renotify": "still unacknowledged",
-        "acknowledged": "acknowledged", "resolved": "resolved"}
+        "acknowledged": "acknowledged", "resolved": "resolved",
+        "flapping": "flapping (quiet until it is steady)"}
 
 
 @dataclass

@@ -26,7 +26,7 @@ from monitord.schema import read_secret_file
 
 SEVERITY = {Priority.P1: "critical", Priority.P2: "error", Priority.P3: "warning"}
 ACTION = {"opened": "trigger", "escalated": "trigger", "renotify": "trigger",
-          "acknowledged": "acknowledge", "resolved": "resolve"}
+          "acknowledged": "acknowledge", "resolved": "resolve", "flapping": "trigger"}
 MAX_SUMMARY_CHARS = 1024      # the API's limits
 MAX_DEDUP_KEY_CHARS = 255
 

@@ -18,7 +18,7 @@ from monitord.central.notify.settings import ChannelConfig, ChannelType, Notific
 from monitord.store.protocol import NoticeKind
 
 EVERY_KIND: frozenset[NoticeKind] = frozenset(
-    ("opened", "escalated", "renotify", "acknowledged", "resolved"))
+    ("opened", "escalated", "renotify", "acknowledged", "resolved", "flapping"))
 HEARS: dict[ChannelType, frozenset[NoticeKind]] = {
     "mail": EVERY_KIND - {"acknowledged"},
     "webhook": EVERY_KIND,

@@ -3,7 +3,7 @@ when the channel has a ``secret_file`` and with its custom headers (``signing``)
 
 The shape is documented in the README and stable, so anything can consume it:
 
-    {"kind": "opened" | "escalated" | "renotify" | "acknowledged" | "resolved",
+    {"kind": "opened" | "escalated" | "renotify" | "acknowledged" | "resolved" | "flapping",
      "notice_id": 7,          # the same id again means the same notice again (a retry
                               # after a lost answer): receivers may drop repeats
      "level": 0,              # the escalation level, 0 = the first contact

@@ -1,0 +1,38 @@
+"""Writing on an incident's timeline and making its notices: the two things every rule
+does to tell people what happened. A notice is not made for an incident in a running
+maintenance window (``ADD_NOTICE`` checks it in the same statement); the timeline then
+says which window kept people from hearing of it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from monitord.store import records
+from monitord.store.ops import Op, Row, Rows, Script
+from monitord.store.ops import Statement as S
+from monitord.store.protocol import NoticeKind
+from monitord.store.records import MONITORD, Entry
+
+
+def add_entry(incident_id: int, entry: Entry) -> Op:
+    return S.ADD_ENTRY, {**entry, "id": incident_id}
+
+
+def tell(incident_id: int, kind: NoticeKind, now: dt.datetime) -> Script[Rows]:
+    """A notice of ``kind``, at the incident's current escalation level; its row (none
+    when a maintenance window silenced it)."""
+    rows = yield S.ADD_NOTICE, {"id": incident_id, "kind": kind, "now": now}
+    if not rows:
+        found = yield S.SILENCED_BY, {"id": incident_id, "now": now}
+        if found:
+            yield add_entry(incident_id, records.entry(now, "silenced", MONITORD,
+                                                       silenced(kind, found[0])))
+    return rows
+
+
+def silenced(kind: NoticeKind, window: Row) -> str:
+    """What the timeline says of a notice a maintenance window kept back."""
+    what = f"{window['host']}/{window['check_name']}" if window["check_name"] else window["host"]
+    until = window["until"].astimezone(dt.UTC)
+    return (f"nobody told ({kind}): {what} is in maintenance until "
+            f"{until:%Y-%m-%d %H:%M:%S} UTC, set by {window['owner']}: {window['reason']}")

@@ -1,0 +1,275 @@
+"""Priority that follows the current severity, flapping that goes quiet, maintenance
+windows, planned stops and open periods, in the store, against every backend.
+
+The clock is driven as ``minutes(n)`` after T0; the policy's flap_quiet is 5 minutes and
+its stop_limit an hour.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import sqlite3
+from pathlib import Path
+
+import asyncpg
+
+from monitord.events import Event, new_id
+from monitord.store.migrations import schema_files
+from monitord.store.postgres import PostgresStore
+from monitord.store.postgres_dialect import RECORD_VERSION, VERSION_TABLE
+from monitord.store.protocol import SERVER_DOWN, Incident, Maintenance, Store
+from monitord.store.sqlite import SQLiteStore
+from tests.central.conftest import (
+    HOST,
+    POLICY,
+    T0,
+    OpenStore,
+    fresh_database,
+    healed,
+    heartbeat,
+    minutes,
+    problem,
+    recovery,
+)
+from tests.central.test_store_notices import kinds
+
+P1_SECONDS, P3_SECONDS = 900, 172800
+
+
+async def only_incident(store: Store) -> Incident:
+    [found] = await store.incidents(status=())
+    return await store.incident(found.id)
+
+
+def flapping(check: str = "web", priority: str = "P2", at: dt.datetime = T0) -> Event:
+    return problem(check, priority, at=at).model_copy(update={"flapping": True})
+
+
+def stopped(at: dt.datetime) -> Event:
+    return Event(id=new_id(), kind="stopped", host=HOST, at=at)
+
+
+def window(until: dt.datetime | None, check: str | None = None, at: dt.datetime = T0) -> Event:
+    return Event(id=new_id(), kind="maintenance", host=HOST, check=check, at=at, until=until,
+                 owner="root", reason="kernel upgrade")
+
+
+# --- priority ---------------------------------------------------------------------------
+
+async def test_p1_child_attached_to_a_p3_parent_makes_the_incident_p1(store: Store) -> None:
+    await store.apply([problem("nginx", "P3")], minutes(0))
+    await store.apply([problem("site", "P1", suppressed_by="nginx")], minutes(10))
+    incident = await only_incident(store)
+    assert (incident.key, incident.priority) == (f"{HOST}/nginx", "P1")
+    assert incident.attached == (f"{HOST}/site",)
+    assert incident.due_at == minutes(10) + dt.timedelta(seconds=P1_SECONDS)
+    assert [k for _, k, _ in await kinds(store, 10)] == ["opened", "escalated"]
+
+
+async def test_a_childs_recovery_lowers_the_priority_without_a_notice(store: Store) -> None:
+    await store.apply([problem("nginx", "P3")], minutes(0))
+    await store.apply([problem("site", "P1", suppressed_by="nginx")], minutes(1))
+    assert len(await kinds(store, 1)) == 2
+    await store.apply([recovery("site")], minutes(2))
+    incident = await only_incident(store)
+    assert (incident.priority, incident.status) == ("P3", "open")
+    assert incident.due_at == minutes(0) + dt.timedelta(seconds=P3_SECONDS)
+    assert incident.timeline[-1].kind == "priority"
+    assert "lowered to P3" in incident.timeline[-1].text
+    assert await kinds(store, 2) == []
+
+
+async def test_a_milder_problem_lowers_the_priority_on_the_timeline_only(store: Store) -> None:
+    await store.apply([problem("web", "P1")], minutes(0))
+    await kinds(store, 0)
+    await store.apply([problem("web", "P3", summary="slow answers")], minutes(5))
+    incident = await only_incident(store)
+    assert incident.priority == "P3"
+    assert incident.title == f"{HOST}/web: slow answers"      # the title follows it
+    assert await kinds(store, 5) == []
+
+
+async def test_certificate_warning_plus_a_self_healed_crash_stays_p3(store: Store) -> None:
+    await store.apply([problem("cert", "P3")], minutes(0))
+    crash = healed("cert", at=minutes(1)).model_copy(update={"priority": "P1"})
+    await store.apply([crash], minutes(1))
+    incident = await only_incident(store)
+    assert (incident.priority, incident.status) == ("P3", "open")
+    assert incident.due_at == minutes(0) + dt.timedelta(seconds=P3_SECONDS)
+    assert [k for _, k, _ in await kinds(store, 1)] == ["opened"]
+
+
+# --- flapping ---------------------------------------------------------------------------
+
+async def test_flapping_check_makes_one_notice_until_it_is_calm(store: Store) -> None:
+    await store.apply([flapping("web")], minutes(0))
+    for n in range(1, 4):         # the agent's own quiet aside: changes keep coming
+        await store.apply([recovery("web", at=minutes(n))], minutes(n))
+        await store.apply([problem("web", at=minutes(n + 0.5))], minutes(n + 0.5))
+    await store.apply([recovery("web", at=minutes(4))], minutes(4))
+    incident = await only_incident(store)
+    assert (incident.status, incident.flapping) == ("open", True)
+    assert await store.sweep(minutes(8.9)) == []                  # not calm for 5 min yet
+    assert [k for _, k, _ in await kinds(store, 8.9)] == ["opened"]
+    await store.sweep(minutes(9))
+    incident = await only_incident(store)
+    assert (incident.status, incident.flapping) == ("resolved", False)
+    assert [k for _, k, _ in await kinds(store, 9)] == ["resolved"]
+
+
+async def test_flapping_on_an_open_incident_says_so_once(store: Store) -> None:
+    await store.apply([problem("web")], minutes(0))
+    await store.apply([flapping("web", at=minutes(1))], minutes(1))
+    await store.apply([flapping("web", at=minutes(2))], minutes(2))
+    assert [k for _, k, _ in await kinds(store, 2)] == ["opened", "flapping"]
+
+
+async def test_the_agents_word_after_the_calm_settles_a_flapping_incident(
+        store: Store) -> None:
+    await store.apply([flapping("web")], minutes(0))
+    assert await store.sweep(minutes(30)) == []           # no held word: wait for the agent
+    assert (await only_incident(store)).flapping is True
+    await store.apply([problem("web", at=minutes(31))], minutes(31))   # steady, failing
+    incident = await only_incident(store)
+    assert (incident.status, incident.flapping) == ("open", False)
+    assert [k for _, k, _ in await kinds(store, 31)] == ["opened", "escalated"]
+    await store.apply([recovery("web", at=minutes(32))], minutes(32))
+    assert (await only_incident(store)).status == "resolved"
+
+
+# --- maintenance --------------------------------------------------------------------------
+
+async def test_maintenance_set_by_a_person_silences_notices(store: Store) -> None:
+    await store.set_maintenance(Maintenance(HOST, "", minutes(60), "alice", "disk swap",
+                                            minutes(0)))
+    await store.apply([problem("web", "P1")], minutes(1))
+    assert await kinds(store, 1) == []
+    incident = await only_incident(store)
+    assert incident.timeline[-1].kind == "silenced"
+    assert "in maintenance" in incident.timeline[-1].text and "alice" in incident.timeline[-1].text
+    [listed] = await store.maintenance(minutes(1))
+    assert (listed.host, listed.check, listed.owner, listed.until) == (
+        HOST, "", "alice", minutes(60))
+    assert await store.end_maintenance(HOST, "", minutes(2)) is True
+    assert await store.end_maintenance(HOST, "", minutes(2)) is False
+    await store.apply([recovery("web")], minutes(3))
+    assert [k for _, k, _ in await kinds(store, 3)] == ["resolved"]
+
+
+async def test_maintenance_events_of_the_agent_set_and_end_windows(store: Store) -> None:
+    await store.apply([window(minutes(30), check="web")], minutes(0))
+    await store.apply([problem("web"), problem("db")], minutes(1))
+    assert [k for _, k, _ in await kinds(store, 1)] == ["opened"]          # db's only
+    [listed] = await store.maintenance(minutes(1))
+    assert (listed.check, listed.owner, listed.reason) == ("web", "root", "kernel upgrade")
+    assert await store.maintenance(minutes(31)) == []                       # expired
+    await store.apply([window(None, check="web")], minutes(2))
+    assert await store.maintenance(minutes(2)) == []
+
+
+# --- planned stops --------------------------------------------------------------------------
+
+async def test_a_stopped_host_is_not_down_until_the_stop_limit(store: Store) -> None:
+    await store.apply([heartbeat(interval_seconds=60), stopped(minutes(1))], minutes(1))
+    assert await store.sweep(minutes(30)) == []
+    [host] = await store.hosts(minutes(30))
+    assert (host.down, host.stopped_at) == (False, minutes(1))
+    [down] = await store.sweep(minutes(62))
+    assert down.key == f"{HOST}/{SERVER_DOWN}" and "stopped by an admin" in down.title
+
+
+async def test_a_heartbeat_made_after_the_stop_ends_it(store: Store) -> None:
+    await store.apply([stopped(minutes(1)), heartbeat(interval_seconds=60, at=minutes(0.5))],
+                      minutes(1))
+    assert (await store.hosts(minutes(1)))[0].stopped_at == minutes(1)   # older: kept
+    await store.apply([heartbeat(interval_seconds=60, at=minutes(5))], minutes(5))
+    assert (await store.hosts(minutes(5)))[0].stopped_at is None
+    assert len(await store.sweep(minutes(10))) == 1                       # silent again
+
+
+# --- open periods -------------------------------------------------------------------------
+
+async def test_a_reopened_incident_keeps_both_open_periods(open_store: OpenStore) -> None:
+    store = await open_store()
+    await store.apply([problem("web", "P2")], minutes(0))
+    [incident] = await store.incidents()
+    await store.acknowledge(incident.id, "alice", "", minutes(5))
+    await store.apply([recovery("web")], minutes(10))
+    await store.apply([problem("web", "P2")], minutes(20))            # reopened
+    await store.acknowledge(incident.id, "bob", "", minutes(50))
+    await store.acknowledge(incident.id, "carol", "", minutes(55))    # not the first
+    first, second = await store.periods_between(minutes(-1), minutes(60))
+    assert (first.started_at, first.acknowledged_by, first.resolved_at) == (
+        minutes(0), "alice", minutes(10))
+    assert (second.started_at, second.acknowledged_at, second.acknowledged_by) == (
+        minutes(20), minutes(50), "bob")
+    assert second.resolved_at is None and second.status == "acknowledged"
+
+
+# --- schema 3 over a store of schema 2 ------------------------------------------------------
+
+V2_INCIDENT = """INSERT INTO incident (key, host, check_name, priority, status, title, summary,
+    opened_at, due_at, last_seen_at, count, acknowledged_at, acknowledged_by)
+    VALUES ('web1/nginx', 'web1', 'nginx', 'P2', 'acknowledged', 't', 's', {t0}, {due},
+            {t0}, 1, {ack}, 'alice')"""
+
+
+def _v2(t0: str, due: str, ack: str) -> list[str]:
+    """The statements of a schema 2 store holding one acknowledged incident with a child."""
+    return [V2_INCIDENT.format(t0=t0, due=due, ack=ack),
+            "INSERT INTO attached (incident_id, key) VALUES (1, 'web1/shop')"]
+
+
+async def _after_v2(store: Store) -> None:
+    """What a schema 2 incident looks like once the store is at schema 3."""
+    [period] = await store.periods_between(minutes(-1), minutes(1))
+    assert (period.started_at, period.acknowledged_by, period.priority) == (T0, "alice", "P2")
+    await store.apply([stopped(minutes(1)), window(minutes(60), at=minutes(1))], minutes(1))
+    await store.apply([recovery("shop", at=minutes(2))], minutes(2))    # the child: P2 still
+    incident = await only_incident(store)
+    assert (incident.priority, incident.attached) == ("P2", (f"{HOST}/shop",))
+    await store.apply([flapping("nginx", "P2", at=minutes(3))], minutes(3))
+    assert (await only_incident(store)).flapping is True
+
+
+async def test_a_schema_2_sqlite_file_takes_schema_3_with_its_incidents(
+        tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        for number, _, script in schema_files("sqlite"):
+            if number <= 2:
+                db.executescript(script)
+        for statement in _v2(str(T0.timestamp()), str(minutes(120).timestamp()),
+                             str(minutes(5).timestamp())):
+            db.execute(statement)
+        db.execute("PRAGMA user_version = 2")
+        db.commit()
+    store = await SQLiteStore.open(path, POLICY)
+    try:
+        await _after_v2(store)
+    finally:
+        await store.close()
+
+
+async def test_a_schema_2_postgres_database_takes_schema_3_with_its_incidents() -> None:
+    async with fresh_database() as dsn:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(VERSION_TABLE.sql)
+            for number, name, script in schema_files("postgres"):
+                if number <= 2:
+                    await conn.execute(script)
+                    await conn.execute(RECORD_VERSION.sql, number, name)
+            at = "'2026-11-25T17:{:02d}:00Z'::timestamptz"
+            for statement in _v2(at.format(0), "'2026-11-25T19:00:00Z'::timestamptz",
+                                 at.format(5)):
+                await conn.execute(statement)
+        finally:
+            await conn.close()
+        store = await PostgresStore.open(dsn, POLICY, pool_size=2)
+        try:
+            assert store.migrated == ("003_root_causes.sql",)
+            await _after_v2(store)
+        finally:
+            await store.close()
