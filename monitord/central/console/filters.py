@@ -34,6 +34,7 @@ FILTERS = ("host", "check", "priority", "state", "text", "page")
 # Not filters but how the page is shown: selecting rows, and what was just done.
 VIEW = ("select", "done", "count", "skipped")
 SINGLE = ("host", "check", "text", "page", "select", "done", "count", "skipped")
+DONE = ("acknowledged", "resolved")            # what a form may say it did
 
 
 @dataclass(frozen=True)
@@ -181,8 +182,6 @@ def done_text(query: Mapping[str, str]) -> str:
         text += (f" {left} could not be {done}: already resolved, or gone.")
     return text
 
-
-DONE = ("acknowledged", "resolved")
 
 
 def _small(value: str) -> bool:

@@ -1,4 +1,6 @@
-"""The console's pages and forms: login, the queue, an incident, hosts, fixes.
+"""The console's pages and forms: login, an incident and its forms, fixes; and what every
+signed-in page shares (the session check, the header, the incident rows' view), which the
+queue (queue.py) and the host pages (hosts.py) use too.
 
 Every page but the login needs a session (see sessions.py); without one a GET goes to the
 login page and comes back after it. Every POST needs its form's anti-forgery token first,
