@@ -6,10 +6,10 @@ opens an incident whose probe output carries a script (shown as text, never run)
 acknowledges and resolves it, and checks that a form stripped of its anti-forgery token
 and a bare request with the session cookie are both refused and change nothing.
 
-Then the queue of a busy night, on a phone (390 px wide) and at a desk (1366 px): no page
-scrolls sideways, the filters go into the URL and come back from it, a row is
-acknowledged with its own button, two are resolved in one bulk form, and that form is
-refused without its token.
+Then the queue of a busy night, with the service on SQLite and on PostgreSQL, on a phone
+(390 px wide) and at a desk (1366 px): no page scrolls sideways, the filters go into the
+URL and come back from it, a row is acknowledged with its own button, two are resolved in
+one bulk form, and that form is refused without its token.
 
 With $MONITORD_SCREENSHOTS set to a directory, it also saves queue-1366.png, queue-390.png
 and incident.png there (the README's are made with
@@ -23,12 +23,13 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.central.conftest import fresh_database
 from tests.central.consoleclient import PASSWORD, add_user
 from tests.central.test_server import (
     POLL_SECONDS,
@@ -139,11 +140,16 @@ def problem(host: str, check: str, priority: str, summary: str) -> dict[str, Any
 
 @contextlib.contextmanager
 def console(tmp_path: Path, seed: Callable[[str], list[dict[str, Any]]] | None = None,
-            hosts: tuple[str, ...] = ("web1", "web2")) -> Iterator[tuple[str, str]]:
+            hosts: tuple[str, ...] = ("web1", "web2"), store_url: str = ""
+            ) -> Iterator[tuple[str, str]]:
     """A central service with carol (a console password), agents (web1 and web2) and their
-    events; yields its base URL and an operator token for checking the store."""
+    events, on SQLite or the store at ``store_url``; yields its base URL and an operator
+    token for checking the store."""
     port = free_port()
     config = write_config(tmp_path, port)
+    if store_url:
+        config.write_text(f'[central]\nlisten = "127.0.0.1:{port}"\n'
+                          f'store_url = "{store_url}"\n')
     with config.open("a") as f:
         f.write('[policy]\nP3 = "1s"\n')       # so that the P3 is overdue at once
     made = add_user(config, "carol", PASSWORD + "\n")
@@ -285,10 +291,22 @@ def check_forgeries(browser: Any, page: Any, base: str, operator: str,
 WIDTHS = {"desk": {"width": 1366, "height": 860}, "phone": {"width": 390, "height": 844}}
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """"" (the central's own SQLite file) or a fresh PostgreSQL database. (Listed before
+    ``playwright`` in a test, so that it is made before the browser's loop runs.)"""
+    if request.param == "sqlite":
+        yield ""
+        return
+    async with fresh_database() as dsn:
+        yield dsn
+
+
 @pytest.mark.parametrize("width", WIDTHS)
-def test_queue_on_a_phone_and_at_a_desk(playwright: Any, tmp_path: Path, width: str) -> None:
+def test_queue_on_a_phone_and_at_a_desk(store_url: str, playwright: Any, tmp_path: Path,
+                                        width: str) -> None:
     viewport = WIDTHS[width]
-    with (console(tmp_path, night, ("web1", "web2", "web3")) as (base, operator),
+    with (console(tmp_path, night, ("web1", "web2", "web3"), store_url) as (base, operator),
           chromium(playwright, tmp_path, viewport) as browser):
         page = browser.new_page()
         scripts_ran: list[str] = []
@@ -300,7 +318,8 @@ def test_queue_on_a_phone_and_at_a_desk(playwright: Any, tmp_path: Path, width: 
         assert PAYLOAD in page.inner_text("main")           # the script, as text
         assert page.evaluate("typeof window.__xss") == "undefined"
         fits(page)
-        shoot(page, f"queue-{viewport['width']}.png")
+        if not store_url:                                   # one of each width
+            shoot(page, f"queue-{viewport['width']}.png")
         filter_in_the_url(page, base)
         acknowledge_from_the_queue(page, base, operator)
         bulk_resolve(page, base, operator)
