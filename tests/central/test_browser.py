@@ -330,7 +330,11 @@ def test_queue_on_a_phone_and_at_a_desk(store_url: str, playwright: Any, tmp_pat
         page.click("td a[href='/console/hosts/web1']")       # its host's page
         assert page.url == f"{base}/console/hosts/web1"
         assert "Open incidents" in page.inner_text("main")
+        assert "restart-service" in page.inner_text("main")  # its heal
         fits(page)
+        for other in ("hosts", "fixes"):                    # the other pages fit too
+            page.goto(f"{base}/console/{other}")
+            fits(page)
         assert scripts_ran == []
 
 
