@@ -75,10 +75,7 @@ async def queue(request: web.Request, session: Session) -> web.StreamResponse:
     try:
         wanted = parse_filter(request.query)
     except FilterError as e:
-        return await _page(request, session, "queue.html.j2", status=400, title="Queue",
-                           error=str(e), form=_form(QueueFilter(), echo(request.query)),
-                           rows=[], cut=[], limit=QUEUE_LIMIT, paging=None, done="",
-                           selecting="", back="", links={}, choices={"hosts": [], "checks": []})
+        return await _refused(request, session, str(e))
     store, now = request.app[STORE], request.app[CLOCK]()
     everything = await _opened(store)
     listed = everything if _is_everything(wanted) else await _listed(store, wanted)
@@ -124,6 +121,14 @@ async def bulk(request: web.Request, session: Session) -> web.StreamResponse:
     log.info("central: console: %s: %s %d incidents (%d skipped): %s", session.name, action,
              len(ids) - skipped, skipped, ", ".join(str(i) for i in ids))
     return redirect(done_url(back, DONE[action], len(ids) - skipped, skipped))
+
+
+async def _refused(request: web.Request, session: Session, error: str) -> web.Response:
+    """The queue's form as it was typed, the line saying what is wrong, and no rows."""
+    return await _page(request, session, "queue.html.j2", status=400, title="Queue",
+                       error=error, form=_form(QueueFilter(), echo(request.query)), rows=[],
+                       cut=[], limit=QUEUE_LIMIT, paging=None, done="", selecting="",
+                       back="", links={}, choices={"hosts": [], "checks": []})
 
 
 def _ids(values: Sequence[object]) -> list[int]:
