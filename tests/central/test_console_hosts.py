@@ -23,32 +23,38 @@ async def api(store: Store) -> AsyncIterator[Api]:
 
 def heal_rows(text: str) -> list[tuple[str, ...]]:
     return re.findall(r'<td class="check">([\w-]+)</td>\s*<td><code>([\w-]+)</code></td>\s*'
-                      r'<td class="num" data-label="healed">(\d+)</td>\s*'
                       r'<td class="num" data-label="runs">(\d+)</td>\s*'
                       r'<td class="num" data-label="worked">(\d+)</td>\s*'
-                      r'<td class="num" data-label="success">([\d%-]+)</td>', text)
+                      r'<td class="num" data-label="success">([\d%-]+)</td>\s*'
+                      r'<td data-label="last run" title="[^"]+">([^<]+)</td>', text)
 
 
 async def test_host_page_shows_its_incidents_heals_and_maintenance_place(api: Api) -> None:
     person = await signed_in(api)
     assert (await api.post_events(heartbeat("web1"))).status == 200
     web = await open_incident(api, "web", "P2", steps=[step("reload-service")])
-    db = await open_incident(api, "db", "P1")
-    await open_incident(api, "mail", "P1", host="web2")
+    await open_incident(api, "mail", "P1", host="web2", steps=[step("restart-service")])
     for event, host in ((healed("php", steps=(step("restart-service", worked=True),)), "web1"),
                         (healed("php", steps=(step("restart-service", worked=True),)), "web1"),
                         (healed("php", host="web2"), "web2")):
         assert (await api.post_events(event, host=host)).status == 200
-    api.clock.advance(2 * MINUTE)
+    api.clock.advance(MINUTE)
+    db = await open_incident(api, "db", "P1", steps=[step("restart-service")],
+                             at=api.clock.now.isoformat())      # a run a minute later
+    api.clock.advance(MINUTE)
     page = await person.get("/console/hosts/web1")
     assert page.status == 200, page.text
     assert "<h1>web1</h1>" in page.text and '<span class="up">up</span>' in page.text
     assert "2m ago, every 1m" in page.text
     assert incident_ids(page) == [db, web]
     assert page.text.count('name="next" value="/console/hosts/web1"') == 4   # 2 rows x 2
-    assert heal_rows(page.text) == [("php", "restart-service", "2", "2", "2", "100%"),
-                                    ("web", "reload-service", "0", "1", "0", "0%")]
+    assert heal_rows(page.text) == [("db", "restart-service", "1", "0", "0%", "1m ago"),
+                                    ("php", "restart-service", "2", "2", "100%", "2m ago"),
+                                    ("web", "reload-service", "1", "0", "0%", "2m ago")]
     assert 'id="maintenance"' in page.text
+    api.clock.advance(7 * 86400 - 90)            # the first runs are now older than a week
+    later = await (await signed_in(api, "dave")).get("/console/hosts/web1")
+    assert heal_rows(later.text) == [("db", "restart-service", "1", "0", "0%", "6d23h ago")]
     assert '<a href="/console/?host=web1">This host in the queue</a>' in page.text
 
 

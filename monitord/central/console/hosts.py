@@ -4,15 +4,15 @@
     GET /console/hosts/HOST     one host: those facts, its open incidents (with the queue's
                                 row buttons), what the junior tier fixed there, maintenance
 
-A host's heals are the store's counts for it (``healed_counts``: ladders that healed, by
-the fix that did it; ``fix_runs``: every fix run and how often the check passed after it),
-over all time: the store keeps no per-run history to cut a window from.
+A host's recent heals are the store's fix statistics for it over the last week
+(``fix_stats``, as the fix statistics API's default window): per check and fix, how often
+it ran, how often the check passed right after it, and when it last ran; the most recent
+first.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -34,21 +34,7 @@ from monitord.errors import ConsoleError
 from monitord.store.protocol import HostInfo, Store
 
 UNKNOWN_HOST = "monitord has not heard of a host by that name."
-
-
-@dataclass
-class Heals:
-    """What one fix did for one check on the host."""
-
-    check: str
-    fix: str
-    healed: int = 0      # ladders it ended by healing the check
-    runs: int = 0        # times it ran, healing or not
-    worked: int = 0      # runs after which the check passed
-
-    @property
-    def success(self) -> str:
-        return f"{round(100 * self.worked / self.runs)}%" if self.runs else "-"
+HEALS_SECONDS = 7 * 86400.0     # the fix statistics API's default window
 
 
 @person_page
@@ -84,24 +70,22 @@ async def host_page(request: web.Request, session: Session) -> web.StreamRespons
         facts=_host_view(info, now) if info is not None else None,
         rows=[_incident_view(i, now) for i in shown], back=back,
         cut=[p for p in PRIORITIES if len(mine[p]) >= QUEUE_LIMIT], limit=QUEUE_LIMIT,
-        heals=await _heals(store, name), done=done_text(request.query),
+        heals=await _heals(store, name, now), heals_window=format_duration(HEALS_SECONDS),
+        done=done_text(request.query),
         # MAINTENANCE: the store keeps no maintenance windows yet (they live in each
         # agent's state file); when it does, pass this host's current and coming windows
         # here (who set each, why, until when) and host.html.j2 lists them. None = unknown.
         maintenance=None)
 
 
-async def _heals(store: Store, name: str) -> list[Heals]:
-    table: dict[tuple[str, str], Heals] = {}
-    for host, check, fix, count in await store.healed_counts():
-        if host == name:
-            table.setdefault((check, fix), Heals(check, fix)).healed += count
-    for host, check, fix, runs, worked in await store.fix_runs():
-        if host == name:
-            heals = table.setdefault((check, fix), Heals(check, fix))
-            heals.runs += runs
-            heals.worked += worked
-    return sorted(table.values(), key=lambda h: (-h.healed, -h.runs, h.check, h.fix))
+async def _heals(store: Store, name: str, now: dt.datetime) -> list[dict[str, object]]:
+    """The host's fix runs within the window, the one that ran last first."""
+    since = now - dt.timedelta(seconds=HEALS_SECONDS)
+    mine = sorted((r for r in await store.fix_stats(since) if r.host == name),
+                  key=lambda r: (-r.last_at.timestamp(), r.check, r.fix))
+    return [{"check": r.check, "fix": r.fix, "runs": r.runs, "worked": r.worked,
+             "success": f"{round(100 * r.worked / r.runs)}%" if r.runs else "-",
+             "last": _ago(r.last_at, now), "last_at": r.last_at} for r in mine]
 
 
 def _host_view(h: HostInfo, now: dt.datetime) -> dict[str, object]:
