@@ -332,7 +332,7 @@ def test_queue_on_a_phone_and_at_a_desk(store_url: str, playwright: Any, tmp_pat
         assert "Open incidents" in page.inner_text("main")
         assert "restart-service" in page.inner_text("main")  # its heal
         fits(page)
-        for other in ("hosts", "fixes"):                    # the other pages fit too
+        for other in ("hosts", "fixes", "schedules", "people", "policies"):   # the rest too
             page.goto(f"{base}/console/{other}")
             fits(page)
         assert scripts_ran == []
