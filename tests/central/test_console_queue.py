@@ -6,6 +6,7 @@ and one timeline entry by the person per incident it changes."""
 from __future__ import annotations
 
 import html
+import logging
 import re
 from collections.abc import AsyncIterator
 
@@ -261,14 +262,20 @@ async def test_bulk_resolve_resolves_each_with_its_own_timeline_entry(api: Api) 
     assert (await api.store.incident(made["web"])).status == "open"
 
 
-async def test_bulk_acknowledge_skips_what_cannot_take_it(api: Api) -> None:
+async def test_bulk_acknowledge_skips_what_cannot_take_it(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
     person = await signed_in(api)
     made = await seeded(api)
     await api.store.resolve(made["web"], "dave", "", api.clock.now)
     token = (await person.get("/console/")).csrf()
-    answer = await person.request("POST", "/console/bulk", MultiDict([
-        ("csrf", token), ("do", "acknowledge"), ("id", str(made["db"])),
-        ("id", str(made["web"])), ("id", "999999"), ("id", str(made["db"]))]))
+    with caplog.at_level(logging.INFO):
+        answer = await person.request("POST", "/console/bulk", MultiDict([
+            ("csrf", token), ("do", "acknowledge"), ("id", str(made["db"])),
+            ("id", str(made["web"])), ("id", "999999"), ("id", str(made["db"]))]))
+    assert (f"carol: acknowledge 1 incidents (2 skipped): {made['db']}, {made['web']}, "
+            "999999") in caplog.text
+    assert token not in caplog.text
     assert (answer.status, answer.location) == (
         303, "/console/?done=acknowledged&count=1&skipped=2")
     shown = await person.get(answer.location)

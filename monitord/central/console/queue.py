@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 BULK = "/console/bulk"
 PAGE_SIZE = 50               # rows per page: a phone scrolls through this many at most
 BULK_LIMIT = 500             # incidents one bulk form may name
+LOGGED_IDS = 20              # of which the log line names this many
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ async def bulk(request: web.Request, session: Session) -> web.StreamResponse:
         except (Conflict, NotFound):
             skipped += 1
     log.info("central: console: %s: %s %d incidents (%d skipped): %s", session.name, action,
-             len(ids) - skipped, skipped, ", ".join(str(i) for i in ids))
+             len(ids) - skipped, skipped, _listed_ids(ids))
     return redirect(done_url(back, DONE[action], len(ids) - skipped, skipped))
 
 
@@ -145,6 +146,12 @@ def _ids(values: Sequence[object]) -> list[int]:
     if len(ids) > BULK_LIMIT:
         raise ConsoleError(400, f"Too many incidents at once: at most {BULK_LIMIT}.")
     return list(ids)
+
+
+def _listed_ids(ids: list[int]) -> str:
+    """The incidents of a bulk action for the log: the first LOGGED_IDS of them."""
+    more = f" and {len(ids) - LOGGED_IDS} more" if len(ids) > LOGGED_IDS else ""
+    return ", ".join(str(i) for i in ids[:LOGGED_IDS]) + more
 
 
 def _is_everything(wanted: QueueFilter) -> bool:
