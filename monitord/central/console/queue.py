@@ -90,7 +90,7 @@ async def queue(request: web.Request, session: Session) -> web.StreamResponse:
         refresh_url=back if done else None, title="Queue", error="",
         form=_form(wanted), rows=[_incident_view(i, now) for i in shown], limit=QUEUE_LIMIT,
         cut=[p for p in wanted.shown_priorities() if len(listed[p]) >= QUEUE_LIMIT],
-        paging=paging, done=done, selecting=selecting, back=back,
+        paging=paging, done=done, selecting=selecting, back=back, filtered=wanted.active,
         links={"select": wanted.url(wanted.page, select="none"),
                "select_all": wanted.url(wanted.page, select="all"),
                "unselect": back},
@@ -129,7 +129,8 @@ async def _refused(request: web.Request, session: Session, error: str) -> web.Re
     return await _page(request, session, "queue.html.j2", status=400, title="Queue",
                        error=error, form=_form(QueueFilter(), echo(request.query)), rows=[],
                        cut=[], limit=QUEUE_LIMIT, paging=None, done="", selecting="",
-                       back="", links={}, choices={"hosts": [], "checks": []})
+                       back="", links={}, choices={"hosts": [], "checks": []},
+                       filtered=True)
 
 
 def _ids(values: Sequence[object]) -> list[int]:
