@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,7 @@ class Person:
     async def post(self, path: str, form: dict[str, str]) -> Page:
         return await self.request("POST", path, form)
 
-    async def request(self, method: str, path: str, form: dict[str, str] | None = None
+    async def request(self, method: str, path: str, form: Mapping[str, str] | None = None
                       ) -> Page:
         self.api.client.session.cookie_jar.clear()
         headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from monitord.central.config import load_central_config
-from monitord.central.console import pages, sessions, state
+from monitord.central.console import pages, queue, sessions, state
 from monitord.central.console.errors import FORGED
 from monitord.central.console.render import SECURITY_HEADERS
 from monitord.central.console.state import CONSOLE
@@ -54,7 +54,8 @@ async def open_incident(api: Api, check: str = "web", priority: str = "P2",
 
 def incident_ids(page: Page) -> list[int]:
     """The incidents a queue lists, top to bottom."""
-    return [int(n) for n in re.findall(r'<td><a href="/console/incidents/(\d+)">', page.text)]
+    return [int(n) for n in re.findall(r'<td class="id"><a href="/console/incidents/(\d+)">',
+                                       page.text)]
 
 
 # --- signing in --------------------------------------------------------------------------
@@ -271,7 +272,8 @@ async def test_acknowledged_incident_is_not_overdue(api: Api) -> None:
 async def test_a_flood_of_overdue_p3s_cannot_push_a_p1_off_the_queue(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pages, "QUEUE_LIMIT", 3)
+    for module in (pages, queue):
+        monkeypatch.setattr(module, "QUEUE_LIMIT", 3)
     p3s = [await open_incident(api, f"disk{n}", "P3") for n in range(4)]  # due T0 + 48h
     api.clock.advance(49 * 3600)
     db = await open_incident(api, "db", "P1")                            # due in 15m
@@ -379,7 +381,8 @@ async def test_hosts_page_shows_heartbeats_down_hosts_and_open_incidents(api: Ap
     await api.store.sweep(api.clock.now)                    # web1: silent for 10 minutes
     page = await person.get("/console/hosts")
     assert page.status == 200
-    rows = dict(re.findall(r"<td>(web\d)</td>\s*<td>(.*?)</td>", page.text))
+    rows = dict(re.findall(r'<td class="host"><a href="/console/hosts/web\d">(web\d)</a></td>'
+                           r"\s*<td>(.*?)</td>", page.text))
     assert "DOWN" in rows["web1"] and "up" in rows["web2"]
     assert "10m ago" in page.text
     assert '<a href="/console/?host=web1">1</a>' in page.text   # its "server down"

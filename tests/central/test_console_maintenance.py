@@ -91,6 +91,6 @@ async def test_hosts_page_shows_a_host_stopped_by_an_admin(api: Api) -> None:
     api.clock.advance(10 * 60.0)
     await api.store.sweep(api.clock())                  # silent for 10 minutes: not down
     page = await person.get("/console/hosts")
-    row = re.search(r"<td>web1</td>\s*<td>(.*?)</td>", page.text)
+    row = re.search(r'<td class="host"><a [^>]*>web1</a></td>\s*<td>(.*?)</td>', page.text)
     assert row is not None and "stopped by an admin" in row[1] and "DOWN" not in row[1]
     assert await api.store.incidents() == []

@@ -1,9 +1,13 @@
 """The on-call web console: server-rendered pages under /console/, no JavaScript.
 
     /console/login                      sign in (name and password, see passwords.py)
-    /console/                           the queue: open incidents, P1 first, then by due time
+    /console/                           the queue: open incidents, P1 first, then by due time;
+                                        filters in the URL, a page at a time, each row's
+                                        acknowledge and resolve buttons (queue.py, filters.py)
+    /console/bulk                       POST: acknowledge or resolve the rows ticked
     /console/incidents/ID               one incident, its timeline, and its forms
     /console/hosts                      every host: last heartbeat, down or up, open incidents
+    /console/hosts/HOST                 one host: its open incidents, heals, maintenance
     /console/fixes                      per check and fix: how often it healed, and failed
     /console/schedules, people, policies  on call: who now and next, contacts, escalation
                                         (oncall.py)
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from monitord.central.console import maintenance, oncall, pages
+from monitord.central.console import hosts, maintenance, oncall, pages, queue
 from monitord.central.console.errors import console_errors, is_console
 from monitord.central.console.state import CONSOLE, Console
 
@@ -36,10 +40,12 @@ def setup_console(app: web.Application) -> None:
         web.get(pages.LOGIN, pages.login_form),
         web.post(pages.LOGIN, pages.login),
         web.post("/console/logout", pages.logout),
-        web.get(pages.HOME, pages.queue),
+        web.get(pages.HOME, queue.queue),
+        web.post(queue.BULK, queue.bulk),
         web.get(INCIDENT, pages.incident_page),
         web.post(INCIDENT + "/{action:acknowledge|resolve|comment}", pages.act),
-        web.get("/console/hosts", pages.hosts),
+        web.get(pages.HOSTS, hosts.hosts),
+        web.get(pages.HOSTS + "/{host}", hosts.host_page),
         web.get("/console/fixes", pages.fixes),
         web.get(oncall.SCHEDULES, oncall.schedules),
         web.post(oncall.SCHEDULES, oncall.change_schedules),

@@ -1,4 +1,6 @@
-"""The console's pages and forms: login, the queue, an incident, hosts, fixes.
+"""The console's pages and forms: login, an incident and its forms, fixes; and what every
+signed-in page shares (the session check, the header, the incident rows' view), which the
+queue (queue.py) and the host pages (hosts.py) use too.
 
 Every page but the login needs a session (see sessions.py); without one a GET goes to the
 login page and comes back after it. Every POST needs its form's anti-forgery token first,
@@ -24,6 +26,7 @@ from yarl import URL
 
 from monitord.central.console import sessions
 from monitord.central.console.errors import FORGED
+from monitord.central.console.filters import done_url
 from monitord.central.console.fixstats import fix_report
 from monitord.central.console.render import html, redirect
 from monitord.central.console.sessions import Session
@@ -62,6 +65,8 @@ MAX_INCIDENT_ID = 2**63 - 1
 MAX_NOTE_CHARS = 2000          # as the API's ActionBody and CommentBody
 MAX_COMMENT_CHARS = 20000
 ACTIONS = {"acknowledge": "note", "resolve": "note", "comment": "text"}
+DONE = {"acknowledge": "acknowledged", "resolve": "resolved"}
+HOSTS = "/console/hosts"
 
 PersonHandler = Callable[[web.Request, Session], Awaitable[web.StreamResponse]]
 
@@ -204,21 +209,6 @@ async def root(request: web.Request) -> web.StreamResponse:
 
 
 @person_page
-async def queue(request: web.Request, session: Session) -> web.StreamResponse:
-    host = request.query.get("host") or None
-    if host is not None and not sessions.PERSON.fullmatch(host):
-        raise ConsoleError(400, "host: expected a host name like web1.")
-    now = request.app[CLOCK]()
-    everything = await _opened(request.app[STORE])
-    listed = everything if host is None else await _opened(request.app[STORE], host)
-    shown = [i for p in PRIORITIES for i in listed[p]]
-    return await _page(request, session, "queue.html.j2", refresh=True, opened=everything,
-                       title="Queue", host=host, limit=QUEUE_LIMIT,
-                       cut=[p for p in PRIORITIES if len(listed[p]) >= QUEUE_LIMIT],
-                       rows=[_incident_view(i, now) for i in shown])
-
-
-@person_page
 async def incident_page(request: web.Request, session: Session) -> web.StreamResponse:
     return await _incident_page(request, session)
 
@@ -246,26 +236,10 @@ async def act(request: web.Request, session: Session) -> web.StreamResponse:
     except Conflict as e:
         return await _incident_page(request, session, status=409, error=f"{e}.")
     log.info("central: console: %s: %s incident %d", session.name, action, incident_id)
+    back = _field(await request.post(), "next")
+    if back and action in DONE:          # a row's button: back to the queue or host page
+        return redirect(done_url(_safe_next(back), DONE[action], 1))
     return redirect(f"/console/incidents/{incident_id}")
-
-
-@person_page
-async def hosts(request: web.Request, session: Session) -> web.StreamResponse:
-    now = request.app[CLOCK]()
-    found = await request.app[STORE].hosts(now)
-    opened = await _opened(request.app[STORE])
-    late: dict[str, int] = {}
-    for incident in (i for p in PRIORITIES for i in opened[p]):
-        if incident.overdue(now):
-            late[incident.host] = late.get(incident.host, 0) + 1
-    rows = [{"host": h.host, "heard": _ago(h.last_heartbeat, now),
-             "last_heartbeat": h.last_heartbeat,
-             "every": format_duration(h.interval_seconds) if h.interval_seconds else "-",
-             "down": h.down, "open": h.open_incidents, "overdue": late.get(h.host, 0),
-             "stopped": h.stopped_at if h.stopped_at is not None and not h.down else None,
-             "queue": str(URL(HOME).with_query(host=h.host))} for h in found]
-    return await _page(request, session, "hosts.html.j2", refresh=True, opened=opened,
-                       title="Hosts", rows=rows)
 
 
 @person_page
@@ -320,7 +294,8 @@ def _incident_id(request: web.Request) -> int:
 
 def _incident_view(i: Incident, now: dt.datetime) -> dict[str, object]:
     return {"id": i.id, "url": f"/console/incidents/{i.id}", "priority": i.priority,
-            "status": i.status, "host": i.host, "check": i.check, "key": i.key,
+            "status": i.status, "host": i.host, "host_url": host_url(i.host),
+            "check": i.check, "key": i.key,
             "title": i.title or i.key, "summary": i.summary, "age": age_text(i.opened_at, now),
             "due": due_text(i.due_at, now, i.status == "resolved"),
             "overdue": i.overdue(now), "opened_at": i.opened_at,
@@ -346,6 +321,10 @@ def _step_view(number: int, step: dict[str, object]) -> dict[str, object]:
             "took": format_duration(duration) if isinstance(duration, int | float) else "-",
             "reprobe": f"{status}: {step.get('reprobe_summary', '')}" if status else "",
             "worked": status == "OK", "output": str(step.get("output", "")).rstrip()}
+
+
+def host_url(host: str) -> str:
+    return str(URL(HOSTS) / host)
 
 
 def _ago(moment: dt.datetime | None, now: dt.datetime) -> str:
