@@ -46,7 +46,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 
 from monitord.errors import Conflict, NotFound
-from monitord.events import Event, EventKind
+from monitord.events import Event, EventKind, time_problems
 from monitord.model import Priority
 from monitord.store import records
 from monitord.store.ops import Op, Rows, Script, aware
@@ -85,29 +85,39 @@ def apply(policy: Policy, events: Sequence[Event], now: dt.datetime) -> Script[A
     counts its fix runs and its kind's handler decides what it does.
     """
     aware(now)
+    _sane_times(events, now)
     claimed = yield from _claim(events, now)
-    for host in sorted({event.host for event in events if event.id in claimed}):
+    for host in sorted({host for host, _ in claimed}):
         yield S.NOTE_HOST, {"host": host}
     applied = 0
     for event in events:
-        if event.id not in claimed:
+        if (event.host, event.id) not in claimed:
             continue
-        claimed.discard(event.id)          # a repeat of the id in this batch is a duplicate
+        claimed.discard((event.host, event.id))   # a repeat in this batch is a duplicate
         applied += 1
         for step in ran(event):
             yield S.COUNT_FIX_RUN, {"host": event.host, "check": event.check, "fix": step.fix,
                                     "now": now, "worked": int(step.reprobe_status == "OK")}
-        yield from HANDLERS[event.kind](policy, event, now)
+        yield from HANDLERS.get(event.kind, _recorded)(policy, event, now)
     return ApplyReport(applied=applied, duplicates=len(events) - applied)
 
 
-def _claim(events: Sequence[Event], now: dt.datetime) -> Script[set[str]]:
-    """Record the events' ids; the set of those not applied before (the dedup)."""
+def _sane_times(events: Sequence[Event], now: dt.datetime) -> None:
+    """A time no store can keep (or no incident should carry) refuses the whole batch,
+    before any statement: ValueError naming the event and the field."""
+    for n, event in enumerate(events):
+        for problem in time_problems(event, now):
+            raise ValueError(f"events[{n}].{problem}")
+
+
+def _claim(events: Sequence[Event], now: dt.datetime) -> Script[set[tuple[str, str]]]:
+    """Record the events' (host, id); the set of those not applied before (the dedup: ids
+    are unique per host)."""
     rows = yield S.CLAIM_EVENTS, {
         "now": now, "ids": [e.id for e in events], "kinds": [e.kind for e in events],
         "hosts": [e.host for e in events], "checks": [e.check for e in events],
         "ats": [e.at for e in events]}
-    return {row["id"] for row in rows}
+    return {(row["host"], row["id"]) for row in rows}
 
 
 def _problem(policy: Policy, event: Event, now: dt.datetime) -> Script[object]:
@@ -152,6 +162,12 @@ def _heartbeat(policy: Policy, event: Event, now: dt.datetime) -> Script[None]:
 
 
 # What each kind of event does (after its fix runs are counted).
+def _recorded(policy: Policy, event: Event, now: dt.datetime) -> Script[object]:
+    """A kind these rules do not act on (yet): its id is recorded, nothing else changes."""
+    yield from ()
+    return None
+
+
 HANDLERS: dict[EventKind, Callable[[Policy, Event, dt.datetime], Script[object]]] = {
     "problem": _problem, "healed": _healed, "recovery": _recovery, "heartbeat": _heartbeat}
 
