@@ -46,7 +46,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 
 from monitord.errors import Conflict, NotFound
-from monitord.events import Event, EventKind, time_problems
+from monitord.events import Event, EventKind, time_problems, visible
 from monitord.model import Priority
 from monitord.store import records
 from monitord.store.ops import Op, Rows, Script, aware
@@ -259,18 +259,22 @@ def silence(policy: Policy) -> dict[str, object]:
 # --- people's actions ------------------------------------------------------------------
 
 
+# A person's note or comment is made ``visible`` here, whoever passed it on (the API, the
+# console's forms, the CLI on the embedded store): what one backend keeps, every one does.
+
 def acknowledge(incident_id: int, who: str, note: str, now: dt.datetime) -> Script[Incident]:
-    entry = records.entry(aware(now), "acknowledged", who, note)
+    entry = records.entry(aware(now), "acknowledged", who, visible(note))
     return _act(incident_id, S.ACKNOWLEDGE, entry, "acknowledged")
 
 
 def resolve(incident_id: int, who: str, note: str, now: dt.datetime) -> Script[Incident]:
-    return _act(incident_id, S.RESOLVE, records.entry(aware(now), "resolved", who, note),
-                "resolved")
+    entry = records.entry(aware(now), "resolved", who, visible(note))
+    return _act(incident_id, S.RESOLVE, entry, "resolved")
 
 
 def comment(incident_id: int, who: str, text: str, now: dt.datetime) -> Script[Incident]:
-    return _act(incident_id, None, records.entry(aware(now), "comment", who, text), None)
+    entry = records.entry(aware(now), "comment", who, visible(text))
+    return _act(incident_id, None, entry, None)
 
 
 def _act(incident_id: int, change: str | None, entry: Entry,

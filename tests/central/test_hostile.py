@@ -19,6 +19,7 @@ from monitord.events import REPLACEMENT
 from monitord.store.protocol import Store
 from tests.central.apiclient import T0, Api, heartbeat, nothing_written, problem, running
 from tests.central.conftest import problem as event
+from tests.central.consoleclient import signed_in
 
 NUL_TEXT = "bad\x00byte \x1b[31mred\x1b[0m\r\nnext\x7f line\ttab"
 R = REPLACEMENT
@@ -268,3 +269,30 @@ async def test_fix_steps_on_an_event_of_a_whole_host_are_no_503(api: Api) -> Non
     response = await api.post_events(event)
     assert response.status == 200, await response.text()
     assert await api.store.fix_runs() == []
+
+
+@pytest.mark.parametrize(("action", "field"), [("comment", "text"), ("acknowledge", "note"),
+                                               ("resolve", "note")])
+async def test_control_characters_in_a_console_form_are_stored_visibly(
+    api: Api, action: str, field: str
+) -> None:
+    person = await signed_in(api)
+    await api.post_events(problem())
+    [incident] = await api.store.incidents()
+    page = await person.act(incident.id, action, **{field: NUL_TEXT})
+    assert page.status == 303, page.text
+    timeline = (await api.store.incident(incident.id)).timeline
+    assert timeline[-1].text == SAFE_TEXT.strip()
+    shown = await person.get(f"/console/incidents/{incident.id}")
+    assert shown.status == 200 and "\x00" not in shown.text
+
+
+async def test_a_huge_incident_number_in_the_console_is_a_404(api: Api) -> None:
+    person = await signed_in(api)
+    page = await person.get("/console/incidents/" + "5" * 5000)
+    assert page.status == 404
+
+
+async def test_nul_in_the_console_queue_filter_is_a_400(api: Api) -> None:
+    person = await signed_in(api)
+    assert (await person.get("/console/?host=%00")).status == 400
