@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from monitord.store.migrations import schema_files
 from monitord.store.policy import Policy
 from monitord.store.postgres import PostgresStore
 from monitord.store.protocol import SERVER_DOWN, Incident
@@ -213,7 +214,7 @@ def test_migrate_run_twice_at_once_applies_the_schema_once(
             run.wait()
     assert [run.returncode for run in runs] == [0, 0]
     name = database.rpartition("/")[2]
-    applied = "001_initial.sql, 002_people_notices.sql"
+    applied = ", ".join(file_name for _, file_name, _ in schema_files("postgres"))
     assert outputs == [f"postgresql://postgres@127.0.0.1:5432/{name}: applied {applied}\n",
                        f"postgresql://postgres@127.0.0.1:5432/{name}: the schema is up to date; "
                        "nothing to do\n"]
