@@ -61,7 +61,7 @@ MAX_UNTIL_AHEAD = dt.timedelta(days=366)   # the longest maintenance window (``u
 REPLACEMENT = "\ufffd"
 # C0 controls but tab and newline, DEL, C1 controls, and lone surrogates (no UTF-8 for them).
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
-_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d{1,9})?([Zz]|[+-]\d\d:\d\d)")
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)", re.ASCII)
 
 
 def visible(text: str) -> str:

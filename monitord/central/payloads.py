@@ -25,7 +25,7 @@ M = TypeVar("M", bound=BaseModel)
 Note = Annotated[str, Field(max_length=2000), AfterValidator(visible)]
 MAX_DEPTH = 32                 # arrays and objects within each other; an event needs 4
 MAX_NUMBER_CHARS = 40          # digits (and sign, point, exponent) of one JSON number
-_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"')
+_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
 _BRACKET = re.compile(rb"[\[\]{}]")
 
 

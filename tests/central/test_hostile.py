@@ -296,3 +296,15 @@ async def test_a_huge_incident_number_in_the_console_is_a_404(api: Api) -> None:
 async def test_nul_in_the_console_queue_filter_is_a_400(api: Api) -> None:
     person = await signed_in(api)
     assert (await person.get("/console/?host=%00")).status == 400
+
+
+@pytest.mark.parametrize("at", ["\u0662\u0660\u0662\u0666-11-25T17:00:00Z",   # Arabic digits
+                                "2026-11-25T17:00Z", "20261125T170000Z", "yesterday"])
+async def test_a_time_that_is_not_rfc_3339_is_a_400(api: Api, at: str) -> None:
+    [problem_] = await refused(await api.post_events(problem(at=at)))
+    assert problem_.startswith('events[0].at: expected a timestamp like'), problem_
+
+
+async def test_a_broken_escape_cannot_hide_deep_nesting(api: Api) -> None:
+    body = b'["\\\n", "' + b"[" * 5000 + b'"]'
+    await refused(await api.client.post("/api/v1/events", data=body, headers=api.agent()))
