@@ -446,7 +446,7 @@ class Bench:
 class Monitord:
     """The real daemon: ``python -m monitord run`` on a config of its own."""
 
-    agent = "Python/"   # aiohttp's User-Agent, "Python/3.11 aiohttp/3.x"
+    agent = "monitord/"   # the http probe's User-Agent, "monitord/VERSION"
 
     def __init__(self, bench: Bench, directory: Path, scenario: str, retry: str,
                  spread: bool) -> None:

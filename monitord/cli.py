@@ -14,6 +14,7 @@ from monitord import __version__
 from monitord.config import Config, load_config
 from monitord.errors import ConfigError, MonitordError, NotRunning
 from monitord.model import Priority, Result
+from monitord.oncall_args import add_parsers as add_oncall_parsers
 
 DEFAULT_CONFIG = "/etc/monitord/monitord.toml"
 # The central service's, as monitord.central.config has them: repeated here so that
@@ -109,7 +110,8 @@ def _central_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     config_help = (f"central config file (default: ${CENTRAL_CONFIG_ENV} or "
                    f"{CENTRAL_CONFIG})")
     central = sub.add_parser(
-        "central", help="run the central incident service, migrate its store, add tokens or users",
+        "central", help="run the central incident service, migrate its store, add tokens or "
+                        "users, manage people, schedules and escalation policies",
         description="Without an ACTION, run the central incident service in the foreground "
                     "(SIGTERM or SIGINT stops it).")
     central.add_argument("-c", "--config", help=config_help,
@@ -149,6 +151,7 @@ def _central_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help='how far back, like "24h" or "30d" (default 7d)')
     report.add_argument("-c", "--config", default=argparse.SUPPRESS, help=config_help)
     report.set_defaults(func=_sla_report)
+    add_oncall_parsers(tokens, config_help, _oncall)
 
 
 def _incidents_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -300,6 +303,16 @@ def _sla_report(args: argparse.Namespace) -> int:
 
     config = load_central_config(args.config)
     print(asyncio.run(sla_report(config, args.since, utc_now())))
+    return 0
+
+
+def _oncall(args: argparse.Namespace) -> int:
+    from monitord.central.config import load_central_config
+    from monitord.central.oncall.manage import run
+    from monitord.events import utc_now
+
+    config = load_central_config(args.config)
+    print(asyncio.run(run(config, args, utc_now)))
     return 0
 
 

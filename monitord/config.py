@@ -113,6 +113,7 @@ class StatusConfig(StrictModel):
 
     listen: str = Field(default="127.0.0.1:8461",
                         pattern=r"^(|unix:/.+|(127\.0\.0\.1|localhost|\[::1\]):\d{1,5})$")
+    max_reading_series: int = Field(default=5000, ge=0, le=1000000)   # /metrics: readings
 
     @field_validator("listen")
     @classmethod

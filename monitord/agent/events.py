@@ -15,6 +15,8 @@ from monitord.model import Priority, Result, Status
 from monitord.texts import TEMPLATES, Renderer
 
 STOCK_TEMPLATES = TEMPLATES / "events"
+MAX_READINGS = 40
+MAX_READINGS_CHARS = 1000
 
 
 def event_renderer(admin_dir: str) -> Renderer:
@@ -37,7 +39,7 @@ class EventMaker:
             "reason": outcome.reason, "recurring": outcome.recurring,
             "suppressed_by": outcome.suppressed_by, "steps": [s.model_dump() for s in steps],
             "fix": steps[-1].fix if steps else "", "failure": outcome.failure_summary,
-            "flapping": outcome.flapping,
+            "flapping": outcome.flapping, "readings": readings_text(outcome.result),
         }
         kind: EventKind = "healed" if outcome.kind == "healed" else "problem"
         title, body = self.renderer.render(kind, context)
@@ -68,6 +70,17 @@ class EventMaker:
     def heartbeat(self, interval_seconds: float) -> Event:
         return Event(id=new_id(), kind="heartbeat", host=self.host, at=utc_now(),
                      interval_seconds=interval_seconds)
+
+
+def readings_text(result: Result) -> str:
+    """The result's numeric readings on one line, like "used_ratio{mount=/var}=0.96,
+    free_bytes{mount=/var}=4.1e+09" (the notices show it as the last reading)."""
+    parts = []
+    for reading in result.metrics()[:MAX_READINGS]:
+        labels = ",".join(f"{k}={v}" for k, v in reading.labels)
+        parts.append(f"{reading.name}{{{labels}}}={reading.value:g}" if labels
+                     else f"{reading.name}={reading.value:g}")
+    return " ".join(", ".join(parts).split())[:MAX_READINGS_CHARS]
 
 
 def _step(step: Any) -> Step:

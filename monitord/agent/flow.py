@@ -31,7 +31,7 @@ from monitord.config import Config
 from monitord.durations import format_duration
 from monitord.errors import StateError
 from monitord.events import Event
-from monitord.model import Result, Status
+from monitord.model import Reading, Result, Status
 from monitord.probes.base import CheckBase, ProbeContext, Shared
 
 log = logging.getLogger("monitord.agent.daemon")
@@ -53,6 +53,7 @@ class CheckFlow:
         self.result_hooks: list[Callable[[CheckBase, Result], None]] = []
         self.crowd: Callable[[str, float], tuple[str | None, bool]] | None = None
         self.last_duration: dict[str, float] = {}
+        self.last_readings: dict[str, tuple[Reading, ...]] = {}    # for /metrics
         self.outcome_counts: dict[tuple[str, str], int] = {}
         self.events = EventMaker(config.host, event_renderer(config.templates.dir))
         self.outbox: Outbox | None = None
@@ -106,6 +107,7 @@ class CheckFlow:
     async def _observe(self, check: CheckBase) -> tuple[Result, Verdict]:
         result = await run_check(check, self._contexts[check.name])
         self.last_duration[check.name] = round(result.duration_seconds, 6)
+        self.last_readings[check.name] = result.readings
         for hook in self.result_hooks:
             hook(check, result)
         state = self.states.get(check.name) or self.states.setdefault(check.name,

@@ -15,14 +15,19 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from monitord.agent.delivery import Deliverer
 from monitord.agent.outbox import Outbox
+from monitord.agent.readings import reading_families
 from monitord.agent.state import CheckState
+from monitord.config import Config
+from monitord.model import Reading
 
 
 class Agent(Protocol):
     """What the metrics read of the running agent (``daemon.Agent``)."""
 
+    config: Config
     states: dict[str, CheckState]
     last_duration: dict[str, float]
+    last_readings: dict[str, tuple[Reading, ...]]
     outcome_counts: dict[tuple[str, str], int]
     outbox: Outbox | None
     deliverer: Deliverer | None
@@ -58,6 +63,9 @@ class AgentCollector(Collector):
             hard.add_metric([name], int(state.hard_failing))
             duration.add_metric([name], agent.last_duration.get(name, 0.0))
         yield from (status, hard, duration)
+        yield from reading_families(
+            ((name, agent.last_readings.get(name, ())) for name in sorted(agent.states)),
+            agent.config.status.max_reading_series)
         heals = CounterMetricFamily("monitord_heal_outcomes",
                                     "Fix ladder outcomes, by check and outcome",
                                     labels=["check", "outcome"])

@@ -1,9 +1,13 @@
 """Runs every check on its own interval, from one loop with one timer.
 
 Checks start at ``start_rate`` per second in a stable order (by a hash of the name), so a
-thousand checks never fire in the same instant and a restart keeps each check's phase.
-After that each check runs on a fixed grid, ``start + offset + k * every``: a slow run
-skips the slots it missed instead of drifting.
+thousand checks never fire in the same instant and the first results come at once. After
+that each check runs on a fixed grid, ``start + phase + k * every``, the phases of the
+checks that share an interval spread evenly over it: twenty sites checked every 10 s are
+probed one every half second, so a web server that dies is seen within half a second by
+one of them (and its own check is asked at once), not at the next burst 10 s later. A
+slow run skips the slots it missed instead of drifting; a check's next run is never less
+than half an interval after the last one.
 
 One heap holds every check's next run. The loop sleeps until the earliest one (or until
 ``run_now`` wakes it) and then starts every check due within ``slice_seconds`` (250 ms),
@@ -44,8 +48,24 @@ EARLY_SHARE = 0.1      # ... but none earlier than this share of its interval
 
 def start_offsets(checks: Sequence[CheckBase], start_rate: float) -> dict[str, float]:
     """Seconds after start of each check's first run: spread at ``start_rate`` per second."""
-    order = sorted(checks, key=lambda c: (zlib.crc32(c.name.encode()), c.name))
+    order = sorted(checks, key=_stable)
     return {c.name: (rank / start_rate) % c.every for rank, c in enumerate(order)}
+
+
+def grid_phases(checks: Sequence[CheckBase]) -> dict[str, float]:
+    """Each check's place in its interval: the checks of one interval spread evenly."""
+    by_every: dict[float, list[CheckBase]] = {}
+    for check in checks:
+        by_every.setdefault(check.every, []).append(check)
+    phases = {}
+    for every, group in by_every.items():
+        for rank, check in enumerate(sorted(group, key=_stable)):
+            phases[check.name] = rank * every / len(group)
+    return phases
+
+
+def _stable(check: CheckBase) -> tuple[int, str]:
+    return zlib.crc32(check.name.encode()), check.name
 
 
 class Scheduler:
@@ -63,6 +83,7 @@ class Scheduler:
         self._run = run
         self._max = max_concurrent
         self._offsets = start_offsets(checks, start_rate)
+        self._phases = grid_phases(checks)
         self._clock = clock
         self._slice = slice_seconds
         self._resume = resume or {}
@@ -70,7 +91,7 @@ class Scheduler:
         self._full = False                      # the loop sleeps until a slot is free
         self._waiter: asyncio.Future[None] | None = None   # the loop's sleep, while it sleeps
         self._heap: list[tuple[float, str]] = []
-        self._grid: dict[str, float] = {}       # a slot of each check's grid
+        self._grid: dict[str, float] = {}       # each check's last slot on its grid
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self.next_at: dict[str, float] = {}     # each check's next run (monotonic clock)
         self.running = 0                        # probes running right now
@@ -89,10 +110,10 @@ class Scheduler:
     async def run(self) -> None:
         """Run every check until stopped or cancelled; cancelling cancels every run."""
         start = self._clock()
-        for name in self._checks:
-            first = self._resume.get(name, start + self._offsets[name])
-            self._grid[name] = first
-            self._plan(name, first)
+        for name, check in self._checks.items():
+            resumed = self._resume.get(name)
+            self._grid[name] = (resumed or start + self._phases[name]) - check.every
+            self._plan(name, resumed or start + self._offsets[name])
         try:
             while not self._stopping:
                 await self._sleep()
@@ -160,8 +181,8 @@ class Scheduler:
         if self._stopping:
             return
         now = self._clock()
-        self._grid[check.name] = next_slot(self._grid[check.name], check.every, now)
-        at = self._grid[check.name]
+        at = self._grid[check.name] = next_slot(self._grid[check.name], check.every,
+                                                now + check.every / 2)
         if isinstance(sooner, int | float) and not isinstance(sooner, bool) and sooner > 0:
             at = min(at, now + sooner)
         self._plan(check.name, at)

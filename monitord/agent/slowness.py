@@ -5,10 +5,13 @@ never one incident per slow site.
 Each site keeps a baseline: the 95th percentile of its response times over the last
 ``[sites.slow] baseline`` (a ring of at most ``MAX_SAMPLES`` floats, 4 bytes each). A site
 is much slower when its latest time is at least ``factor`` times its baseline and
-``min_seconds`` above it. The judgment runs every ``judge_every``; two bad ones in a row
-file the problem (naming the slowest sites, the machine's readings and the busiest
-processes by CPU and by I/O at that moment: what a technician pastes into the ticket),
-two good ones resolve it.
+``min_seconds`` above it. A much slower time stays out of the ring (a young ring's 95th
+percentile is its slowest time: two slow probes would make slow the usual) until the site
+has been slow for half the ring; then it is the site's new usual speed.
+
+The judgment runs every ``judge_every``; two bad ones in a row file the problem (naming
+the slowest sites, the machine's readings and the busiest processes by CPU and by I/O at
+that moment: what a technician pastes into the ticket), two good ones resolve it.
 """
 
 from __future__ import annotations
@@ -44,17 +47,22 @@ Recover = Callable[[str, Result], Awaitable[None]]
 class Baseline:
     """A site's recent response times: a bounded ring, and the latest apart."""
 
-    __slots__ = ("latest", "next", "ring", "size")
+    __slots__ = ("held", "latest", "next", "ring", "size")
 
     def __init__(self, size: int) -> None:
         self.ring = array("f")
         self.size = size
         self.next = 0
         self.latest = math.nan
+        self.held = 0           # much slower times in a row kept out of the ring
 
-    def add(self, seconds: float, keep: bool = True) -> None:
+    def add(self, seconds: float, keep: bool = True, slow: bool = False) -> None:
         """A new latest time; the one before joins the ring if ``keep`` (not while the
-        server is known slow: its usual time must not drift to the slow one)."""
+        server is known slow: its usual time must not drift to the slow one) and, when it
+        was ``slow``, only once the site has been slow for half the ring."""
+        self.held = self.held + 1 if slow else 0
+        if slow and self.held <= self.size // 2:
+            keep = False
         if keep and not math.isnan(self.latest):
             if len(self.ring) < self.size:
                 self.ring.append(self.latest)
@@ -105,7 +113,15 @@ class Slowness:
         seconds = next((r.value for r in result.readings if r.name == "response_seconds"),
                        None)
         if isinstance(seconds, float | int):
-            baseline.add(float(seconds), keep=not self.open)
+            baseline.add(float(seconds), keep=not self.open, slow=self._much_slower(baseline))
+
+    def _much_slower(self, baseline: Baseline) -> bool:
+        """Whether the site's latest time is much slower than its usual one."""
+        usual = baseline.usual()
+        latest = baseline.latest
+        return (usual is not None and not math.isnan(latest)
+                and latest >= self.rules.factor * usual
+                and latest - usual >= self.rules.min_seconds)
 
     def slow_sites(self) -> tuple[list[Slow], int]:
         """The sites much slower than usual now, slowest first, and how many have a
@@ -116,9 +132,8 @@ class Slowness:
             if usual is None or math.isnan(baseline.latest):
                 continue
             judged += 1
-            latest = baseline.latest
-            if latest >= self.rules.factor * usual and latest - usual >= self.rules.min_seconds:
-                slow.append(Slow(name, latest, usual))
+            if self._much_slower(baseline):
+                slow.append(Slow(name, baseline.latest, usual))
         return sorted(slow, key=lambda s: s.seconds / max(s.usual, 1e-6), reverse=True), judged
 
     async def run(self) -> None:

@@ -20,6 +20,7 @@ from monitord.agent.delivery import Deliverer
 from monitord.agent.outbox import Outbox
 from monitord.agent.state import CheckState
 from monitord.config import Config
+from monitord.model import Reading
 
 MAX_REQUEST_BYTES = 8192        # a request line and headers; nothing reads a body
 READ_SECONDS = 10.0             # a client that sends nothing is dropped after this
@@ -36,6 +37,7 @@ class Agent(Protocol):
     config: Config
     states: dict[str, CheckState]
     last_duration: dict[str, float]
+    last_readings: dict[str, tuple[Reading, ...]]
     outcome_counts: dict[tuple[str, str], int]
     outbox: Outbox | None
     deliverer: Deliverer | None

@@ -16,6 +16,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from monitord.central.config import CentralConfig
 from monitord.central.console import console_errors, setup_console
 from monitord.central.keys import CLOCK, CONFIG, STORE, Clock
+from monitord.central.metrics import METRICS, CentralMetrics, timed
 from monitord.central.routes import setup_routes
 from monitord.central.tasks import notifier_ctx, sweeper_ctx
 from monitord.errors import ApiError, Conflict, NotFound, StateError
@@ -36,8 +37,9 @@ def create_app(config: CentralConfig, store: Store | None = None,
                           middlewares=[json_errors, console_errors])
     app[CONFIG] = config
     app[CLOCK] = clock
+    app[METRICS] = CentralMetrics()
     if store is not None:
-        app[STORE] = store
+        app[STORE] = timed(store, app[METRICS])
     else:
         app.cleanup_ctx.append(_own_store)
     app.cleanup_ctx.append(sweeper_ctx)
@@ -72,7 +74,7 @@ def quiet_malformed_requests() -> None:
 
 
 async def _own_store(app: web.Application) -> AsyncIterator[None]:
-    app[STORE] = await app[CONFIG].open_store()
+    app[STORE] = timed(await app[CONFIG].open_store(), app[METRICS])
     try:
         yield
     finally:

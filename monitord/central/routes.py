@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from monitord.central import views
+from monitord.central import exports, views
 
 INCIDENT = r"/api/v1/incidents/{id:\d+}"
 
@@ -18,6 +18,8 @@ def setup_routes(app: web.Application) -> None:
         web.post(f"{INCIDENT}/resolve", views.resolve),
         web.post(f"{INCIDENT}/comment", views.comment),
         web.get("/api/v1/hosts", views.list_hosts, allow_head=False),
+        web.get("/api/v1/fix-stats", exports.fix_stats, allow_head=False),
+        web.get("/metrics", exports.metrics, allow_head=False),
         web.get("/api/v1/openapi.json", views.openapi, allow_head=False),
         web.get("/healthz", views.healthz, allow_head=False),
     ])

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from monitord.central.keys import CLOCK, CONFIG, STORE, SWEEPER, Clock
+from monitord.central.metrics import METRICS
 from monitord.central.notify.notifier import Delivery, Notifier
 from monitord.central.payloads import timestamp
 from monitord.errors import StateError
@@ -74,6 +75,7 @@ async def notifier_ctx(app: web.Application) -> AsyncIterator[None]:
     notifier = Notifier(app[CONFIG].notify, app[CONFIG].central.public_url, app[STORE],
                         app[CLOCK])
     await notifier.start()
+    notifier.observers.append(app[METRICS].delivered)
     app[NOTIFIER] = notifier
     task = asyncio.create_task(notifier.run())
     try:

@@ -16,6 +16,7 @@ from pathlib import Path
 from monitord.errors import SecretError, StoreError
 from monitord.net import redact_url
 from monitord.schema import read_secret_file
+from monitord.store.migrations import schema_files
 from monitord.store.policy import Policy
 from monitord.store.protocol import Store
 
@@ -59,7 +60,9 @@ async def _migrate_sqlite(url: str, path: Path, policy: Policy) -> str:
     store = await open_store(url, policy)      # SQLiteStore migrates the file as it opens it
     await store.close()
     after = await asyncio.to_thread(_sqlite_version, path)
-    return _said(url, [f"schema version {n}" for n in range(before + 1, after + 1)])
+    # The numbers of the files applied: they need not follow one another.
+    applied = [n for n, _, _ in schema_files("sqlite") if before < n <= after]
+    return _said(url, [f"schema version {n}" for n in applied])
 
 
 def _said(url: str, applied: list[str]) -> str:

@@ -15,10 +15,12 @@ from monitord.model import Priority
 from monitord.store import queries
 from monitord.store import rules as rule
 from monitord.store.ops import Script
+from monitord.store.people_rules import PeopleMethods
 from monitord.store.policy import Policy
 from monitord.store.protocol import (
     ApplyReport,
     Escalation,
+    FixRuns,
     HostInfo,
     Incident,
     IncidentStatus,
@@ -28,8 +30,9 @@ from monitord.store.protocol import (
 R = TypeVar("R")
 
 
-class RuleStore(abc.ABC):
-    """A Store whose backend only runs scripts (see the module docstring)."""
+class RuleStore(PeopleMethods, abc.ABC):
+    """A Store whose backend only runs scripts (see the module docstring); the on-call
+    methods are ``PeopleMethods``'."""
 
     policy: Policy
 
@@ -90,6 +93,12 @@ class RuleStore(abc.ABC):
 
     async def fix_runs(self) -> list[tuple[str, str, str, int, int]]:
         return await self._run(queries.fix_runs, writes=False)
+
+    async def fix_stats(self, since: dt.datetime) -> list[FixRuns]:
+        return await self._run(lambda: queries.fix_stats(since), writes=False)
+
+    async def open_counts(self) -> dict[tuple[str, str], int]:
+        return await self._run(queries.open_counts, writes=False)
 
     async def opened_between(self, since: dt.datetime, until: dt.datetime) -> list[Incident]:
         return await self._run(lambda: queries.opened_between(since, until), writes=False)

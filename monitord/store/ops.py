@@ -22,6 +22,8 @@ import re
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from typing import Any, NamedTuple, TypeVar
 
+from monitord.store.people_sql import PEOPLE_STATEMENTS
+
 R = TypeVar("R")
 Row = Mapping[str, Any]
 Rows = Sequence[Row]
@@ -40,6 +42,7 @@ class Statement:
     CLAIM_EVENTS = "claim_events"   # record a batch's ids; rows: the ids not seen before
     NOTE_HOST = "note_host"
     COUNT_FIX_RUN = "count_fix_run"
+    LOG_FIX_RUN = "log_fix_run"     # one row per run, with its time (the windowed stats)
     COUNT_HEALED = "count_healed"
     HEARTBEAT = "heartbeat"
     # one key's incident
@@ -54,6 +57,7 @@ class Statement:
     ADD_ENTRY = "add_entry"
     # the sweep
     FORGET_HEARTBEATS = "forget_heartbeats"
+    FORGET_FIX_RUNS = "forget_fix_runs"
     CLAIM_SILENT = "claim_silent"   # mark silent hosts down; rows: the hosts it marked
     # people's actions
     LOCK_INCIDENT = "lock_incident"  # the incident's status and key, held for the change
@@ -73,6 +77,8 @@ class Statement:
     HOSTS = "hosts"
     HEALED_COUNTS = "healed_counts"
     FIX_RUNS = "fix_runs"
+    FIX_STATS = "fix_stats"         # runs per host, check and fix since a time
+    OPEN_COUNTS = "open_counts"     # unresolved incidents per priority and status
     # people, agents, secrets
     SET_PASSWORD = "set_password"
     PASSWORD_HASH = "password_hash"
@@ -91,6 +97,7 @@ Params = Mapping[str, object]
 # (A plain tuple: a batch makes thousands, and any class costs a call to make each one.)
 Op = tuple[str, Params]
 STATEMENTS = frozenset(value for name, value in vars(Statement).items() if name.isupper())
+STATEMENTS |= PEOPLE_STATEMENTS     # on call: people, schedules, policies (people_sql)
 Script = Generator[Op, Rows, R]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from monitord.store import people_sql
 from monitord.store.ops import Query, dialect, numbered
 from monitord.store.ops import Statement as S
 
@@ -26,6 +27,8 @@ OPENED = "coalesce(i.reopened_at, i.opened_at)"
 NOTICE_COLUMNS = "id, incident_id, kind, level, created_at, attempts, done"
 # The response target of the incident's priority, from the targets the rules bind.
 TARGET = "make_interval(secs => (:targets::jsonb ->> priority)::float8)"
+# The share of it at which the incident's next level is reached (NULL past the last).
+NEXT_SHARE = "(:shares::jsonb -> priority ->> (escalation_level + 1))::float8"
 
 _SQL: dict[str, str] = {
     # The batch's (host, id) in that order, so two batches sharing ids wait for each other
@@ -42,6 +45,8 @@ _SQL: dict[str, str] = {
         VALUES (:host, :check, :fix, 1, :worked, :now)
         ON CONFLICT (host, check_name, fix) DO UPDATE SET runs = fix_run.runs + 1,
             worked = fix_run.worked + excluded.worked, last_at = excluded.last_at""",
+    S.LOG_FIX_RUN: """INSERT INTO fix_step (at, host, check_name, fix, worked)
+        VALUES (:at, :host, :check, :fix, :worked)""",
     S.COUNT_HEALED: """INSERT INTO healed (host, check_name, fix, count, last_at)
         VALUES (:host, :check, :fix, 1, :now) ON CONFLICT (host, check_name, fix)
         DO UPDATE SET count = healed.count + 1, last_at = excluded.last_at""",
@@ -76,6 +81,7 @@ _SQL: dict[str, str] = {
         ON CONFLICT (incident_id, key) DO NOTHING""",
     S.ADD_ENTRY: """INSERT INTO timeline (incident_id, at, kind, who, text, event_id, steps)
         VALUES (:id, :at, :kind, :who, :text, :event_id, :steps::jsonb)""",
+    S.FORGET_FIX_RUNS: "DELETE FROM fix_step WHERE at < :before",
     S.FORGET_HEARTBEATS: """DELETE FROM event
         WHERE kind = 'heartbeat' AND received_at < :before""",
     # Rows locked in host order; a row another sweep changed meanwhile is checked again
@@ -102,8 +108,8 @@ _SQL: dict[str, str] = {
     # the row, so a level is reached (and told) once.
     S.ESCALATE: f"""UPDATE incident SET escalation_level = escalation_level + 1,
             notified_at = :now
-        WHERE status = 'open' AND escalation_level < :max_level
-          AND :now >= due_at - (1.0 - (escalation_level + 1) * :share::float8) * {TARGET}
+        WHERE status = 'open'
+          AND :now >= due_at - (1.0 - {NEXT_SHARE}) * {TARGET}
         RETURNING id""",
     S.RENOTIFY: """UPDATE incident SET notified_at = :now
         WHERE status = 'open' AND priority = :priority
@@ -151,6 +157,12 @@ _SQL: dict[str, str] = {
         ORDER BY host, check_name, fix""",
     S.FIX_RUNS: """SELECT host, check_name, fix, runs, worked FROM fix_run
         ORDER BY host, check_name, fix""",
+    S.FIX_STATS: """SELECT host, check_name, fix, count(*) AS runs, sum(worked) AS worked,
+            max(at) AS last_at
+        FROM fix_step WHERE at >= :since
+        GROUP BY host, check_name, fix ORDER BY host, check_name, fix""",
+    S.OPEN_COUNTS: """SELECT priority, status, count(*) AS count FROM incident
+        WHERE status <> 'resolved' GROUP BY priority, status""",
     S.SET_PASSWORD: """INSERT INTO person (name, password_hash, added_at)
         VALUES (:name, :hash, :now)
         ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash""",
@@ -171,7 +183,8 @@ _SQL: dict[str, str] = {
         ON CONFLICT (name) DO NOTHING""",
     S.SECRET: "SELECT value FROM secret WHERE name = :name",
 }
-SQL: Mapping[str, Query] = dialect("PostgreSQL", {name: query(text) for name, text in _SQL.items()})
+SQL: Mapping[str, Query] = dialect("PostgreSQL", {
+    name: query(text) for name, text in {**_SQL, **people_sql.POSTGRES}.items()})
 
 # Migrations: the lock makes a second process wait, then find the work done.
 LOCK_MIGRATIONS = query("SELECT pg_advisory_xact_lock(:lock)")

@@ -17,7 +17,8 @@ test suite checks every rule against every backend:
 - ``healed`` is recorded and counted per host, check and fix; if an incident is open for
   its key, it goes on that incident's timeline too. Every fix step of a ``problem`` or
   ``healed`` event counts as a run of its fix (``fix_runs``), and as one that worked when
-  the re-probe after it was OK.
+  the re-probe after it was OK; each run is also kept with its time for 90 days
+  (``fix_stats`` over a window).
 - A problem with ``suppressed_by`` set, while the parent key (same host) has an open
   incident, is attached to the parent's incident (timeline entry "attached", the child's
   key listed in ``attached``) instead of opening its own.
@@ -46,12 +47,13 @@ test suite checks every rule against every backend:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from monitord.events import Event
 from monitord.model import Priority
+from monitord.store.people import PeopleStore
 
 IncidentStatus = Literal["open", "acknowledged", "resolved"]
 NoticeKind = Literal["opened", "escalated", "renotify", "acknowledged", "resolved"]
@@ -113,6 +115,18 @@ class HostInfo:
 
 
 @dataclass(frozen=True)
+class FixRuns:
+    """How one fix did on one host's check within a window."""
+
+    host: str
+    check: str
+    fix: str
+    runs: int
+    worked: int               # runs after which the re-probe passed
+    last_at: dt.datetime      # the latest run
+
+
+@dataclass(frozen=True)
 class ApplyReport:
     applied: int
     duplicates: int
@@ -133,14 +147,32 @@ class Notice:
 
 @dataclass(frozen=True)
 class Escalation:
-    """The SLA rules ``escalate`` applies (from the central config's [escalation])."""
+    """The SLA rules ``escalate`` applies (from the central config's [escalation], and the
+    escalation policies of the priorities that have one)."""
 
     renotify_every: float = 0.0   # seconds between reminders of an open P1; 0 = never
     escalate_at: float = 0.0      # share of the response target per level; 0 = never
     max_level: int = 0            # how far up the chain it goes (its length - 1)
+    # A priority's own levels, where its escalation policy says: level n is reached when
+    # steps[priority][n] of the response target has passed (steps[priority][0] is 0).
+    steps: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+
+    def shares(self, priority: str) -> tuple[float, ...]:
+        """When each level of ``priority`` is reached, as shares of its response target."""
+        if priority in self.steps:
+            return self.steps[priority]
+        if self.escalate_at <= 0:
+            return (0.0,)
+        return tuple(level * self.escalate_at for level in range(self.max_level + 1))
+
+    @property
+    def climbs(self) -> bool:
+        return any(len(self.shares(p)) > 1 for p in Priority)
 
 
-class Store(Protocol):
+class Store(PeopleStore, Protocol):
+    """The incident store; with people, schedules and policies (``people``)."""
+
     async def apply(self, events: Sequence[Event], now: dt.datetime) -> ApplyReport: ...
 
     async def incidents(
@@ -178,6 +210,14 @@ class Store(Protocol):
 
     async def fix_runs(self) -> list[tuple[str, str, str, int, int]]:
         """(host, check, fix, runs, runs after which the check passed) for every fix run."""
+        ...
+
+    async def fix_stats(self, since: dt.datetime) -> list[FixRuns]:
+        """Fix runs since ``since`` (at most 90 days back), per host, check and fix."""
+        ...
+
+    async def open_counts(self) -> dict[tuple[str, str], int]:
+        """Unresolved incidents per (priority, status); a pair with none is left out."""
         ...
 
     async def opened_between(self, since: dt.datetime, until: dt.datetime) -> list[Incident]:

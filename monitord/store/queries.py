@@ -12,7 +12,7 @@ from monitord.model import Priority
 from monitord.store import records
 from monitord.store.ops import Op, Rows, Script, aware
 from monitord.store.ops import Statement as S
-from monitord.store.protocol import HostInfo, Incident, IncidentStatus
+from monitord.store.protocol import FixRuns, HostInfo, Incident, IncidentStatus
 
 # --- incidents and hosts ---------------------------------------------------------------
 
@@ -57,6 +57,16 @@ def healed_counts() -> Script[list[tuple[str, str, str, int]]]:
 def fix_runs() -> Script[list[tuple[str, str, str, int, int]]]:
     rows = yield S.FIX_RUNS, {}
     return [(r["host"], r["check_name"], r["fix"], r["runs"], r["worked"]) for r in rows]
+
+def fix_stats(since: dt.datetime) -> Script[list[FixRuns]]:
+    rows = yield S.FIX_STATS, {"since": aware(since)}
+    return [FixRuns(r["host"], r["check_name"], r["fix"], int(r["runs"]), int(r["worked"]),
+                    r["last_at"]) for r in rows]
+
+
+def open_counts() -> Script[dict[tuple[str, str], int]]:
+    rows = yield S.OPEN_COUNTS, {}
+    return {(str(r["priority"]), str(r["status"])): int(r["count"]) for r in rows}
 
 # --- people, agents, secrets -----------------------------------------------------------
 

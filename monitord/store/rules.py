@@ -72,6 +72,7 @@ from monitord.store.records import (
 )
 
 HEARTBEAT_MEMORY = dt.timedelta(days=7)    # how long a heartbeat's id is kept for dedup
+FIX_RUN_MEMORY = dt.timedelta(days=90)     # how far back the windowed fix statistics go
 REMINDED = Priority.P1                     # the priority whose open incidents are reminded
 
 # --- events ----------------------------------------------------------------------------
@@ -98,6 +99,9 @@ def apply(policy: Policy, events: Sequence[Event], now: dt.datetime) -> Script[A
         for step in ran(event):
             yield S.COUNT_FIX_RUN, {"host": event.host, "check": event.check, "fix": step.fix,
                                     "now": now, "worked": int(step.reprobe_status == "OK")}
+            yield S.LOG_FIX_RUN, {"at": min(event.at, now), "host": event.host,
+                                  "check": event.check, "fix": step.fix,
+                                  "worked": int(step.reprobe_status == "OK")}
         yield from HANDLERS.get(event.kind, _recorded)(policy, event, now)
     return ApplyReport(applied=applied, duplicates=len(events) - applied)
 
@@ -237,9 +241,11 @@ def _notice(incident_id: int, kind: NoticeKind, now: dt.datetime) -> Op:
 
 
 def sweep(policy: Policy, now: dt.datetime) -> Script[list[Incident]]:
-    """Mark silent hosts down and open their "server down"; forget week-old heartbeats."""
+    """Mark silent hosts down and open their "server down"; forget week-old heartbeats
+    and fix runs older than the fix statistics' longest window."""
     aware(now)
     yield S.FORGET_HEARTBEATS, {"before": now - HEARTBEAT_MEMORY}
+    yield S.FORGET_FIX_RUNS, {"before": now - FIX_RUN_MEMORY}
     silent = yield S.CLAIM_SILENT, {"now": now, **silence(policy)}
     opened = []
     for row in sorted(silent, key=lambda r: str(r["host"])):
@@ -305,7 +311,7 @@ def escalate(policy: Policy, now: dt.datetime, rules: Escalation) -> Script[list
     """Climb the escalation chains, then remind open P1s; the notices it made."""
     aware(now)
     made: list[Notice] = []
-    if rules.escalate_at > 0 and rules.max_level > 0:
+    if rules.climbs:
         made += yield from _climb(policy, now, rules)
     if rules.renotify_every > 0:
         made += yield from _remind(now, dt.timedelta(seconds=rules.renotify_every))
@@ -313,11 +319,12 @@ def escalate(policy: Policy, now: dt.datetime, rules: Escalation) -> Script[list
 
 
 def _climb(policy: Policy, now: dt.datetime, rules: Escalation) -> Script[list[Notice]]:
-    """An open incident goes one level up each time another ``escalate_at`` share of its
-    response target passes: level n+1 is due at (due_at - target) + (n+1) x share x target."""
+    """An open incident goes one level up when the next of its priority's shares of its
+    response target has passed (``escalate_at`` each, or its escalation policy's steps):
+    level n+1 is due at (due_at - target) + shares[n+1] x target."""
     targets = {str(priority): policy.target(priority) for priority in Priority}
-    rows = yield S.ESCALATE, {"now": now, "share": rules.escalate_at,
-                              "max_level": rules.max_level, "targets": targets}
+    shares = {str(priority): list(rules.shares(priority)) for priority in Priority}
+    rows = yield S.ESCALATE, {"now": now, "shares": shares, "targets": targets}
     return (yield from _notices(rows, "escalated", now))
 
 

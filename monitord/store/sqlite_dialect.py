@@ -19,12 +19,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from monitord.store import people_sql
 from monitord.store.ops import Statement as S
 from monitord.store.ops import dialect, numbered
 
 TIME_PARAMS = frozenset({"now", "at", "due_at", "since", "until", "before", "retry_at"})
 DURATION_PARAMS = frozenset({"every"})
-JSON_PARAMS = frozenset({"steps", "done", "statuses", "priorities", "targets"})
+JSON_PARAMS = frozenset({"steps", "done", "statuses", "priorities", "targets", "shares"})
 PLAIN_PARAMS = frozenset({
     "id", "key", "host", "check", "kind", "priority", "title", "summary", "who", "text",
     "event_id", "fix", "worked", "interval", "min_silence", "missed", "share", "max_level",
@@ -32,8 +33,12 @@ PLAIN_PARAMS = frozenset({
 # Columns that come back as times and as JSON.
 TIME_COLUMNS = frozenset({"at", "opened_at", "due_at", "last_seen_at", "acknowledged_at",
                           "resolved_at", "reopened_at", "notified_at", "created_at",
-                          "last_heartbeat"})
+                          "last_heartbeat", "last_at"})
 JSON_COLUMNS = frozenset({"attached_keys", "done", "steps"})
+# The on-call statements' own (people_sql).
+TIME_PARAMS |= people_sql.TIME_PARAMS
+PLAIN_PARAMS |= people_sql.PLAIN_PARAMS
+TIME_COLUMNS |= people_sql.TIME_COLUMNS
 
 
 class Bound:
@@ -143,6 +148,8 @@ OPENED = "coalesce(i.reopened_at, i.opened_at)"
 NOTICE_COLUMNS = "id, incident_id, kind, level, created_at, attempts, done"
 # The response target of the incident's priority, from the targets the rules bind.
 TARGET = "json_extract(:targets, '$.' || priority)"
+# The share of it at which the incident's next level is reached (NULL past the last).
+NEXT_SHARE = "json_extract(:shares, '$.' || priority || '[' || (escalation_level + 1) || ']')"
 
 _SQL: dict[str, str | None] = {
     S.CLAIM_EVENTS: None,                  # the store runs CLAIM_EVENT for each event
@@ -151,6 +158,8 @@ _SQL: dict[str, str | None] = {
         VALUES (:host, :check, :fix, 1, :worked, :now) ON CONFLICT (host, check_name, fix)
         DO UPDATE SET runs = runs + 1, worked = worked + excluded.worked,
             last_at = excluded.last_at""",
+    S.LOG_FIX_RUN: """INSERT INTO fix_step (at, host, check_name, fix, worked)
+        VALUES (:at, :host, :check, :fix, :worked)""",
     S.COUNT_HEALED: """INSERT INTO healed (host, check_name, fix, count, last_at)
         VALUES (:host, :check, :fix, 1, :now) ON CONFLICT (host, check_name, fix)
         DO UPDATE SET count = count + 1, last_at = excluded.last_at""",
@@ -183,6 +192,7 @@ _SQL: dict[str, str | None] = {
         ON CONFLICT (incident_id, key) DO NOTHING""",
     S.ADD_ENTRY: """INSERT INTO timeline (incident_id, at, kind, who, text, event_id, steps)
         VALUES (:id, :at, :kind, :who, :text, :event_id, :steps)""",
+    S.FORGET_FIX_RUNS: "DELETE FROM fix_step WHERE at < :before",
     S.FORGET_HEARTBEATS: """DELETE FROM event
         WHERE kind = 'heartbeat' AND received_at < :before""",
     S.CLAIM_SILENT: f"""UPDATE host AS h SET down_since = :now
@@ -204,8 +214,8 @@ _SQL: dict[str, str | None] = {
         RETURNING {NOTICE_COLUMNS}""",
     S.ESCALATE: f"""UPDATE incident SET escalation_level = escalation_level + 1,
             notified_at = :now
-        WHERE status = 'open' AND escalation_level < :max_level
-          AND :now >= due_at - (1.0 - (escalation_level + 1) * :share) * {TARGET}
+        WHERE status = 'open'
+          AND :now >= due_at - (1.0 - {NEXT_SHARE}) * {TARGET}
         RETURNING id""",
     S.RENOTIFY: """UPDATE incident SET notified_at = :now
         WHERE status = 'open' AND priority = :priority
@@ -252,6 +262,12 @@ _SQL: dict[str, str | None] = {
         ORDER BY host, check_name, fix""",
     S.FIX_RUNS: """SELECT host, check_name, fix, runs, worked FROM fix_run
         ORDER BY host, check_name, fix""",
+    S.FIX_STATS: """SELECT host, check_name, fix, count(*) AS runs, sum(worked) AS worked,
+            max(at) AS last_at
+        FROM fix_step WHERE at >= :since
+        GROUP BY host, check_name, fix ORDER BY host, check_name, fix""",
+    S.OPEN_COUNTS: """SELECT priority, status, count(*) AS count FROM incident
+        WHERE status <> 'resolved' GROUP BY priority, status""",
     S.SET_PASSWORD: """INSERT INTO person (name, password_hash, added_at)
         VALUES (:name, :hash, :now)
         ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash""",
@@ -273,4 +289,5 @@ _SQL: dict[str, str | None] = {
     S.SECRET: "SELECT value FROM secret WHERE name = :name",
 }
 SQL: Mapping[str, Bound | None] = dialect("SQLite", {
-    name: None if text is None else Bound(text) for name, text in _SQL.items()})
+    name: None if text is None else Bound(text)
+    for name, text in {**_SQL, **people_sql.SQLITE}.items()})

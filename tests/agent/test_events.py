@@ -131,6 +131,7 @@ def test_admin_template_without_read_permission_falls_back_to_the_stock_one(
 def test_problem_body_carries_the_transcript(tmp_path: Path) -> None:
     _, body = Renderer(str(tmp_path)).render("problem", _context())
     assert "Why it is escalated: not fixed: 1 fix tried" in body
+    assert "Readings: response_seconds=0.041" in body
     assert "1. restart-service: /x/restart-service nginx" in body
     assert "exit 1 in 0.2s" in body and "Job for nginx.service failed" in body
 
@@ -144,7 +145,7 @@ def _context() -> dict[str, object]:
         "host": "web1", "check": outcome.check, "priority": outcome.priority,
         "status": "CRITICAL", "summary": outcome.result.summary, "reason": outcome.reason,
         "recurring": False, "suppressed_by": None, "fix": "restart-service", "flapping": False,
-        "failure": "", "steps": [{"fix": step.fix, "argv": list(step.argv),
-                                  "ended": step.ended, "output": step.output,
-                                  "reprobe_status": None, "reprobe_summary": ""}],
+        "failure": "", "readings": "response_seconds=0.041",
+        "steps": [{"fix": step.fix, "argv": list(step.argv), "ended": step.ended,
+                   "output": step.output, "reprobe_status": None, "reprobe_summary": ""}],
     }

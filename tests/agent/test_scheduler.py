@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections import Counter
 from pathlib import Path
 
@@ -179,3 +180,38 @@ async def test_checks_due_in_one_slice_start_together_but_not_too_early() -> Non
         await task
     assert ran["a"] >= due["a"] and ran["b"] - ran["a"] < 0.05   # b started with a
     assert ran["short"] >= due["short"] - 0.1   # not earlier than a tenth of its 1 s
+
+
+def test_checks_of_one_interval_are_spread_evenly_over_it() -> None:
+    from monitord.agent.scheduler import grid_phases
+
+    many = checks(4, every="10s") + [make_check("load", name=f"slow{i}", every="1m")
+                                     for i in range(2)]
+    phases = grid_phases(many)
+    assert sorted(phases[f"c{i}"] for i in range(4)) == [0.0, 2.5, 5.0, 7.5]
+    assert sorted(phases[f"slow{i}"] for i in range(2)) == [0.0, 30.0]
+    assert grid_phases(list(reversed(many))) == phases      # stable, whatever the order
+
+
+async def test_after_the_first_burst_each_check_is_planned_at_its_place() -> None:
+    ran: list[str] = []
+    clock = asyncio.get_running_loop().time
+    burst = asyncio.Event()
+
+    async def run(check: CheckBase) -> None:
+        ran.append(check.name)
+        if len(ran) == 4:   # set once this run's next one is planned, in this same step
+            asyncio.get_running_loop().call_soon(burst.set)
+
+    scheduler = Scheduler(checks(4, every="10s"), run, start_rate=1000, clock=clock)
+    task = asyncio.create_task(scheduler.run())
+    try:
+        async with asyncio.timeout(10):
+            await burst.wait()
+    finally:
+        scheduler.stop()
+        await task
+    planned = sorted(at % 10 for at in scheduler.next_at.values())
+    spacing = [round((b - a) % 10, 3) for a, b in itertools.pairwise(planned)]
+    assert sorted(ran) == [f"c{i}" for i in range(4)]      # all ran once, at once
+    assert spacing == [2.5, 2.5, 2.5]                      # then a quarter interval apart

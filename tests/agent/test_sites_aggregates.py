@@ -70,6 +70,27 @@ def test_a_baseline_keeps_its_usual_time_and_a_bounded_ring() -> None:
     assert baseline.latest == 2.0
 
 
+def test_a_slow_time_joins_a_young_baseline_only_once_it_lasts_half_the_ring() -> None:
+    rules = SlowRules(min_sites=1)
+    slowness = Slowness({"site0.example": 60.0}, rules, "web1", Desk().escalate,
+                        Desk().recover)
+    baseline = slowness.baselines["site0.example"] = Baseline(size=8)
+
+    def probe(seconds: float) -> None:
+        slowness.observe(check("site0.example"), Result(  # type: ignore[arg-type]
+            Status.OK, "ok", (Reading("response_seconds", seconds),)))
+
+    for _ in range(4):
+        probe(0.01)
+    slow_for = 0
+    while slowness.slow_sites()[0] or slow_for == 0:
+        probe(1.5)
+        slow_for += 1
+        assert slow_for < 20
+    assert slow_for == 6          # half the ring held out, then the new usual speed
+    assert baseline.usual() == 1.5
+
+
 async def test_most_sites_much_slower_than_usual_is_one_p2_then_resolves() -> None:
     desk = Desk()
     rules = SlowRules(min_sites=3, load_per_cpu=1000.0, iowait_ratio=1.0,

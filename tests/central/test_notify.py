@@ -148,7 +148,11 @@ async def test_webhook_gets_the_documented_document(store: Store) -> None:
     [request] = hooks.requests
     assert request.headers["Content-Type"].startswith("application/json")
     body = request.body
-    assert set(body) == {"kind", "notice_id", "level", "incident", "sent_at"}
+    assert set(body) == {"kind", "notice_id", "level", "incident", "sent_at", "evidence"}
+    assert body["evidence"] == {
+        "last_reading": {"summary": "shop: HTTP 502", "readings": "",
+                         "seen_at": "2026-11-25T17:00:00Z"},
+        "tried": [], "tried_left_out": 0, "url": None}
     assert (body["kind"], body["level"], body["sent_at"]) == ("opened", 0,
                                                               "2026-11-25T17:00:00Z")
     assert body["notice_id"] == delivery.notice.id

@@ -24,6 +24,9 @@ from monitord.store.protocol import Store
 from tests.central.apiclient import MAX_BODY_BYTES, Api, config, heartbeat, problem, running
 
 SPEC = spec()
+STEP = {"fix": "restart-service", "argv": ["restart-service", "nginx"], "exit_code": 0,
+        "duration_seconds": 1.5, "output": "done", "ended": "exit 0 in 1.5s",
+        "reprobe_status": "OK", "reprobe_summary": "HTTP 200"}
 SERVER = SPEC["servers"][0]["url"]
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -78,7 +81,7 @@ class Exerciser:
             content, status_code=response.status, headers=dict(response.headers),
             content_type=response.content_type))
         self.seen.add((operation, status))
-        return json.loads(content)
+        return json.loads(content) if response.content_type == "application/json" else content
 
 
 async def test_every_documented_answer_matches_the_spec(api: Api, openapi: OpenAPI) -> None:
@@ -86,7 +89,8 @@ async def test_every_documented_answer_matches_the_spec(api: Api, openapi: OpenA
     agent, person = api.agents["web1"], api.operator
     events = "/api/v1/events"
     await x.call("postEvents", "POST", events, 200, token=agent,
-                 body={"events": [problem("web"), problem("db", "P1"), heartbeat()]})
+                 body={"events": [problem("web", steps=[STEP]), problem("db", "P1"),
+                                  heartbeat()]})
     await x.call("postEvents", "POST", events, 400, token=agent, raw=b"{")
     await x.call("postEvents", "POST", events, 401, token="wrong", body={"events": []})
     await x.call("postEvents", "POST", events, 403, token=agent,
@@ -127,6 +131,14 @@ async def test_every_documented_answer_matches_the_spec(api: Api, openapi: OpenA
 
     await x.call("listHosts", "GET", "/api/v1/hosts", 200, token=person)
     await x.call("listHosts", "GET", "/api/v1/hosts", 401, token=agent)
+    stats = await x.call("getFixStats", "GET", "/api/v1/fix-stats", 200, token=person,
+                         query={"since": "30d"})
+    assert stats["totals"]["runs"] == 1
+    await x.call("getFixStats", "GET", "/api/v1/fix-stats", 400, token=person,
+                 query={"since": "forever"})
+    await x.call("getFixStats", "GET", "/api/v1/fix-stats", 401, token=agent)
+    await x.call("getMetrics", "GET", "/metrics", 200, token=person)
+    await x.call("getMetrics", "GET", "/metrics", 401)
     await x.call("getOpenapi", "GET", "/api/v1/openapi.json", 200)
     await x.call("healthz", "GET", "/healthz", 200)
 
@@ -140,6 +152,8 @@ async def test_every_documented_answer_matches_the_spec(api: Api, openapi: OpenA
         await x.call(operation, "POST", f"{one}/{action}", 503, token=person,
                      body={"text": "x"} if action == "comment" else {})
     await x.call("listHosts", "GET", "/api/v1/hosts", 503, token=person)
+    await x.call("getFixStats", "GET", "/api/v1/fix-stats", 503, token=person)
+    await x.call("getMetrics", "GET", "/metrics", 503, token=person)
     await x.call("healthz", "GET", "/healthz", 503)
 
     assert x.seen == documented()

@@ -215,9 +215,8 @@ def test_migrate_takes_both_spellings_of_an_absolute_sqlite_path(
                       '/central.db"\n')
     first = central("migrate", "-c", str(config))
     assert first.returncode == 0, first.stderr
-    latest = schema_files("sqlite")[-1][0]
-    versions = ", ".join(f"schema version {n}" for n in range(1, latest + 1))
-    assert first.stdout.endswith(f"applied {versions}\n")
+    every = ", ".join(f"schema version {n}" for n, _, _ in schema_files("sqlite"))
+    assert first.stdout.endswith(f"applied {every}\n")
     assert (tmp_path / "central.db").is_file()
     again = central("migrate", "-c", str(config))
     assert again.stdout.endswith(": the schema is up to date; nothing to do\n")

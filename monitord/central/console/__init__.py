@@ -5,6 +5,8 @@
     /console/incidents/ID               one incident, its timeline, and its forms
     /console/hosts                      every host: last heartbeat, down or up, open incidents
     /console/fixes                      per check and fix: how often it healed, and failed
+    /console/schedules, people, policies  on call: who now and next, contacts, escalation
+                                        (oncall.py)
 
 It is a second face of the same store as the JSON API (whose routes openapi.json
 documents); the console's are listed here and answer HTML, errors included.
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from monitord.central.console import pages
+from monitord.central.console import oncall, pages
 from monitord.central.console.errors import console_errors, is_console
 from monitord.central.console.state import CONSOLE, Console
 
@@ -38,4 +40,10 @@ def setup_console(app: web.Application) -> None:
         web.post(INCIDENT + "/{action:acknowledge|resolve|comment}", pages.act),
         web.get("/console/hosts", pages.hosts),
         web.get("/console/fixes", pages.fixes),
+        web.get(oncall.SCHEDULES, oncall.schedules),
+        web.post(oncall.SCHEDULES, oncall.change_schedules),
+        web.get(oncall.PEOPLE, oncall.people),
+        web.post(oncall.PEOPLE, oncall.change_people),
+        web.get(oncall.POLICIES, oncall.policies),
+        web.post(oncall.POLICIES, oncall.change_policies),
     ])

@@ -16,12 +16,15 @@ line or an incident's timeline.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
+from monitord.central.notify.evidence import Evidence
 from monitord.central.notify.settings import ChannelConfig, MailSection
 from monitord.durations import format_duration
 from monitord.errors import SendError
@@ -44,6 +47,7 @@ class Message:
     body: str                  # plain text, from mail.body.j2
     escalated_to: str = ""     # the chain's contact an "escalated" notice brings in
     url: str = ""              # the incident's page, when one is known
+    evidence: Evidence | None = None   # the last reading and what was tried (evidence.py)
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ class Tools:
 
     http: aiohttp.ClientSession
     mail: MailSection | None = None
+    wall_clock: Callable[[], float] = field(default=time.time)   # what signatures say
 
 
 Sender = Callable[[ChannelConfig, Message, Tools], Awaitable[None]]
@@ -59,9 +64,22 @@ Sender = Callable[[ChannelConfig, Message, Tools], Awaitable[None]]
 
 async def post_json(channel: ChannelConfig, body: dict[str, Any], tools: Tools) -> None:
     """POST ``body`` to the channel's URL; return on 2xx, else raise SendError."""
+    await post_bytes(channel, encode(body), {}, tools)
+
+
+def encode(body: dict[str, Any]) -> bytes:
+    """The JSON bytes that are sent (and signed)."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+async def post_bytes(channel: ChannelConfig, data: bytes, headers: dict[str, str],
+                     tools: Tools) -> None:
+    """POST the JSON ``data`` with ``headers`` to the channel's URL; return on 2xx, else
+    raise SendError."""
     try:
         async with tools.http.post(
-            channel.endpoint, json=body, allow_redirects=False,
+            channel.endpoint, data=data, allow_redirects=False,
+            headers={**headers, "Content-Type": "application/json"},
             timeout=aiohttp.ClientTimeout(total=channel.timeout),
         ) as response:
             if 200 <= response.status < 300:

@@ -32,8 +32,10 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from monitord.central.notify.evidence import as_context, gather
 from monitord.central.notify.message import Message, Tools
-from monitord.central.notify.routing import contact, recipients
+from monitord.central.notify.people import escalated_to, escalation_rules, recipients
+from monitord.central.notify.routing import contact
 from monitord.central.notify.senders import SENDERS
 from monitord.central.notify.settings import (
     DEFAULT_TEMPLATES_DIR,
@@ -43,8 +45,8 @@ from monitord.central.notify.settings import (
 from monitord.durations import format_duration
 from monitord.errors import NotFound, SendError, StateError
 from monitord.logs import register_secret, scrub
+from monitord.store.people import Roster
 from monitord.store.protocol import (
-    Escalation,
     Incident,
     Notice,
     Store,
@@ -89,10 +91,6 @@ class Notifier:
         self.public_url = public_url
         self.store = store
         self.clock = clock
-        chain = self.config.escalation.chain
-        self.rules = Escalation(renotify_every=self.config.escalation.renotify_every,
-                                escalate_at=self.config.escalation.escalate_at,
-                                max_level=max(len(chain) - 1, 0))
         mail = self.config.mail
         # The subject is Slack's text and PagerDuty's summary too, so it is rendered with
         # or without [mail].
@@ -101,6 +99,9 @@ class Notifier:
         self._sends = asyncio.Semaphore(MAX_CONCURRENT_SENDS)
         self.claim_limit = claim_limit(self.config.channels)
         self._tools: Tools | None = None
+        self._roster = Roster()    # people, schedules, policies: read at each round
+        # Told of what each round did with each notice (the service's /metrics).
+        self.observers: list[Callable[[Delivery], None]] = []
         for channel in self.config.channels:
             register_secret(channel.url)     # a webhook's URL is its password
 
@@ -128,12 +129,21 @@ class Notifier:
     async def once(self, now: dt.datetime) -> list[Delivery]:
         """Escalate, claim the due notices, deliver them; what was done with each."""
         try:
-            if self.config.channels and (self.rules.escalate_at or self.rules.renotify_every):
-                for notice in await self._store(self.store.escalate(now, self.rules)):
+            # Who is told is decided at send time: the policies and who is on call now.
+            self._roster = await self._store(self.store.roster(now))
+        except (StateError, TimeoutError) as e:    # the channels need none of it
+            log.error("central: cannot read the people, schedules and escalation policies; "
+                      "using the last ones read: %s", e or "no answer in time")
+        try:
+            rules = escalation_rules(self.config, self._roster)
+            if ((self.config.channels or self._roster.policies)
+                    and (rules.climbs or rules.renotify_every)):
+                for notice in await self._store(self.store.escalate(now, rules)):
                     if notice.kind == "escalated":
                         log.warning("central: incident %d is unacknowledged: escalated to %s "
                                     "(level %d)", notice.incident_id,
-                                    contact(self.config, notice.level), notice.level)
+                                    contact(self.config, notice.level) if not
+                                    self._roster.policies else "its next step", notice.level)
                     else:
                         log.info("central: incident %d is an unacknowledged P1: reminding",
                                  notice.incident_id)
@@ -173,6 +183,8 @@ class Notifier:
                 await self._finish(delivery, now, "")
             if delivery is not None:
                 done.append(delivery)
+                for observe in self.observers:
+                    observe(delivery)
 
     async def _deliver(self, notice: Notice, now: dt.datetime) -> Delivery | None:
         delivery = Delivery(notice)
@@ -185,8 +197,9 @@ class Notifier:
             log.error("central: cannot read incident %d to tell people of it; its notice "
                       "is tried again later: %s", notice.incident_id, e or "no answer in time")
             return None
-        channels = [c for c in recipients(self.config, notice.kind, notice.level,
-                                          incident.priority) if c.name not in notice.done]
+        channels = [c for c in recipients(self.config, self._roster, notice.kind,
+                                          notice.level, incident.priority, now)
+                    if c.name not in notice.done]
         retry_for = self.config.escalation.retry_for
         deadline = notice.created_at + dt.timedelta(seconds=retry_for)
         why = _superseded(notice, incident) or (
@@ -254,12 +267,14 @@ class Notifier:
                       e or "no answer in time")
 
     def _message(self, notice: Notice, incident: Incident, now: dt.datetime) -> Message:
-        escalated_to = contact(self.config, notice.level) if notice.kind == "escalated" else ""
+        told = escalated_to(self.config, self._roster, notice.level, incident.priority,
+                            now) if notice.kind == "escalated" else ""
         url = f"{self.public_url}{CONSOLE_PAGE}{incident.id}" if self.public_url else ""
-        subject, body = self.renderer.render("mail", _context(notice, incident, now,
-                                                              escalated_to, url))
+        evidence = gather(incident, url)
+        context = _context(notice, incident, now, told, url) | as_context(evidence)
+        subject, body = self.renderer.render("mail", context)
         return Message(notice.id, notice.kind, notice.level, incident, now, subject, body,
-                       escalated_to, url)
+                       told, url, evidence)
 
     def _log(self, delivery: Delivery, incident: Incident) -> None:
         notice = delivery.notice

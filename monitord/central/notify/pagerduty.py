@@ -4,7 +4,8 @@ acknowledges; resolved resolves.
 The incident's key (``host/check``) is the dedup key, so one monitord incident is one
 PagerDuty incident however often it is triggered, and its acknowledgement and resolution
 close the right one. A trigger carries the payload (summary, source = host, severity by
-priority, component = check, the incident's details); acknowledge and resolve carry only
+priority, component = check, the incident's details with the last reading and what
+the junior tier tried, each fix's output trimmed); acknowledge and resolve carry only
 the routing key, the action and the dedup key, as the API wants. The routing key is
 read from ``routing_key_file`` at each send (so it can be rotated without a restart) and
 registered as a secret: it is never logged.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from monitord.central.notify.evidence import as_json
 from monitord.central.notify.message import Message, Tools, post_json
 from monitord.central.notify.settings import ChannelConfig
 from monitord.central.payloads import timestamp
@@ -50,6 +52,11 @@ def document(message: Message, routing_key: str) -> dict[str, Any]:
         "count": incident.count}
     if message.url:
         details["url"] = message.url
+    if message.evidence is not None:
+        evidence = as_json(message.evidence)
+        details["last_reading"] = evidence["last_reading"]
+        details["tried"] = evidence["tried"]
+        details["tried_left_out"] = evidence["tried_left_out"]
     event["payload"] = {
         "summary": message.subject[:MAX_SUMMARY_CHARS],
         "source": incident.host,

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 
+from monitord.central.notify.signing import header_name_problem
 from monitord.model import Priority
 from monitord.schema import (
     NAME_PATTERN,
@@ -95,6 +96,8 @@ class ChannelConfig(StrictModel):
     to: list[MailAddress] = []
     url: str = ""
     routing_key_file: AbsolutePath = ""
+    secret_file: AbsolutePath = ""      # webhook: sign each POST (notify/signing.py)
+    header_files: dict[str, AbsolutePath] = {}   # webhook: header name -> file of its value
     priorities: list[PriorityField] = list(Priority)
     timeout: Duration = 10.0
 
@@ -185,12 +188,26 @@ def check_channel(channel: ChannelConfig, mail_section: bool) -> list[str]:
     if kind != "pagerduty" and channel.routing_key_file:
         problems.append(f"routing_key_file: only pagerduty channels have one, not a {kind} "
                         "channel")
+    problems.extend(_webhook_problems(channel))
     if not channel.priorities:
         every = ", ".join(f'"{p}"' for p in Priority)
         problems.append(f"priorities: expected one or more of {every}, got []")
     if channel.timeout > MAX_TIMEOUT_SECONDS:
         problems.append(f"timeout: expected at most {MAX_TIMEOUT_SECONDS:g}s, "
                         f"got {channel.timeout:g}s")
+    return problems
+
+
+def _webhook_problems(channel: ChannelConfig) -> list[str]:
+    """What is wrong with the signing and header keys of ``channel``."""
+    problems = []
+    for key in ("secret_file", "header_files"):
+        if channel.type != "webhook" and getattr(channel, key):
+            problems.append(f"{key}: only webhook channels have one, not a {channel.type} "
+                            "channel")
+    if channel.type == "webhook":
+        problems.extend(f"header_files: {found(name)}: {header_name_problem(name)}"
+                        for name in channel.header_files if header_name_problem(name))
     return problems
 
 

@@ -1,0 +1,98 @@
+"""Data out of the central service: ``/metrics`` (Prometheus) and the fix statistics API
+(``GET /api/v1/fix-stats?since=7d``), beside the console's fix statistics page. Both take
+an operator token like the rest of the API (Prometheus: ``authorization`` with a
+``credentials_file``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from aiohttp import web
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+
+from monitord.central.keys import CLOCK, STORE
+from monitord.central.metrics import METRICS
+from monitord.central.payloads import Json, invalid, timestamp
+from monitord.central.views import _operator as operator
+from monitord.durations import format_duration, parse_duration
+from monitord.schema import suggest
+from monitord.store.protocol import FixRuns
+
+DEFAULT_SINCE = "7d"
+MIN_WINDOW_SECONDS = 60.0
+MAX_WINDOW_SECONDS = 90 * 86400.0      # the store keeps fix runs this long
+FIX_STATS_QUERY = ("since",)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    await operator(request)
+    body = await request.app[METRICS].exposition(request.app[STORE])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
+
+
+async def fix_stats(request: web.Request) -> web.Response:
+    await operator(request)
+    seconds = _window(request)
+    until = request.app[CLOCK]()
+    since = until - dt.timedelta(seconds=seconds)
+    runs = await request.app[STORE].fix_stats(since)
+    return web.json_response(fix_stats_json(runs, since, until))
+
+
+def _window(request: web.Request) -> float:
+    """The ``since`` window in seconds; a 400 naming every problem of the query."""
+    query = request.query
+    problems = [f"{name}: unknown query parameter{suggest(name, list(FIX_STATS_QUERY))}"
+                for name in query if name not in FIX_STATS_QUERY]
+    given = query.getall("since", [DEFAULT_SINCE])
+    try:
+        seconds = parse_duration(given[0])
+    except ValueError:
+        seconds = -1.0
+    got = f"got {json.dumps(given[0])}"
+    if len(given) > 1:
+        problems.append("since: give it at most once")
+    elif seconds < 0:
+        problems.append(f'since: expected a duration like "7d", "24h" or "30m", {got}')
+    elif not MIN_WINDOW_SECONDS <= seconds <= MAX_WINDOW_SECONDS:
+        problems.append(f"since: expected from {format_duration(MIN_WINDOW_SECONDS)} to "
+                        f"{format_duration(MAX_WINDOW_SECONDS)}, {got}")
+    if problems:
+        raise invalid(problems)
+    return seconds
+
+
+def fix_stats_json(runs: Sequence[FixRuns], since: dt.datetime, until: dt.datetime) -> Json:
+    """The runs added up per fix, per check and per host, and as they are (per host,
+    check and fix); the busiest first."""
+    return {
+        "since": timestamp(since), "until": timestamp(until),
+        "totals": _stats({}, runs),
+        "by_fix": _group(runs, lambda r: (("fix", r.fix),)),
+        "by_check": _group(runs, lambda r: (("check", r.check),)),
+        "by_host": _group(runs, lambda r: (("host", r.host),)),
+        "runs": _group(runs, lambda r: (("host", r.host), ("check", r.check),
+                                        ("fix", r.fix))),
+    }
+
+
+Key = tuple[tuple[str, str], ...]
+
+
+def _group(runs: Sequence[FixRuns], key: Callable[[FixRuns], Key]) -> list[Json]:
+    groups: dict[Key, list[FixRuns]] = {}
+    for run in runs:
+        groups.setdefault(key(run), []).append(run)
+    rows = [_stats(dict(k), group) for k, group in groups.items()]
+    return sorted(rows, key=lambda row: (-row["runs"], [str(v) for v in row.values()]))
+
+
+def _stats(names: dict[str, Any], runs: Sequence[FixRuns]) -> Json:
+    total = sum(r.runs for r in runs)
+    worked = sum(r.worked for r in runs)
+    return {**names, "runs": total, "worked": worked,
+            "success_ratio": round(worked / total, 4) if total else None,
+            "last_at": timestamp(max(r.last_at for r in runs)) if runs else None}

@@ -1,0 +1,94 @@
+"""The fix statistics API over a window, and the service's /metrics counting notices,
+against the real app and store (every backend)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitord.store.protocol import Store
+from tests.central.apiclient import T0, problem, running
+from tests.central.receivers import receiving
+from tests.central.test_notify import central, hook, open_incident, round_at, settings
+
+
+def step(fix: str, worked: bool) -> dict[str, Any]:
+    return {"fix": fix, "argv": [fix, "nginx"], "exit_code": 0, "duration_seconds": 1.0,
+            "output": "", "ended": "exit 0 in 1s",
+            "reprobe_status": "OK" if worked else "CRITICAL", "reprobe_summary": ""}
+
+
+def healed(check: str, host: str, at: dt.datetime, *steps: dict[str, Any]) -> dict[str, Any]:
+    return {**problem(check, host=host), "kind": "healed", "at": at.isoformat(),
+            "steps": list(steps)}
+
+
+async def test_fix_stats_add_up_per_fix_check_and_host_within_the_window(
+        store: Store) -> None:
+    old = T0 - dt.timedelta(days=10)
+    async with running(store) as api:
+        for host, events in (
+            ("web1", [healed("shop", "web1", old, step("restart-service", True)),
+                      healed("shop", "web1", T0, step("reload-service", False),
+                             step("restart-service", True))]),
+            ("web2", [healed("shop", "web2", T0, step("restart-service", False)),
+                      healed("blog", "web2", T0, step("restart-service", True))]),
+        ):
+            response = await api.post_events(*events, host=host)
+            assert response.status == 200, await response.text()
+        response = await api.get("/api/v1/fix-stats", since="7d")
+        assert response.status == 200, await response.text()
+        stats = await response.json()
+        everything = await (await api.get("/api/v1/fix-stats", since="30d")).json()
+    assert (stats["since"], stats["until"]) == ("2026-11-18T17:00:00Z", "2026-11-25T17:00:00Z")
+    assert stats["totals"] == {"runs": 4, "worked": 2, "success_ratio": 0.5,
+                               "last_at": "2026-11-25T17:00:00Z"}
+    assert [(r["fix"], r["runs"], r["worked"], r["success_ratio"]) for r in stats["by_fix"]] \
+        == [("restart-service", 3, 2, 0.6667), ("reload-service", 1, 0, 0.0)]
+    assert [(r["check"], r["runs"]) for r in stats["by_check"]] == [("shop", 3), ("blog", 1)]
+    assert [(r["host"], r["runs"]) for r in stats["by_host"]] == [("web1", 2), ("web2", 2)]
+    assert [(r["host"], r["check"], r["fix"], r["runs"]) for r in stats["runs"]][:2] == [
+        ("web1", "shop", "reload-service", 1), ("web1", "shop", "restart-service", 1)]
+    assert everything["totals"]["runs"] == 5
+
+
+async def test_a_bad_window_is_one_clear_error(store: Store) -> None:
+    async with running(store) as api:
+        answers = [await api.get("/api/v1/fix-stats", **query) for query in
+                   ({"since": "1 week"}, {"since": "100d"}, {"snce": "7d"})]
+        bodies = [await a.json() for a in answers]
+        nobody = await api.client.get("/api/v1/fix-stats")
+    assert [a.status for a in answers] == [400, 400, 400]
+    assert bodies[0]["message"] == ('since: expected a duration like "7d", "24h" or "30m", '
+                                    'got "1 week"')
+    assert bodies[1]["message"] == 'since: expected from 1m to 90d, got "100d"'
+    assert bodies[2]["message"] == 'snce: unknown query parameter; did you mean "since"?'
+    assert nobody.status == 401
+
+
+async def test_metrics_count_notices_by_channel_and_outcome(store: Store) -> None:
+    async with receiving() as hooks:
+        hooks.scripts["/broken"] = [400]
+        hooks.scripts["/busy"] = [503]
+        notify = settings(hook("ok", hooks.url + "/ok"), hook("broken", hooks.url + "/broken"),
+                          hook("busy", hooks.url + "/busy"))
+        async with central(store, notify) as api:
+            await open_incident(api, "P1")
+            await round_at(api, 0)
+            response = await api.get("/metrics")
+            assert response.status == 200
+            text = await response.text()
+            unauthorized = await api.client.get("/metrics")
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in text_string_to_metric_families(text) for s in f.samples}
+    assert samples[("monitord_central_notices_sent_total", (("channel", "ok"),))] == 1
+    assert samples[("monitord_central_notices_failed_total",
+                    (("channel", "broken"), ("outcome", "refused")))] == 1
+    assert samples[("monitord_central_notices_failed_total",
+                    (("channel", "busy"), ("outcome", "retry")))] == 1
+    assert samples[("monitord_central_incidents_open",
+                    (("priority", "P1"), ("status", "open")))] == 1
+    assert samples[("monitord_central_events_ingested_total", (("result", "applied"),))] == 1
+    assert unauthorized.status == 401

@@ -1,0 +1,134 @@
+"""``monitord central`` person, contact, schedule, policy and oncall as real processes on a
+real store: what they print, and one clear line (exit 2, no traceback) for bad input."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.central.test_server import central, write_config
+
+HOOK = "http://127.0.0.1:9/hooks/XXXXsecretXXXX"
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = write_config(tmp_path)
+    with path.open("a") as f:
+        f.write('\n[[channel]]\nname = "ops"\ntype = "webhook"\nurl = "http://127.0.0.1:9/ops"\n')
+    return path
+
+
+def ok(config: Path, *args: str) -> str:
+    done = central(*args, "-c", str(config))
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    return done.stdout
+
+
+def refused(config: Path, *args: str) -> str:
+    done: subprocess.CompletedProcess[str] = central(*args, "-c", str(config))
+    assert done.returncode == 2, done.stdout
+    assert "Traceback" not in done.stderr
+    [line] = done.stderr.splitlines()
+    return line
+
+
+def test_people_and_their_contacts(config: Path) -> None:
+    assert ok(config, "person", "add", "alice").startswith("added alice")
+    assert "already a person" in ok(config, "person", "add", "alice")
+    said = ok(config, "contact", "add", "alice", "webhook", HOOK)
+    assert said.strip() == "alice is reached by webhook http://127.0.0.1/... too"
+    said = ok(config, "contact", "add", "alice", "mail", "alice@example.com")
+    assert said.splitlines()[1].startswith("note: the config has no [mail] section")
+    assert ok(config, "person", "list").strip() == (
+        "alice: mail alice@example.com; webhook http://127.0.0.1/...")
+    ok(config, "contact", "remove", "alice", "webhook", HOOK)
+    assert "webhook" not in ok(config, "person", "list")
+    assert refused(config, "contact", "add", "carol", "mail", "c@example.com") == (
+        "monitord: unknown person 'carol'; add them first: monitord central person add carol")
+    assert refused(config, "contact", "add", "alice", "mail", "not an address").startswith(
+        'monitord: mail contact "not an address": expected a plain address')
+    line = refused(config, "contact", "add", "alice", "slack", "ftp://x/XXXXsecretXXXX")
+    assert "XXXXsecretXXXX" not in line and 'expected an "https://"' in line
+    assert refused(config, "contact", "add", "alice", "pagerduty", "key.txt").startswith(
+        'monitord: pagerduty contact "key.txt": expected the absolute path')
+    assert refused(config, "person", "add", "monitord").startswith(
+        "monitord: person name 'monitord': reserved")
+
+
+def test_a_schedule_its_overrides_and_who_is_on_call(config: Path) -> None:
+    for name in ("alice", "bob", "carol"):
+        ok(config, "person", "add", name)
+    add = ("schedule", "add", "primary", "alice", "bob", "--rotation", "weekly",
+           "--handoff", "09:00", "--starts", "2026-03-23")
+    assert refused(config, *add, "--zone", "Mars/Olympus") == (
+        'monitord: unknown time zone "Mars/Olympus": expected an IANA zone like '
+        '"Europe/Berlin" or "UTC"')
+    assert refused(config, *add, "--zone", "../../etc/passwd").startswith(
+        'monitord: unknown time zone "../../etc/passwd"')
+    assert refused(config, *add[:-4], "--handoff", "9am", "--zone", "UTC") == (
+        'monitord: bad hand-off time "9am": expected "HH:MM" on a 24-hour clock, like "09:00"')
+    assert refused(config, "schedule", "add", "primary", "alice", "dave", "--zone", "UTC"
+                   ).startswith("monitord: unknown person 'dave'")
+    said = ok(config, *add, "--zone", "Europe/Berlin")
+    assert said.strip() == ("added primary: weekly hand-off Mon 09:00 Europe/Berlin, from "
+                            "2026-03-23; alice, bob")
+    assert "exists already" in refused(config, *add, "--zone", "Europe/Berlin")
+    assert refused(config, "schedule", "override", "primary", "carol", "--from", "soon",
+                   "--until", "2026-03-30 08:00").startswith('monitord: bad time "soon"')
+    said = ok(config, "schedule", "override", "primary", "carol", "--from", "2026-03-28 18:00",
+              "--until", "2099-03-30 08:00")
+    assert said.strip() == ("override #1: carol is on call for primary from Sat 28 Mar 2026 "
+                            "18:00 CET until Mon 30 Mar 2099 08:00 CEST")
+    shown = ok(config, "schedule", "show", "primary")
+    assert shown.splitlines()[0].startswith("primary: weekly hand-off Mon 09:00")
+    assert "  now:  carol since Sat 28 Mar 2026 18:00 CET (override)" in shown
+    assert re.search(r"  next: (alice|bob) from Mon 30 Mar 2099 08:00 CEST", shown)
+    assert "    #1 carol from Sat 28 Mar 2026 18:00 CET until Mon 30 Mar 2099 08:00 CEST" in shown
+    now = ok(config, "oncall")
+    assert now.splitlines()[:2] == ["primary", "  now:  carol since Sat 28 Mar 2026 18:00 CET "
+                                               "(override)"]
+    assert refused(config, "schedule", "show", "secondary") == (
+        "monitord: unknown schedule 'secondary'")
+    assert ok(config, "schedule", "remove-override", "primary", "1").strip() == (
+        "removed override #1 of primary")
+    assert "now:  carol" not in ok(config, "oncall")
+    assert refused(config, "schedule", "remove-override", "primary", "1") == (
+        "monitord: schedule 'primary' has no override #1")
+    assert ok(config, "schedule", "remove", "primary").strip() == "removed schedule primary"
+    assert "no schedules yet" in ok(config, "oncall")
+
+
+def test_escalation_policies(config: Path) -> None:
+    ok(config, "person", "add", "bob")
+    ok(config, "schedule", "add", "primary", "bob", "--zone", "UTC")
+    assert "no policies" in ok(config, "policy", "show")
+    said = ok(config, "policy", "set", "default", "--priority", "P1,P2",
+              "--step", "0: schedule:primary", "--step", "0.5: person:bob, channel:ops")
+    assert said.splitlines() == [
+        "default (P1, P2)", "  step 1 at once: schedule:primary",
+        "  step 2 after 50% of the response target (P1 7m30s, P2 1h): person:bob, channel:ops"]
+    assert ok(config, "policy", "show", "default") == said
+    assert refused(config, "policy", "set", "other", "--priority", "P2",
+                   "--step", "0: person:bob") == (
+        "monitord: P2 is covered by policy 'default' already; take it out of that one first")
+    assert refused(config, "policy", "set", "x", "--priority", "P3",
+                   "--step", "0: channel:pager") == (
+        'monitord: unknown channel "pager" (channels: ops)')
+    assert refused(config, "policy", "set", "x", "--priority", "P3",
+                   "--step", "0: person:dave").startswith("monitord: unknown person 'dave'")
+    assert refused(config, "policy", "set", "x", "--priority", "P4",
+                   "--step", "0: person:bob") == (
+        'monitord: bad priority "P4": expected P1, P2 or P3')
+    assert refused(config, "policy", "set", "x", "--priority", "P3", "--step", "0: person:bob",
+                   "--step", "0: person:bob") == (
+        "monitord: policy x: each step must start later than the one before (0 comes "
+        "after 0)")
+    assert refused(config, "policy", "set", "x", "--priority", "P3",
+                   "--step", "soon: person:bob").startswith('monitord: step "soon: person:bob"')
+    assert "removed policy default" in ok(config, "policy", "remove", "default")
+    assert refused(config, "policy", "remove", "default") == "monitord: unknown policy 'default'"
