@@ -29,10 +29,12 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
+from pydantic import TypeAdapter, ValidationError
 from schemathesis import GenerationMode, checks
 from schemathesis.config import SchemathesisConfig
 
 from monitord.central.views import spec
+from monitord.events import Name, Time
 from tests.central.apiclient import heartbeat, problem
 from tests.central.conftest import POSTGRES_ADMIN, _admin
 from tests.processes import HOST, Central, Processes, processes
@@ -104,18 +106,30 @@ def _seed(service: Service) -> None:
 
 def steer(case: Any, rank: int, mode: GenerationMode) -> None:
     """Events of the token's host at the present time; for positive cases, every other id
-    an existing one (a negative case's id may be what it breaks)."""
+    an existing one. Only what is valid is steered: a negative case's broken host, time
+    or id may be what it breaks, and stays broken."""
     now = dt.datetime.now(dt.UTC)
     if isinstance(case.body, dict) and isinstance(case.body.get("events"), list):
         for event in case.body["events"]:
-            if isinstance(event, dict):
+            if not isinstance(event, dict):
+                continue
+            if _valid(Name, event.get("host")):
                 event["host"] = HOST
+            if _valid(Time, event.get("at")):
                 event["at"] = now.isoformat()
-                if isinstance(event.get("until"), str):
-                    event["until"] = (now + dt.timedelta(hours=1)).isoformat()
+            if _valid(Time, event.get("until")):
+                event["until"] = (now + dt.timedelta(hours=1)).isoformat()
     ids = case.path_parameters or {}
     if "id" in ids and rank % 2 == 0 and mode == GenerationMode.POSITIVE:
         ids["id"] = 1 + rank % 3
+
+
+def _valid(kind: Any, value: object) -> bool:
+    try:
+        TypeAdapter(kind).validate_python(value)
+    except ValidationError:
+        return False
+    return True
 
 
 def token_for(path: str, service: Service) -> dict[str, str]:
