@@ -122,18 +122,23 @@ class BlockingCalls:
 
     ``os.statvfs`` on a dead NFS mount never returns and cannot be cancelled: while an
     earlier call for the same key is still running, later calls raise ``Stuck`` at once
-    instead of tying up another thread. The threads are daemon threads, so a call that
-    never returns cannot keep the process from exiting (a thread pool's workers would:
-    Python joins them at exit).
+    instead of tying up another thread, or, with ``join``, wait for that call's result
+    (two checks of one mount, started together, share one statvfs; the caller's own
+    timeout bounds the wait). The threads are daemon threads, so a call that never
+    returns cannot keep the process from exiting (a thread pool's workers would: Python
+    joins them at exit).
     """
 
     def __init__(self, max_threads: int = 32) -> None:
         self._free = threading.BoundedSemaphore(max_threads)
         self._pending: dict[str, tuple[asyncio.Future[Any], float]] = {}
 
-    async def call(self, key: str, fn: Callable[..., T], *args: Any) -> T:
+    async def call(self, key: str, fn: Callable[..., T], *args: Any, join: bool = False) -> T:
         pending = self._pending.get(key)
         if pending is not None and not pending[0].done():
+            if join:
+                joined: asyncio.Future[T] = pending[0]
+                return await asyncio.shield(joined)
             raise Stuck(key, pending[1])
         if not self._free.acquire(blocking=False):
             raise Stuck(key, time.monotonic())

@@ -103,7 +103,7 @@ async def _stat(ctx: ProbeContext, mount: _Mount, budget: float) -> _Stat:
     try:
         async with asyncio.timeout(budget):
             return await ctx.shared.blocking.call(
-                f"statvfs:{mount.path}", ctx.shared.statvfs, mount.path
+                f"statvfs:{mount.path}", ctx.shared.statvfs, mount.path, join=True
             )
     except (Stuck, TimeoutError):
         return None

@@ -6,6 +6,7 @@ through the ``Shared.statvfs`` seam, since a dead NFS server cannot be had here.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 import re
@@ -327,6 +328,24 @@ async def test_hung_mount_is_not_called_again_while_stuck(
     assert has_reading(second, "used_ratio", mount="/")
     assert statvfs.calls[str(tmpfs)] == 1
     assert statvfs.calls["/"] == 2
+
+
+async def test_two_checks_of_one_mount_started_together_share_its_statvfs(
+    tmpfs: Path, statvfs: FaultyStatvfs, faulty_ctx: ProbeContext
+) -> None:
+    # disk-space and disk-inodes start in the same instant; a slow (not hung) statvfs of
+    # the first must not make the second say the mount hangs.
+    statvfs.hang = str(tmpfs)
+    checks = [make_check("disk", name=name, mounts=[str(tmpfs)], stat_timeout="5s",
+                         timeout="10s") for name in ("disk-space", "disk-inodes")]
+    release = threading.Timer(0.3, statvfs.released.set)
+    release.start()
+    try:
+        results = await asyncio.gather(*(run_check(c, faulty_ctx) for c in checks))
+    finally:
+        release.cancel()
+    assert [r.status for r in results] == [Status.OK, Status.OK], [r.summary for r in results]
+    assert statvfs.calls[str(tmpfs)] == 1
 
 
 async def test_hung_mount_is_probed_again_once_its_call_returns(
