@@ -95,4 +95,5 @@ def test_an_unsafe_admin_template_is_not_rendered(
 def _context() -> dict[str, object]:
     return {"host": "web1", "check": "site", "priority": "P1", "status": "CRITICAL",
             "summary": "HTTP 502", "reason": "no fix configured", "recurring": False,
-            "suppressed_by": None, "steps": [], "fix": "", "failure": "", "flapping": False}
+            "suppressed_by": None, "steps": [], "fix": "", "failure": "", "flapping": False,
+            "readings": ""}

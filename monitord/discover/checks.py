@@ -16,6 +16,7 @@ from typing import Any
 from monitord.discover.model import Backend, Discovery, Pool, Site, Skipped
 from monitord.discover.names import check_base, token
 from monitord.discover.rules import SiteRules, Sites
+from monitord.model import Priority
 from monitord.probes.base import HealStep
 
 Raw = dict[str, Any]
@@ -72,7 +73,7 @@ def server_checks(server: str, pid_file: str, sites: Sites) -> list[Raw]:
     command = (sites.nginx if server == "nginx" else sites.apache2).command
     flag, test = TEST_FLAGS[server]
     test_command = [w for w in command if w != flag] + test
-    live: Raw = {"name": f"{server}-server", "probe": "process", "priority": "P1",
+    live: Raw = {"name": f"{server}-server", "probe": "process", "priority": Priority.P1,
                  "description": f"the {server} master process runs (discovered sites "
                  "depend on it)", "every": "30s", "timeout": "5s", "fail_after": 2,
                  "heal": _heal(sites.server_heal)}
@@ -81,8 +82,8 @@ def server_checks(server: str, pid_file: str, sites: Sites) -> list[Raw]:
                    "description": f"{server} would accept its config on the next reload",
                    "every": _seconds(sites.rescan_every),    # tested as often as read
                    "timeout": _seconds(min(sites.discover_timeout, sites.rescan_every)),
-                   "fail_after": 1, "priority": "P2",
-                   "warning_priority": "P2"}
+                   "fail_after": 1, "priority": Priority.P2,
+                   "warning_priority": Priority.P2}
     return [live, config]
 
 
@@ -98,7 +99,7 @@ def _backend_check(out: Generated, names: set[str], backend: Backend,
         if port.isdigit():
             return _add(out, names, [{
                 "name": f"upstream-{token(backend.target)}", "probe": "tcp",
-                "host": host.strip("[]"), "port": int(port), "priority": "P1",
+                "host": host.strip("[]"), "port": int(port), "priority": Priority.P1,
                 "description": f"the upstream {backend.target} accepts connections",
                 "every": "30s", "timeout": "5s", "fail_after": 2}])
     return ""
@@ -107,7 +108,7 @@ def _backend_check(out: Generated, names: set[str], backend: Backend,
 def pool_check(pool: Pool, sites: Sites) -> Raw:
     """A pool that listens on TCP answers there; one on a socket has its workers (an
     ondemand pool has none while idle: its master then)."""
-    check: Raw = {"name": f"php-fpm-pool-{token(pool.name)}", "priority": "P1",
+    check: Raw = {"name": f"php-fpm-pool-{token(pool.name)}", "priority": Priority.P1,
                   "description": f"PHP-FPM pool {pool.name} ({pool.listen}) is up",
                   "every": "30s", "timeout": "5s", "fail_after": 2,
                   "heal": _heal(sites.php_fpm.pool_heal)}

@@ -32,6 +32,7 @@ from monitord.central.notify.rotation import local_text, now_and_next, zone
 from monitord.central.oncall import parse
 from monitord.central.oncall.manage import shown, step_when
 from monitord.errors import Conflict, MonitordError, NotFound
+from monitord.model import Priority
 from monitord.store.people import Contact, Roster, Schedule
 
 log = logging.getLogger(__name__)
@@ -207,7 +208,7 @@ async def _policies(request: web.Request, session: Session, status: int = 200,
             for p in roster.policies]
     covered = {str(priority) for p in roster.policies for priority in p.priorities}
     return await _page(request, session, "policies.html.j2", status=status, title="Policies",
-                       error=error, rows=rows, uncovered=[p for p in ("P1", "P2", "P3")
+                       error=error, rows=rows, uncovered=[str(p) for p in Priority
                                                           if p not in covered],
                        chain=", ".join(config.notify.escalation.chain),
                        channels=[c.name for c in config.notify.channels])
