@@ -176,8 +176,10 @@ def _heartbeat(policy: Policy, event: Event, now: dt.datetime) -> Script[None]:
 
 
 def _stopped(policy: Policy, event: Event, now: dt.datetime) -> Script[None]:
-    """The agent was stopped on purpose: its silence is not "server down" (for a while)."""
-    yield S.STOPPED, {"host": event.host, "at": event.at}
+    """The agent was stopped on purpose: its silence is not "server down" for
+    ``stop_limit``, counted from when the store heard it (its own clock: an agent's clock
+    that is off cannot stretch or shorten the limit)."""
+    yield S.STOPPED, {"host": event.host, "at": event.at, "now": now}
 
 
 def _maintenance(policy: Policy, event: Event, now: dt.datetime) -> Script[None]:
