@@ -183,10 +183,15 @@ def _stopped(policy: Policy, event: Event, now: dt.datetime) -> Script[None]:
 
 
 def _maintenance(policy: Policy, event: Event, now: dt.datetime) -> Script[None]:
-    """A window of the host or one of its checks began (``until`` set) or ended."""
+    """A window of the host or one of its checks began (``until`` set) or ended (``until``
+    None). One whose ``until`` has passed is a window the agent says has expired (it
+    tells its windows again as it starts): it ends the store's window only if that one
+    ends by then, so a window a person set again since, for longer, stays."""
     where = {"host": event.host, "check": event.check or ""}
     if event.until is None:
         yield S.END_MAINTENANCE, where
+    elif event.until <= now:
+        yield S.EXPIRE_MAINTENANCE, {**where, "until": event.until}
     else:
         yield S.SET_MAINTENANCE, {**where, "until": event.until, "owner": event.owner,
                                   "reason": event.reason, "now": now}

@@ -265,6 +265,9 @@ _SQL: dict[str, str | None] = {
                           ELSE excluded.set_at END""",
     S.END_MAINTENANCE: """DELETE FROM maintenance WHERE host = :host AND check_name = :check
         RETURNING host""",
+    # A window the agent says has expired: not one set again since with a later end.
+    S.EXPIRE_MAINTENANCE: """DELETE FROM maintenance WHERE host = :host AND check_name = :check
+        AND until <= :until RETURNING host""",
     S.MAINTENANCE: """SELECT host, check_name, until, owner, reason, set_at FROM maintenance
         WHERE until > :now ORDER BY host, check_name""",
     # said: the incident's timeline already says, since the window was set, that it

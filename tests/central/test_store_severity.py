@@ -235,6 +235,20 @@ async def test_maintenance_events_of_the_agent_set_and_end_windows(store: Store)
     assert await store.maintenance(minutes(2)) == []
 
 
+async def test_an_expired_window_told_late_ends_only_itself(store: Store) -> None:
+    await store.apply([window(minutes(30), check="web"), window(minutes(30))], minutes(0))
+    await store.set_maintenance(Maintenance(HOST, "", minutes(90), "alice", "longer",
+                                            minutes(20)))       # a person made it longer
+    told = [window(minutes(30), check="web", at=minutes(40)), window(minutes(30),
+                                                                     at=minutes(40))]
+    await store.apply(told, minutes(40))           # the agent, starting: both expired
+    [left] = await store.maintenance(minutes(40))
+    assert (left.check, left.owner, left.until) == ("", "alice", minutes(90))
+    await store.apply([window(minutes(30), check="web", at=minutes(41))],
+                      minutes(41))                   # told again: nothing left to end
+    assert len(await store.maintenance(minutes(41))) == 1
+
+
 async def test_a_p1_in_a_two_hour_window_says_it_was_silenced_once(store: Store) -> None:
     await store.apply([window(minutes(120))], minutes(0))
     await store.apply([problem("web", "P1")], minutes(1))
