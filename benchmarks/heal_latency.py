@@ -17,7 +17,7 @@ Scenarios: ``kill`` (SIGKILL to nginx's master and workers), ``broken`` (nginx's
 made invalid, then SIGKILL: nothing can bring it back), ``hung`` (the sites proxy to an
 upstream nginx that is frozen with SIGSTOP; both tools check and restart the upstream).
 
-Run: ``.venv/bin/python benchmarks/heal_latency.py --spread 2s`` (about an hour; see
+Run: ``.venv/bin/python benchmarks/heal_latency.py --retry 2s`` (about 23 minutes; see
 benchmarks/README.md for the options). This is a measurement, not a test: it prints a
 table and asserts nothing about speed.
 """

@@ -136,7 +136,7 @@ class Central:
     """``monitord central`` with its config, store and log under ``directory``."""
 
     def __init__(self, running: Processes, directory: Path, central: str = "",
-                 policy: str = "") -> None:
+                 policy: str = "", store_url: str = "") -> None:
         self.running = running
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
@@ -146,7 +146,8 @@ class Central:
         self.log = directory / "central.log"
         self.config = directory / "central.toml"
         self.config.write_text(f'[central]\nlisten = "127.0.0.1:{self.port}"\n'
-                               f'store_url = "sqlite://{self.db}"\n{central}\n'
+                               f'store_url = "{store_url or f"sqlite://{self.db}"}"\n'
+                               f"{central}\n"
                                f"[policy]\n{policy}\n")
         self.operator_token = monitord("central", "add-operator", OPERATOR, "-c",
                                        str(self.config)).strip()

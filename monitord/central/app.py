@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from monitord.central.config import CentralConfig
 from monitord.central.console import console_errors, setup_console
@@ -25,11 +26,12 @@ from monitord.store.protocol import Store
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
+SERVER_LOG = "aiohttp.server"
 
 
 def create_app(config: CentralConfig, store: Store | None = None,
                clock: Clock = utc_now) -> web.Application:
+    quiet_malformed_requests()
     app = web.Application(client_max_size=config.central.max_body_bytes,
                           # console_errors, inside, answers /console/ paths in HTML
                           middlewares=[json_errors, console_errors])
@@ -45,6 +47,30 @@ def create_app(config: CentralConfig, store: Store | None = None,
     setup_routes(app)
     setup_console(app)
     return app
+
+
+class _MalformedRequests(logging.Filter):
+    """aiohttp answers a request it cannot parse (a control character in a header, a bad
+    request line) with a 400 itself, and logs it with a traceback. Such a request is the
+    client's fault: one line at INFO, without the offending bytes (a header may hold a
+    token)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            reason = str(error.message).strip().splitlines()[0] if error.message else ""
+            record.msg = "central: refused a malformed HTTP request (%s: %s)"
+            record.args = (error.code, reason.rstrip(":") or "cannot be parsed")
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+def quiet_malformed_requests() -> None:
+    """Installs ``_MalformedRequests`` on aiohttp's server log, once per process."""
+    server_log = logging.getLogger(SERVER_LOG)
+    if not any(isinstance(f, _MalformedRequests) for f in server_log.filters):
+        server_log.addFilter(_MalformedRequests())
 
 
 async def _own_store(app: web.Application) -> AsyncIterator[None]:

@@ -9,31 +9,47 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator
 
 from monitord.errors import ApiError
-from monitord.events import Name, WireModel
+from monitord.events import Name, WireModel, visible
 from monitord.schema import expected_text, model_at, suggest
 from monitord.store.protocol import HostInfo, Incident, TimelineEntry
 
 Json = dict[str, Any]
 M = TypeVar("M", bound=BaseModel)
-Note = Annotated[str, Field(max_length=2000)]
+Note = Annotated[str, Field(max_length=2000), AfterValidator(visible)]
+MAX_DEPTH = 32                 # arrays and objects within each other; an event needs 4
+MAX_NUMBER_CHARS = 40          # digits (and sign, point, exponent) of one JSON number
+_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
+_BRACKET = re.compile(rb"[\[\]{}]")
 
 
-class ActionBody(WireModel):
-    """The body of ``acknowledge`` and ``resolve``; ``who`` defaults to the token's owner."""
+class _Action(WireModel):
+    """``who`` defaults to the token's owner when it is left out; ``null`` is no name."""
 
     who: Name | None = None
+
+    @field_validator("who", mode="before")
+    @classmethod
+    def _named(cls, who: object) -> object:
+        if who is None:
+            raise ValueError("expected a name, or no who at all")
+        return who
+
+
+class ActionBody(_Action):
+    """The body of ``acknowledge`` and ``resolve``."""
+
     note: Note = ""
 
 
-class CommentBody(WireModel):
-    who: Name | None = None
-    text: Annotated[str, Field(min_length=1, max_length=20000)]
+class CommentBody(_Action):
+    text: Annotated[str, Field(min_length=1, max_length=20000), AfterValidator(visible)]
 
 
 def invalid(problems: list[str]) -> ApiError:
@@ -43,24 +59,67 @@ def invalid(problems: list[str]) -> ApiError:
     return ApiError(400, "invalid", shown + more, problems)
 
 
+class _Refused(ValueError):
+    """A number the parser will not make (the message says why)."""
+
+
 def parse_json(body: bytes) -> object:
-    """The JSON document in ``body``; ApiError 400 saying where it is broken."""
+    """The JSON document in ``body``; ApiError 400 saying where it is broken, or that it
+    nests deeper than MAX_DEPTH (measured before parsing, which recurses) or holds a
+    number longer than MAX_NUMBER_CHARS or too big for a float (refused as it is parsed)."""
+    depth = nesting(body)
+    if depth > MAX_DEPTH:
+        raise invalid([f"body: expected arrays and objects nested at most {MAX_DEPTH} deep, "
+                       f"got {depth} or more"])
     try:
-        return json.loads(body, parse_constant=_no_constant)
+        return json.loads(body, parse_constant=_no_constant, parse_int=_int,
+                          parse_float=_float)
     except UnicodeDecodeError:
         raise invalid(["body: expected JSON in UTF-8"]) from None
+    except _Refused as e:
+        raise invalid([f"body: {e}"]) from None
     except ValueError as e:
         raise invalid([f"body: not valid JSON: {e}"]) from None
+
+
+def nesting(body: bytes) -> int:
+    """How deep the arrays and objects of a JSON text go (strings skipped), counted up to
+    the first level past MAX_DEPTH."""
+    depth = deepest = 0
+    for bracket in _BRACKET.finditer(_STRING.sub(b"", body)):
+        depth += 1 if bracket[0] in b"[{" else -1
+        if depth > deepest:
+            deepest = depth
+            if deepest > MAX_DEPTH:
+                break
+    return deepest
 
 
 def _no_constant(name: str) -> object:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
-def validate(model: type[M], data: object) -> M:
-    """``data`` as ``model``; ApiError 400 listing every problem with its location."""
+def _int(digits: str) -> int:
+    if len(digits) > MAX_NUMBER_CHARS:
+        raise _Refused(f"expected numbers of at most {MAX_NUMBER_CHARS} characters, got one "
+                       f"of {len(digits)}")
+    return int(digits)
+
+
+def _float(digits: str) -> float:
+    number = float(digits) if len(digits) <= MAX_NUMBER_CHARS else math.inf
+    if not math.isfinite(number):
+        raise _Refused(f"expected numbers of at most {MAX_NUMBER_CHARS} characters that "
+                       f"fit a 64-bit float, got {digits[:MAX_NUMBER_CHARS]}"
+                       f"{'...' if len(digits) > MAX_NUMBER_CHARS else ''}")
+    return number
+
+
+def validate(model: type[M], data: object, context: dict[str, Any] | None = None) -> M:
+    """``data`` as ``model``; ApiError 400 listing every problem with its location.
+    ``context`` reaches the model's validators (``now``: the store's clock, for times)."""
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as e:
         raise invalid(problems(e, model)) from None
 

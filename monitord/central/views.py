@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any, Literal, get_args
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 
 HEALTH_TIMEOUT_SECONDS = 5.0
 MAX_INCIDENT_ID = 2**63 - 1     # ids are 64-bit in every backend; a bigger one cannot exist
+MAX_ID_DIGITS = len(str(MAX_INCIDENT_ID))
+HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")   # as events.Name
 MAX_LIMIT = 500
 STATUSES: tuple[str, ...] = get_args(IncidentStatus)
 PRIORITIES: tuple[str, ...] = tuple(p.value for p in Priority)
@@ -49,9 +52,10 @@ INCIDENT_QUERY = ("status", "priority", "host", "limit")
 
 async def post_events(request: web.Request) -> web.Response:
     host = await _agent(request)
-    batch = validate(Batch, parse_json(await _body(request)))
+    now = request.app[CLOCK]()
+    batch = validate(Batch, parse_json(await _body(request)), context={"now": now})
     _check_hosts(batch.events, host)
-    report = await request.app[STORE].apply(batch.events, request.app[CLOCK]())
+    report = await request.app[STORE].apply(batch.events, now)
     log.debug("central: %s: %d events applied, %d duplicates", host, report.applied,
               report.duplicates)
     return web.json_response({"applied": report.applied, "duplicates": report.duplicates})
@@ -161,21 +165,25 @@ def _incident_response(incident: Incident) -> web.Response:
 
 
 def _incident_id(request: web.Request) -> int:
-    incident_id = int(request.match_info["id"])   # the route admits digits only
-    if incident_id > MAX_INCIDENT_ID:
+    digits = request.match_info["id"]              # the route admits digits only
+    if len(digits) > MAX_ID_DIGITS or int(digits) > MAX_INCIDENT_ID:
         raise ApiError(404, "not_found", "no incident with that id")
-    return incident_id
+    return int(digits)
 
 
 def _incident_query(request: web.Request) -> dict[str, Any]:
     query = request.query
-    problems = [f"{name}: unknown query parameter{suggest(name, list(INCIDENT_QUERY))}"
+    problems = [f"{name if name.isidentifier() and len(name) <= 60 else _shown(name)}: "
+                f"unknown query parameter{suggest(name, list(INCIDENT_QUERY))}"
                 for name in query if name not in INCIDENT_QUERY]
     statuses = _choices(query.getall("status", []), STATUSES, "status", problems)
     priorities = _choices(query.getall("priority", []), PRIORITIES, "priority", problems)
     hosts = query.getall("host", [])
     if len(hosts) > 1:
         problems.append("host: give at most one")
+    problems += [f"host: expected a host name (letters, digits, \".\", \"_\", \":\" or "
+                 f"\"-\", starting with a letter or digit), got {_shown(h)}"
+                 for h in hosts if not HOST.fullmatch(h)]
     limit = _limit(query.get("limit"), problems)
     if problems:
         raise invalid(problems)
@@ -189,7 +197,7 @@ def _choices(values: list[str], allowed: tuple[str, ...], name: str,
     chosen: list[str] = []
     for part in (p.strip() for v in values for p in v.split(",")):
         if part not in allowed:
-            problems.append(f"{name}: expected {_one_of(allowed)}, got {json.dumps(part)}")
+            problems.append(f"{name}: expected {_one_of(allowed)}, got {_shown(part)}")
         elif part not in chosen:
             chosen.append(part)
     return tuple(chosen)
@@ -198,11 +206,18 @@ def _choices(values: list[str], allowed: tuple[str, ...], name: str,
 def _limit(text: str | None, problems: list[str]) -> int:
     if text is None:
         return MAX_LIMIT
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIMIT:
+    if (not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_LIMIT))
+            or not 1 <= int(text) <= MAX_LIMIT):
         problems.append(f"limit: expected a whole number from 1 to {MAX_LIMIT}, "
-                        f"got {json.dumps(text)}")
+                        f"got {_shown(text)}")
         return MAX_LIMIT
     return int(text)
+
+
+def _shown(value: str) -> str:
+    """A query value as a JSON string, shortened: what a problem says it got."""
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _one_of(allowed: tuple[str, ...]) -> str:

@@ -143,6 +143,12 @@ class RuleStore(PeopleMethods, abc.ABC):
     async def password_hash(self, name: str) -> str | None:
         return await self._run(lambda: queries.password_hash(name), writes=False)
 
+    async def session_generation(self, name: str) -> int:
+        return await self._run(lambda: queries.session_generation(name), writes=False)
+
+    async def end_sessions(self, name: str) -> None:
+        await self._run(lambda: queries.end_sessions(name), writes=True)
+
     async def set_person_token(self, name: str, token_hash: str, now: dt.datetime) -> None:
         await self._run(lambda: queries.set_person_token(name, token_hash, now), writes=True)
 

@@ -104,6 +104,8 @@ class Statement:
     # people, agents, secrets
     SET_PASSWORD = "set_password"
     PASSWORD_HASH = "password_hash"
+    SESSION_GENERATION = "session_generation"
+    END_SESSIONS = "end_sessions"
     SET_PERSON_TOKEN = "set_person_token"
     PERSON_FOR = "person_for"
     ADD_AGENT = "add_agent"

@@ -9,10 +9,11 @@ Other processes write the same tables at the same time, so each race is closed i
 the database (READ COMMITTED, the default isolation), by this dialect's SQL for the
 rules' statements:
 
-- dedup (``CLAIM_EVENTS``): one ``INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id``
-  over the batch's columns claims its ids in id order (so two batches sharing ids wait
-  for each other instead of deadlocking); a process that loses the race waits for the
-  winner's commit and then sees the ids as duplicates. The batch is one transaction.
+- dedup (``CLAIM_EVENTS``): one ``INSERT ... ON CONFLICT (host, id) DO NOTHING
+  RETURNING host, id`` over the batch's columns claims its ids in (host, id) order (so
+  two batches sharing ids wait for each other instead of deadlocking); a process that
+  loses the race waits for the winner's commit and then sees the ids as duplicates. Ids
+  are unique per host. The batch is one transaction.
 - one open incident per key: the upsert's target is the partial unique index
   (``ON CONFLICT (key) WHERE status <> 'resolved' DO UPDATE``), atomic under concurrency.
 - reopen, priority raise and upsert of one key run after ``pg_advisory_xact_lock`` on

@@ -37,14 +37,15 @@ IN_MAINTENANCE = """SELECT 1 FROM maintenance m WHERE m.host = i.host
     AND m.check_name IN ('', i.check_name) AND m.until > :now::timestamptz"""
 
 _SQL: dict[str, str] = {
-    # The batch's ids in id order, so two batches sharing ids wait for each other instead
-    # of deadlocking; the loser of a race waits for the winner's commit, then sees them.
+    # The batch's (host, id) in that order, so two batches sharing ids wait for each other
+    # instead of deadlocking; the loser of a race waits for the winner's commit, then sees
+    # them. Ids are unique per host: another host's event with the same id is another event.
     S.CLAIM_EVENTS: """INSERT INTO event (id, kind, host, check_name, at, received_at)
         SELECT e.id, e.kind, e.host, e.check_name, e.at, :now
         FROM unnest(:ids::text[], :kinds::text[], :hosts::text[], :checks::text[],
                     :ats::timestamptz[]) AS e (id, kind, host, check_name, at)
-        ORDER BY e.id
-        ON CONFLICT (id) DO NOTHING RETURNING id""",
+        ORDER BY e.host, e.id
+        ON CONFLICT (host, id) DO NOTHING RETURNING host, id""",
     S.NOTE_HOST: "INSERT INTO host (host) VALUES (:host) ON CONFLICT (host) DO NOTHING",
     S.COUNT_FIX_RUN: """INSERT INTO fix_run (host, check_name, fix, runs, worked, last_at)
         VALUES (:host, :check, :fix, 1, :worked, :now)
@@ -260,6 +261,9 @@ _SQL: dict[str, str] = {
         VALUES (:name, :hash, :now)
         ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash""",
     S.PASSWORD_HASH: "SELECT password_hash FROM person WHERE name = :name",
+    S.SESSION_GENERATION: "SELECT session_generation FROM person WHERE name = :name",
+    S.END_SESSIONS: """UPDATE person SET session_generation = session_generation + 1
+        WHERE name = :name""",
     S.SET_PERSON_TOKEN: """INSERT INTO person (name, token_hash, added_at)
         VALUES (:name, :hash, :now)
         ON CONFLICT (name) DO UPDATE SET token_hash = excluded.token_hash""",

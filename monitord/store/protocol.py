@@ -341,6 +341,15 @@ class Store(PeopleStore, Protocol):
         """The person's password hash; None if there is no such person (or no password)."""
         ...
 
+    async def session_generation(self, name: str) -> int:
+        """How many times the person's console sessions were ended (0 for nobody): a
+        session made under an older count is over."""
+        ...
+
+    async def end_sessions(self, name: str) -> None:
+        """End every console session of the person, on every central process."""
+        ...
+
     async def set_person_token(self, name: str, token_hash: str, now: dt.datetime) -> None:
         """Add the person ``name`` or replace their API token (only its hash is kept)."""
         ...

@@ -102,6 +102,15 @@ def password_hash(name: str) -> Script[str | None]:
     return rows[0]["password_hash"] if rows else None
 
 
+def session_generation(name: str) -> Script[int]:
+    rows = yield S.SESSION_GENERATION, {"name": name}
+    return int(rows[0]["session_generation"]) if rows else 0
+
+
+def end_sessions(name: str) -> Script[None]:
+    yield S.END_SESSIONS, {"name": name}
+
+
 def set_person_token(name: str, token_hash: str, now: dt.datetime) -> Script[None]:
     params = {"name": name, "hash": token_hash, "now": aware(now)}
     yield from _register_token((S.SET_PERSON_TOKEN, params))

@@ -98,7 +98,10 @@ def retold(entry: Entry, kind: str) -> Entry:
 
 def ran(event: Event) -> list[Step]:
     """The event's fix steps that really ran (a dry run's steps did not: no exit, no
-    re-probe); each is one run of its fix in the fix statistics."""
+    re-probe); each is one run of its fix in the fix statistics, which are per check (an
+    event of a whole host counts none)."""
+    if event.check is None:
+        return []
     return [s for s in event.steps if s.exit_code is not None or s.reprobe_status is not None]
 
 

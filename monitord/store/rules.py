@@ -49,7 +49,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 
 from monitord.errors import Conflict, NotFound
-from monitord.events import Event, EventKind
+from monitord.events import Event, EventKind, time_problems, visible
 from monitord.model import Priority
 from monitord.store import flapping, priority, records
 from monitord.store.ops import Rows, Script, aware
@@ -90,14 +90,15 @@ def apply(policy: Policy, events: Sequence[Event], now: dt.datetime) -> Script[A
     counts its fix runs and its kind's handler decides what it does.
     """
     aware(now)
+    _sane_times(events, now)
     claimed = yield from _claim(events, now)
-    for host in sorted({event.host for event in events if event.id in claimed}):
+    for host in sorted({host for host, _ in claimed}):
         yield S.NOTE_HOST, {"host": host}
     applied = 0
     for event in events:
-        if event.id not in claimed:
+        if (event.host, event.id) not in claimed:
             continue
-        claimed.discard(event.id)          # a repeat of the id in this batch is a duplicate
+        claimed.discard((event.host, event.id))   # a repeat in this batch is a duplicate
         applied += 1
         for step in ran(event):
             yield S.COUNT_FIX_RUN, {"host": event.host, "check": event.check, "fix": step.fix,
@@ -109,13 +110,22 @@ def apply(policy: Policy, events: Sequence[Event], now: dt.datetime) -> Script[A
     return ApplyReport(applied=applied, duplicates=len(events) - applied)
 
 
-def _claim(events: Sequence[Event], now: dt.datetime) -> Script[set[str]]:
-    """Record the events' ids; the set of those not applied before (the dedup)."""
+def _sane_times(events: Sequence[Event], now: dt.datetime) -> None:
+    """A time no store can keep (or no incident should carry) refuses the whole batch,
+    before any statement: ValueError naming the event and the field."""
+    for n, event in enumerate(events):
+        for problem in time_problems(event, now):
+            raise ValueError(f"events[{n}].{problem}")
+
+
+def _claim(events: Sequence[Event], now: dt.datetime) -> Script[set[tuple[str, str]]]:
+    """Record the events' (host, id); the set of those not applied before (the dedup: ids
+    are unique per host)."""
     rows = yield S.CLAIM_EVENTS, {
         "now": now, "ids": [e.id for e in events], "kinds": [e.kind for e in events],
         "hosts": [e.host for e in events], "checks": [e.check for e in events],
         "ats": [e.at for e in events]}
-    return {row["id"] for row in rows}
+    return {(row["host"], row["id"]) for row in rows}
 
 
 def _problem(policy: Policy, event: Event, now: dt.datetime) -> Script[object]:
@@ -299,18 +309,22 @@ def silence(policy: Policy) -> dict[str, object]:
 # --- people's actions ------------------------------------------------------------------
 
 
+# A person's note or comment is made ``visible`` here, whoever passed it on (the API, the
+# console's forms, the CLI on the embedded store): what one backend keeps, every one does.
+
 def acknowledge(incident_id: int, who: str, note: str, now: dt.datetime) -> Script[Incident]:
-    entry = records.entry(aware(now), "acknowledged", who, note)
+    entry = records.entry(aware(now), "acknowledged", who, visible(note))
     return _act(incident_id, S.ACKNOWLEDGE, entry, "acknowledged")
 
 
 def resolve(incident_id: int, who: str, note: str, now: dt.datetime) -> Script[Incident]:
-    return _act(incident_id, S.RESOLVE, records.entry(aware(now), "resolved", who, note),
-                "resolved")
+    entry = records.entry(aware(now), "resolved", who, visible(note))
+    return _act(incident_id, S.RESOLVE, entry, "resolved")
 
 
 def comment(incident_id: int, who: str, text: str, now: dt.datetime) -> Script[Incident]:
-    return _act(incident_id, None, records.entry(aware(now), "comment", who, text), None)
+    entry = records.entry(aware(now), "comment", who, visible(text))
+    return _act(incident_id, None, entry, None)
 
 
 def _act(incident_id: int, change: str | None, entry: Entry,

@@ -134,15 +134,15 @@ class SQLiteStore(RuleStore):
         return bound.rows(cursor, found) if found else ()
 
     def _claim_events(self, params: Mapping[str, Any]) -> Rows:
-        """Each event's id, one INSERT each (bound by position, in CLAIM_COLUMNS order: a
-        batch claims hundreds). The ids inserted are the ones not seen before."""
+        """Each event's host and id, one INSERT each (bound by position, in CLAIM_COLUMNS
+        order: a batch claims hundreds). Those inserted are the ones not seen before."""
         now = epoch(params["now"])
         claimed: list[Row] = []
         for id_, kind, host, check, at in zip(params["ids"], params["kinds"], params["hosts"],
                                               params["checks"], params["ats"], strict=True):
             cursor = self._db.execute(CLAIM_EVENT.sql, (id_, kind, host, check, epoch(at), now))
             if cursor.rowcount == 1:
-                claimed.append({"id": id_})
+                claimed.append({"host": host, "id": id_})
         return claimed
 
 

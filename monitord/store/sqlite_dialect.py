@@ -136,10 +136,10 @@ def _slots(names: tuple[str, ...], kind: frozenset[str]) -> tuple[int, ...]:
     return tuple(i for i, name in enumerate(names) if name in kind)
 
 
-# One event's id; CLAIM_EVENTS runs it for each event of the batch (one writer at a time,
+# One event's host and id; CLAIM_EVENTS runs it for each event of the batch (one writer at a time,
 # so the order does not matter here), binding each event's values in CLAIM_COLUMNS order.
 CLAIM_EVENT = numbered("""INSERT INTO event (id, kind, host, check_name, at, received_at)
-    VALUES (:id, :kind, :host, :check, :at, :now) ON CONFLICT (id) DO NOTHING""", "?")
+    VALUES (:id, :kind, :host, :check, :at, :now) ON CONFLICT (host, id) DO NOTHING""", "?")
 CLAIM_COLUMNS = ("id", "kind", "host", "check", "at", "now")
 if CLAIM_EVENT.names != CLAIM_COLUMNS:
     raise ImportError(f"CLAIM_EVENT binds {CLAIM_EVENT.names}, not {CLAIM_COLUMNS}")
@@ -362,6 +362,9 @@ _SQL: dict[str, str | None] = {
         VALUES (:name, :hash, :now)
         ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash""",
     S.PASSWORD_HASH: "SELECT password_hash FROM person WHERE name = :name",
+    S.SESSION_GENERATION: "SELECT session_generation FROM person WHERE name = :name",
+    S.END_SESSIONS: """UPDATE person SET session_generation = session_generation + 1
+        WHERE name = :name""",
     S.SET_PERSON_TOKEN: """INSERT INTO person (name, token_hash, added_at)
         VALUES (:name, :hash, :now)
         ON CONFLICT (name) DO UPDATE SET token_hash = excluded.token_hash""",

@@ -32,6 +32,7 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     store = await SQLiteStore.open(tmp_path / "central.db", Policy())
     try:
         async with running(store, config(max_body_bytes=SMALL_BODY_LIMIT)) as api:
+            api.clock.now = utc_now()   # the events are made now: the service's clock too
             yield api
     finally:
         await store.close()

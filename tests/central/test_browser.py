@@ -229,7 +229,7 @@ def sign_in(page: Any, base: str) -> None:
     page.click("button[type=submit]")
     assert page.url == f"{base}/console/"
     cookies = {c["name"]: c for c in page.context.cookies()}
-    session = cookies["monitord_session"]
+    session = cookies["__Host-monitord_session"]   # Secure, so kept on loopback only
     assert session["httpOnly"] and session["secure"] and session["sameSite"] == "Strict"
 
 

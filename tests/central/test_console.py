@@ -191,6 +191,34 @@ async def test_sign_out_deletes_the_cookie(api: Api) -> None:
     assert (await person.get("/console/")).status == 303
 
 
+async def test_sign_out_ends_the_session_on_the_server(api: Api) -> None:
+    person = await signed_in(api)
+    kept = person.cookies[sessions.SESSION_COOKIE]          # a copy, as a thief would keep
+    other = Person(api)                                     # a second browser of carol's
+    assert (await other.sign_in("carol")).status == 303
+    queue = await person.get("/console/")
+    await person.post("/console/logout", {"csrf": queue.csrf()})
+    person.cookies[sessions.SESSION_COOKIE] = kept
+    for browser in (person, other):
+        page = await browser.get("/console/")
+        assert page.status == 303 and page.location.startswith("/console/login")
+    again = Person(api)                                     # signing in again works
+    assert (await again.sign_in("carol")).status == 303
+    assert (await again.get("/console/")).status == 200
+
+
+async def test_a_new_password_ends_the_session_on_the_server(api: Api) -> None:
+    person = await signed_in(api)
+    await add_person(api, "carol", password="a brand new passphrase")
+    page = await person.get("/console/")
+    assert page.status == 303 and page.location.startswith("/console/login")
+
+
+def test_session_cookie_is_host_prefixed() -> None:
+    # __Host-: the browser keeps it only if it is Secure, with Path=/ and no Domain.
+    assert sessions.SESSION_COOKIE.startswith("__Host-")
+
+
 # --- sessions that must not work ---------------------------------------------------------
 
 async def test_session_signed_with_another_key_is_refused(api: Api) -> None:
@@ -198,7 +226,7 @@ async def test_session_signed_with_another_key_is_refused(api: Api) -> None:
     stored = await api.store.password_hash("carol")
     assert stored is not None
     forged = sessions.make_session(b"another key", "carol",
-                                   int(T0.timestamp() + 3600), stored)
+                                   int(T0.timestamp() + 3600), stored, 0)
     person.cookies[sessions.SESSION_COOKIE] = forged.cookie
     page = await person.get("/console/")
     assert page.status == 303 and page.location.startswith("/console/login")

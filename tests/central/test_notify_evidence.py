@@ -14,6 +14,7 @@ from monitord.agent.healer import Outcome, Step
 from monitord.central.notify.evidence import trim
 from monitord.model import Priority, Reading, Result, Status
 from monitord.store.protocol import Store
+from tests.central.apiclient import T0
 from tests.central.receivers import PAGERDUTY_PATH, mail_server, receiving
 from tests.central.test_notify import ROUTING_KEY, central, hook, round_at, settings
 
@@ -36,6 +37,7 @@ def problem_event(tmp_path: Path) -> dict[str, Any]:
                       steps)
     maker = EventMaker("web1", event_renderer(str(tmp_path / "no-templates")))
     document: dict[str, Any] = maker.from_outcome(outcome).model_dump(mode="json")
+    document["at"] = T0.isoformat()    # the service's clock in these tests, not the present
     return document
 
 

@@ -9,11 +9,12 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import jsonschema
 import pytest
 from aiohttp import web
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from monitord.central.app import create_app
 from monitord.central.console import is_console
@@ -207,3 +208,27 @@ def test_spec_schema_has_the_models_fields(model: type[BaseModel], schema: str) 
     assert set(described["properties"]) == set(model.model_fields)
     required = {name for name, f in model.model_fields.items() if f.is_required()}
     assert set(described.get("required", [])) == required
+
+
+@pytest.mark.parametrize(("event", "valid"), [
+    ({"kind": "heartbeat", "interval_seconds": 60}, True),
+    ({"kind": "heartbeat"}, False),
+    ({"kind": "heartbeat", "check": "web", "interval_seconds": 60}, False),
+    ({"kind": "stopped", "check": "web"}, False),
+    ({"kind": "problem", "check": "web", "priority": "P1"}, True),
+    ({"kind": "problem", "check": "web"}, False),
+    ({"kind": "problem", "check": "web", "priority": None}, False),
+    ({"kind": "recovery"}, False),
+    ({"kind": "maintenance"}, True),
+])
+def test_spec_and_model_agree_on_each_kinds_fields(event: dict[str, Any], valid: bool) -> None:
+    full = {"id": "0" * 32, "host": "web1", "at": "2026-11-25T17:00:00Z", **event}
+    schema = {**SPEC["components"]["schemas"]["Event"], "components": SPEC["components"]}
+    errors = list(jsonschema.Draft202012Validator(schema).iter_errors(full))
+    assert (errors == []) is valid, errors
+    try:
+        Event.model_validate(full)
+        model_valid = True
+    except ValidationError:
+        model_valid = False
+    assert model_valid is valid

@@ -99,9 +99,11 @@ async def signed_in(request: web.Request) -> Session | None:
     shape = sessions.claimed(cookie)
     if cookie is None or shape is None:
         return None
-    stored = await request.app[STORE].password_hash(shape[0])
+    store = request.app[STORE]
+    stored = await store.password_hash(shape[0])
+    generation = await store.session_generation(shape[0]) if stored else 0
     return sessions.verify_session(await signing_key(request.app), cookie,
-                                   request.app[CLOCK]().timestamp(), stored)
+                                   request.app[CLOCK]().timestamp(), stored, generation)
 
 
 async def login_form(request: web.Request) -> web.StreamResponse:
@@ -154,7 +156,8 @@ async def login(request: web.Request) -> web.StreamResponse:
     console.failures.succeeded(name)
     lifetime = request.app[CONFIG].central.console_session
     expires = int(request.app[CLOCK]().timestamp() + lifetime)
-    session = sessions.make_session(key, name, expires, stored)
+    generation = await request.app[STORE].session_generation(name)
+    session = sessions.make_session(key, name, expires, stored, generation)
     log.info("central: console: %s signed in from %s", name, request.remote)
     response = redirect(target)
     response.set_cookie(sessions.SESSION_COOKIE, session.cookie, max_age=int(lifetime),
@@ -166,6 +169,8 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 @person_page
 async def logout(request: web.Request, session: Session) -> web.StreamResponse:
+    """Ends the person's sessions on the server (every browser's), then the cookie."""
+    await request.app[STORE].end_sessions(session.name)
     log.info("central: console: %s signed out", session.name)
     response = redirect(LOGIN)
     response.del_cookie(sessions.SESSION_COOKIE, path="/", secure=True, httponly=True,
@@ -284,10 +289,10 @@ async def _opened(store: Store, host: str | None = None) -> dict[str, list[Incid
 
 
 def _incident_id(request: web.Request) -> int:
-    incident_id = int(request.match_info["id"])   # the route admits digits only
-    if incident_id > MAX_INCIDENT_ID:
+    digits = request.match_info["id"]              # the route admits digits only
+    if len(digits) > len(str(MAX_INCIDENT_ID)) or int(digits) > MAX_INCIDENT_ID:
         raise ConsoleError(404, "There is no incident with that number.")
-    return incident_id
+    return int(digits)
 
 
 # --- what the templates show ------------------------------------------------------------

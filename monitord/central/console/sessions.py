@@ -1,12 +1,19 @@
-"""Console sessions and anti-forgery tokens, signed rather than stored.
+"""Console sessions and anti-forgery tokens, signed, and ended on the server.
 
 A session is a cookie ``NAME|EXPIRES|MAC``: the person, when it ends (Unix seconds), and
-an HMAC-SHA256 over both and over a fingerprint of the person's current password hash.
-Nothing is kept per session, so several central processes behind one address accept each
-other's cookies (the key is the store's shared secret), and changing a password ends every
-session made with the old one (the fingerprint no longer matches). Logging out deletes the
-cookie in the browser; the cookie itself stays valid until it expires, which is why its
-lifetime is bounded ([central] console_session).
+an HMAC-SHA256 over both, over a fingerprint of the person's current password hash and
+over the person's session generation (a counter in the store). Every request checks the
+MAC against the store's current hash and generation, so several central processes behind
+one address accept each other's cookies (the key is the store's shared secret), changing a
+password ends every session made with the old one (the fingerprint no longer matches), and
+signing out counts the generation up, which ends the person's sessions on the server: a
+copy of the cookie is worth nothing afterwards, in any browser. Their lifetime is bounded
+too ([central] console_session).
+
+The cookie is ``__Host-monitord_session``: Secure, Path=/, no Domain, so no other site
+on a shared domain can set or shadow it. Browsers keep Secure cookies only from HTTPS
+pages and from loopback (``localhost``, 127.0.0.1): the console is meant to be reached
+over HTTPS (a TLS proxy in front of it), or on loopback.
 
 Every form a signed-in person posts carries ``csrf`` = HMAC(key, "csrf", session cookie):
 a page of another site cannot read it, so it cannot make a browser post a valid form.
@@ -21,7 +28,7 @@ import hmac
 import re
 from dataclasses import dataclass
 
-SESSION_COOKIE = "monitord_session"
+SESSION_COOKIE = "__Host-monitord_session"
 LOGIN_COOKIE = "monitord_login"
 CSRF_FIELD = "csrf"
 SECRET_NAME = "console-session"
@@ -45,8 +52,10 @@ def fingerprint(password_hash: str) -> str:
     return hashlib.sha256(password_hash.encode()).hexdigest()
 
 
-def make_session(key: bytes, name: str, expires: int, password_hash: str) -> Session:
-    mac = _mac(key, "session", name, str(expires), fingerprint(password_hash))
+def make_session(key: bytes, name: str, expires: int, password_hash: str,
+                 generation: int) -> Session:
+    mac = _mac(key, "session", name, str(expires), fingerprint(password_hash),
+               str(generation))
     return Session(name, expires, f"{name}|{expires}|{mac}")
 
 
@@ -62,16 +71,17 @@ def claimed(cookie: str | None) -> tuple[str, int] | None:
     return name, int(expires)
 
 
-def verify_session(key: bytes, cookie: str, now: float, password_hash: str | None
-                   ) -> Session | None:
-    """The session ``cookie`` stands for, if it is ours, unexpired, and of this password."""
+def verify_session(key: bytes, cookie: str, now: float, password_hash: str | None,
+                   generation: int) -> Session | None:
+    """The session ``cookie`` stands for, if it is ours, unexpired, of this password, and
+    of the person's current session generation (not signed out since)."""
     shape = claimed(cookie)
     if shape is None or password_hash is None:
         return None
     name, expires = shape
     if expires <= now:
         return None
-    expected = make_session(key, name, expires, password_hash)
+    expected = make_session(key, name, expires, password_hash, generation)
     return expected if hmac.compare_digest(expected.cookie, cookie) else None
 
 
