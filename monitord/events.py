@@ -12,6 +12,10 @@
                (``until`` in the future) or ended (``until`` empty); owner and reason say
                who and why. The store silences notices for what is in maintenance.
 
+A ``problem`` whose title names its priority (an admin's title template with
+``{{ priority }}``) carries ``titles``, the title rendered at each priority: the store
+shows the one of the incident's current priority, which its attached children may move.
+
 A ``problem`` with ``flapping`` set says the check keeps changing state: its incident
 stays open, marked flapping, with one notice; the next problem or recovery for the key
 comes only once the check has been steady for a while.
@@ -125,6 +129,10 @@ class Event(WireModel):
     flapping: StrictBool = False
     until: Time | None = None            # maintenance: when the window ends; None: it ended
     owner: Label = ""                    # maintenance: who set it
+    # A problem whose title names its priority: the title at each priority, so that the
+    # store can keep the title of an incident whose priority its children move.
+    titles: dict[Priority, Annotated[str, Field(max_length=500), AfterValidator(visible)]] = (
+        Field(default={}, max_length=3))
 
     @property
     def key(self) -> str:

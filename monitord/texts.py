@@ -56,6 +56,16 @@ class Renderer:
                       kind, self.what, type(e).__name__, e)
             return _render(stock, kind, context)
 
+    def title(self, kind: str, context: dict[str, Any]) -> str:
+        """The title alone, with the same fallback to the stock template as ``render``."""
+        env, stock = self._environments()
+        try:
+            return _title(env, kind, context)
+        except Exception as e:  # whatever the admin's template does wrong
+            log.error("title template for %s %s failed (%s: %s); using the stock one",
+                      kind, self.what, type(e).__name__, e)
+            return _title(stock, kind, context)
+
     def _environments(self) -> tuple[jinja2.Environment, jinja2.Environment]:
         if self._env is None or self._stock is None:
             import jinja2
@@ -68,9 +78,13 @@ class Renderer:
 
 
 def _render(env: jinja2.Environment, kind: str, context: dict[str, Any]) -> tuple[str, str]:
-    title = env.get_template(f"{kind}.title.j2").render(context)
     body = env.get_template(f"{kind}.body.j2").render(context)
-    return " ".join(title.split())[:MAX_TITLE_CHARS], body.strip()[:MAX_BODY_CHARS]
+    return _title(env, kind, context), body.strip()[:MAX_BODY_CHARS]
+
+
+def _title(env: jinja2.Environment, kind: str, context: dict[str, Any]) -> str:
+    title = env.get_template(f"{kind}.title.j2").render(context)
+    return " ".join(title.split())[:MAX_TITLE_CHARS]
 
 
 def _vetted_loader(directory: str) -> jinja2.BaseLoader:

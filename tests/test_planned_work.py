@@ -6,6 +6,8 @@ operator API and the central store's file.
   no "server down"; a stop longer than ``[policy] stop_limit`` pages as silence does;
 - a host put in maintenance through the API has its incidents opened and nobody told;
 - ``monitord maintenance on`` on the agent's host reaches the central service;
+- an agent that starts tells its windows again (one the outbox never had reaches the
+  store) and the end of one that expired while it was down;
 - a check flapping for 60 s makes at most 2 notices.
 """
 
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from monitord.agent.statestore import HOST_SCOPE, Maintenance, StateStore
 from tests.processes import (
     HOST,
     Agent,
@@ -165,6 +168,58 @@ def test_maintenance_on_the_agents_host_reaches_the_central_service(
     wait_for(lambda: not central.get("/api/v1/maintenance")["maintenance"],
              "the window to end at the central service", alive=(proc,))
     agent.stop()
+
+
+def central_windows(central: Central) -> list[tuple[str, str, str, float]]:
+    """(host, check, reason, set_at) of every window in the central store's file, expired
+    ones included (the API lists running ones only)."""
+    rows = read_rows(central.db, "SELECT host, check_name, reason, set_at FROM maintenance "
+                                 "ORDER BY host, check_name")
+    return [(host, check, reason, set_at) for host, check, reason, set_at in rows]
+
+
+def test_a_starting_agent_tells_its_windows_again_and_the_end_of_expired_ones(
+    running: Processes, tmp_path: Path
+) -> None:
+    central = Central(running, tmp_path / "central")
+    central.start()
+    agent = Agent(running, tmp_path / "agent", central, CLOSED_PORT_CHECK)
+    monitord("maintenance", "-c", str(agent.config), "--state-dir", str(agent.state_dir),
+             "on", "shop", "--for", "3s", "--reason", "cache flush")
+    until = time.time() + 3
+    proc = agent.start()
+    wait_for(lambda: [w for w in central_windows(central) if w[1] == "shop"],
+             "the shop's window at the central service", alive=(proc, central.proc))
+    agent.stop()
+    # While the agent is down the shop's window expires, and a window is set for the
+    # whole host that never went through the outbox (as one set before an upgrade, or
+    # whose event was lost): only the agent's state file has it.
+    wait_for(lambda: time.time() > until + 0.5, "the shop's window to expire")
+    state = StateStore(agent.state_dir / "state.db")
+    try:
+        now = time.time()
+        state.set_maintenance(Maintenance(HOST_SCOPE, now + 7200, "PHP upgrade", "root", now))
+    finally:
+        state.close()
+    proc = agent.start()
+    windows = wait_for(lambda: (found := central_windows(central)) and found[0][1] == ""
+                       and len(found) == 1 and found,
+                       "the host's window told and the shop's ended", alive=(proc,))
+    [(host, check, reason, _)] = windows
+    assert (host, check, reason) == (HOST, "", "PHP upgrade")
+    listed = central.get("/api/v1/maintenance")["maintenance"]
+    assert [(w["host"], w["check"], w["reason"]) for w in listed] == [
+        (HOST, None, "PHP upgrade")]
+    agent.stop()
+    # Told again at the next start: the same window, nothing changed.
+    told = len(central.applied("maintenance"))
+    proc = agent.start()
+    wait_for(lambda: len(central.applied("maintenance")) > told,
+             "the window told once more", alive=(proc,))
+    assert central_windows(central) == windows
+    assert "maintenance windows told to the store again" in agent.logged()
+    agent.stop()
+    assert "Traceback" not in agent.logged() + central.log.read_text()
 
 
 # --- flapping -----------------------------------------------------------------------------

@@ -1,11 +1,11 @@
 """The agent's lifecycle, read top to bottom, around its checks' flow (``flow.CheckFlow``).
 
 ``start`` (open the state file, which holds the outbox too; restore each check's state;
-open the store's sender) -> ``run`` (the scheduler, the chores: states written, heartbeat,
-STATUS and watchdog; the grace's end; the outbox's delivery; the status endpoint; until
-asked to stop) -> ``close`` (let running probes and fixes finish within the shutdown
-timeout, cancel the rest, write the last states, deliver what the outbox can within a few
-seconds, close).
+open the store's sender; tell the store of the maintenance windows again) -> ``run``
+(the scheduler, the chores: states written, heartbeat, STATUS and watchdog; the grace's
+end; the outbox's delivery; the status endpoint; until asked to stop) -> ``close`` (let
+running probes and fixes finish within the shutdown timeout, cancel the rest, write the
+last states, deliver what the outbox can within a few seconds, close).
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ from pathlib import Path
 
 from monitord.agent import status
 from monitord.agent.delivery import Deliverer, make_sender
+from monitord.agent.events import maintenance
 from monitord.agent.flow import STATE_IO_TIMEOUT, CheckFlow
 from monitord.agent.healer import Healer
 from monitord.agent.outbox import Limits, Outbox, migrate_outbox
 from monitord.agent.scheduler import Scheduler
 from monitord.agent.sites import SiteWork
 from monitord.agent.state import CheckState
-from monitord.agent.statestore import StateStore
+from monitord.agent.statestore import HOST_SCOPE, StateStore
 from monitord.agent.systemd import Notifier
 from monitord.config import Config
 from monitord.errors import StateError
@@ -78,6 +79,7 @@ class Agent(CheckFlow):
         self._closers.append(closer)
         self.deliverer = Deliverer(self.outbox, sender, self.config.outbox.batch,
                                    self._undeliverable)
+        await self._tell_windows()
         await self.site_work.start(saved, names)
         if not self._keep_start:
             self._started = time.monotonic()
@@ -87,6 +89,33 @@ class Agent(CheckFlow):
                  "incidents go to %s%s", plural(len(names), "check"),
                  plural(len(self.config.files), "file"), self.config.host, restored, path,
                  _shown(self.config.store_url), dry)
+
+    async def _tell_windows(self) -> None:
+        """Tell the store of every maintenance window in the state file again: one set
+        before an upgrade, or while the store could not be reached, reaches it (the store
+        takes the same window twice as once). One that expired while the daemon was down
+        is told as expired, then forgotten."""
+        try:
+            async with asyncio.timeout(STATE_IO_TIMEOUT):
+                windows = await asyncio.to_thread(self.store.windows)
+        except (StateError, TimeoutError) as e:
+            log.error("cannot read maintenance windows to tell the store (%s)", e)
+            return
+        now = time.time()
+        for window in windows:
+            check = None if window.scope == HOST_SCOPE else window.scope
+            told = await self.send(maintenance(self.config.host, check, window.until,
+                                               window.owner, window.reason))
+            if told and window.until <= now:
+                try:
+                    async with asyncio.timeout(STATE_IO_TIMEOUT):
+                        await asyncio.to_thread(self.store.forget_window, window)
+                except (StateError, TimeoutError) as e:     # told again at the next start
+                    log.error("cannot forget an expired maintenance window (%s)", e)
+        if windows:
+            log.info("monitord: maintenance windows told to the store again: %s",
+                     ", ".join(f"{w.what} ({'expired' if w.until <= now else 'running'})"
+                               for w in windows))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run the checks until ``stop`` is set, then shut down."""

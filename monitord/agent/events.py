@@ -45,14 +45,22 @@ class EventMaker:
         }
         kind: EventKind = "healed" if outcome.kind == "healed" else "problem"
         title, body = self.renderer.render(kind, context)
+        titles = self._titles(context) if kind == "problem" else {}
         return Event(
             id=new_id(), kind=kind, host=self.host, check=outcome.check,
             at=utc_now(), priority=outcome.priority,
             status=outcome.result.status.name, title=title, body=body,  # type: ignore[arg-type]
             summary=outcome.result.summary[:2000], reason=outcome.reason[:2000],
             recurring=outcome.recurring, suppressed_by=outcome.suppressed_by, steps=steps,
-            flapping=outcome.flapping,
+            flapping=outcome.flapping, titles=titles,
         )
+
+    def _titles(self, context: dict[str, Any]) -> dict[Priority, str]:
+        """The problem's title at each priority when its template names the priority
+        (the store then keeps the title of the incident's current one), else none."""
+        titles = {p: self.renderer.title("problem", {**context, "priority": p})
+                  for p in Priority}
+        return titles if len(set(titles.values())) > 1 else {}
 
     def undeliverable(self, refused: Event, answer: str, check: str) -> Event:
         """A problem of the agent's own: the store refused ``refused`` for good. Its

@@ -175,11 +175,25 @@ class StateStore:
 
     @_locked
     def maintenance(self, now: float) -> list[Maintenance]:
-        """Windows still running at ``now`` (expired ones are ignored, then cleaned up)."""
-        self._write("DELETE FROM maintenance WHERE until <= :now", [{"now": now}])
+        """Windows still running at ``now``. Expired ones are ignored, and kept until the
+        daemon, starting, has told the store that they ended (``windows``, ``forget``)."""
+        rows = self._db.execute(
+            "SELECT scope, until, reason, owner, set_at FROM maintenance "
+            "WHERE until > :now ORDER BY scope", {"now": now})
+        return [Maintenance(*row) for row in rows]
+
+    @_locked
+    def windows(self) -> list[Maintenance]:
+        """Every window in the file, running or expired."""
         rows = self._db.execute(
             "SELECT scope, until, reason, owner, set_at FROM maintenance ORDER BY scope")
         return [Maintenance(*row) for row in rows]
+
+    @_locked
+    def forget_window(self, window: Maintenance) -> None:
+        """Drop an expired ``window`` (not one set again since with another end)."""
+        self._write("DELETE FROM maintenance WHERE scope = :scope AND until = :until",
+                    [{"scope": window.scope, "until": window.until}])
 
     def maintenance_of(self, check: str, now: float) -> Maintenance | None:
         """The window ``check`` is in at ``now`` (its own, or the whole host's), if any."""

@@ -74,6 +74,7 @@ class Statement:
     STOPPED = "stopped"
     SET_MAINTENANCE = "set_maintenance"
     END_MAINTENANCE = "end_maintenance"
+    EXPIRE_MAINTENANCE = "expire_maintenance"   # ends the window only if it ends by :until
     MAINTENANCE = "maintenance"
     SILENCED_BY = "silenced_by"      # the window that kept a notice from being made
     # the sweep

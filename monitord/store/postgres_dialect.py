@@ -56,10 +56,12 @@ _SQL: dict[str, str] = {
     S.COUNT_HEALED: """INSERT INTO healed (host, check_name, fix, count, last_at)
         VALUES (:host, :check, :fix, 1, :now) ON CONFLICT (host, check_name, fix)
         DO UPDATE SET count = healed.count + 1, last_at = excluded.last_at""",
-    # A heartbeat the agent made after it announced a stop ends the stop.
+    # A heartbeat the agent made after it announced a stop ends the stop (both times of
+    # the agent's clock).
     S.HEARTBEAT: """UPDATE host SET last_heartbeat = :now, interval_seconds = :interval,
         down_since = NULL,
-        stopped_at = CASE WHEN stopped_at >= :at::timestamptz THEN stopped_at END
+        stopped_at = CASE WHEN stop_made_at >= :at::timestamptz THEN stopped_at END,
+        stop_made_at = CASE WHEN stop_made_at >= :at::timestamptz THEN stop_made_at END
         WHERE host = :host""",
     # Held to the end of the transaction: two processes never both reopen an incident, or
     # one reopen it while the other opens a new one.
@@ -68,21 +70,26 @@ _SQL: dict[str, str] = {
             due_at = :due_at, acknowledged_at = NULL, acknowledged_by = NULL,
             resolved_at = NULL, resolved_by = NULL, reopened = reopened + 1,
             escalation_level = 0, notified_at = :now, reopened_at = :now,
-            own_priority = :priority, title = :title, flapping = false, flap_at = NULL,
-            flap_held = NULL
+            own_priority = :priority, title = :title, titles = :titles::jsonb,
+            flapping = false, flap_at = NULL, flap_held = NULL
         WHERE id = (SELECT max(id) FROM incident WHERE key = :key)
           AND status = 'resolved' AND resolved_at > :since RETURNING id""",
     S.CLEAR_ATTACHED: "UPDATE attached SET priority = NULL WHERE incident_id = :id",
     # One open incident per key: the partial unique index is the upsert's target. The
-    # title follows the check's own priority.
+    # title changes with the check's own priority, and is the new one's at the
+    # incident's priority (which SET_PRIORITY moves on with it).
     S.UPSERT: """INSERT INTO incident (key, host, check_name, priority, own_priority, status,
-            title, summary, opened_at, due_at, last_seen_at, count, notified_at)
-        VALUES (:key, :host, :check, :priority, :priority, 'open', :title, :summary, :now,
-                :due_at, :now, 1, :now)
+            title, titles, summary, opened_at, due_at, last_seen_at, count, notified_at)
+        VALUES (:key, :host, :check, :priority, :priority, 'open', :title, :titles::jsonb,
+                :summary, :now, :due_at, :now, 1, :now)
         ON CONFLICT (key) WHERE status <> 'resolved' DO UPDATE SET count = incident.count + 1,
             last_seen_at = excluded.last_seen_at, summary = excluded.summary,
             title = CASE WHEN incident.own_priority IS NOT DISTINCT FROM excluded.own_priority
-                         THEN incident.title ELSE excluded.title END,
+                         THEN incident.title
+                         ELSE coalesce(excluded.titles ->> incident.priority::text,
+                                       excluded.title) END,
+            titles = CASE WHEN incident.own_priority IS NOT DISTINCT FROM excluded.own_priority
+                          THEN incident.titles ELSE excluded.titles END,
             own_priority = excluded.own_priority
         RETURNING id, count, priority, flapping, flap_at""",
     S.OPEN_FOR_KEY: "SELECT id FROM incident WHERE key = :key AND status <> 'resolved'",
@@ -103,7 +110,9 @@ _SQL: dict[str, str] = {
             least(i.own_priority, (SELECT min(a.priority) FROM attached a
                                    WHERE a.incident_id = i.id)) AS wanted
         FROM incident i WHERE i.id = :id""",
-    S.SET_PRIORITY: """UPDATE incident SET priority = :priority, due_at = :due_at,
+    # The title moves with the priority, when the check's title names it.
+    S.SET_PRIORITY: """UPDATE incident SET priority = :priority::text, due_at = :due_at,
+            title = coalesce(titles ->> :priority::text, title),
             notified_at = CASE WHEN :raised::boolean THEN :now::timestamptz
                                ELSE notified_at END
         WHERE id = :id""",
@@ -130,17 +139,34 @@ _SQL: dict[str, str] = {
             p.resolved_at, p.resolved_by
         FROM open_period p JOIN incident i ON i.id = p.incident_id
         WHERE p.started_at >= :since AND p.started_at < :until ORDER BY p.started_at, p.id""",
-    S.STOPPED: """UPDATE host SET stopped_at = greatest(:at::timestamptz, stopped_at)
+    # stopped_at: when the store heard of the latest stop the agent made (an older stop
+    # delivered late changes nothing).
+    S.STOPPED: """UPDATE host
+        SET stopped_at = CASE WHEN stop_made_at >= :at::timestamptz THEN stopped_at
+                              ELSE :now::timestamptz END,
+            stop_made_at = greatest(:at::timestamptz, stop_made_at)
         WHERE host = :host""",
+    # The same window told again (an agent that starts says its windows) keeps its set_at.
     S.SET_MAINTENANCE: """INSERT INTO maintenance (host, check_name, until, owner, reason,
             set_at) VALUES (:host, :check, :until, :owner, :reason, :now)
         ON CONFLICT (host, check_name) DO UPDATE SET until = excluded.until,
-            owner = excluded.owner, reason = excluded.reason, set_at = excluded.set_at""",
+            owner = excluded.owner, reason = excluded.reason,
+            set_at = CASE WHEN maintenance.until = excluded.until
+                          AND maintenance.owner = excluded.owner
+                          AND maintenance.reason = excluded.reason THEN maintenance.set_at
+                          ELSE excluded.set_at END""",
     S.END_MAINTENANCE: """DELETE FROM maintenance WHERE host = :host AND check_name = :check
         RETURNING host""",
+    # A window the agent says has expired: not one set again since with a later end.
+    S.EXPIRE_MAINTENANCE: """DELETE FROM maintenance WHERE host = :host AND check_name = :check
+        AND until <= :until::timestamptz RETURNING host""",
     S.MAINTENANCE: """SELECT host, check_name, until, owner, reason, set_at FROM maintenance
         WHERE until > :now ORDER BY host, check_name""",
-    S.SILENCED_BY: """SELECT m.host, m.check_name, m.until, m.owner, m.reason
+    # said: the incident's timeline already says, since the window was set, that it
+    # kept people from hearing of it.
+    S.SILENCED_BY: """SELECT m.host, m.check_name, m.until, m.owner, m.reason,
+            EXISTS (SELECT 1 FROM timeline t WHERE t.incident_id = i.id
+                    AND t.kind = 'silenced' AND t.at >= m.set_at) AS said
         FROM maintenance m JOIN incident i ON m.host = i.host
             AND m.check_name IN ('', i.check_name)
         WHERE i.id = :id AND m.until > :now ORDER BY m.check_name LIMIT 1""",

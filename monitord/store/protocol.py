@@ -26,14 +26,17 @@ test suite checks every rule against every backend:
   incident "server down" (key ``host/server-down``) for each host silent for longer than
   its allowed silence, and a heartbeat from such a host resolves it. A host whose agent
   said ``stopped`` is not silent (it is shown as stopped) until the stop is longer than
-  ``stop_limit``; a heartbeat the agent made after the stop ends it.
+  ``stop_limit``, counted from when the store received the ``stopped`` event (its own
+  clock, whatever the agent's says); a heartbeat the agent made after the stop ends it.
 - An incident's priority is the highest of its own check's current one (the latest
   problem on its key) and its failing attached children's. It follows them: a rise is
   at once, with a timeline entry and a notice ("escalated"), the due time brought
   forward (``min(due_at, now + target)``); a fall (a milder problem, a child that
   recovered) is a timeline entry and no notice, the due time counted from the opening
-  (``answer_from + target``). The title follows its own check's priority. ``healed``
-  never changes a priority.
+  (``answer_from + target``). Title, due time and priority move together: a problem
+  whose title names its priority (``titles``) gives the incident the title of its current
+  priority, in every path (its own check's change, a child attached or recovered); a
+  title that does not name it stays. ``healed`` never changes a priority.
 - A problem marked ``flapping`` marks the incident flapping, with one notice ("opened"
   for a new one, "flapping" for one already open). While it flaps, problems and
   recoveries that come within ``flap_quiet`` of the last change are held (a timeline
@@ -42,7 +45,8 @@ test suite checks every rule against every backend:
   held word with nothing after it.
 - ``maintenance`` events (and people, through ``set_maintenance``) set or end a window
   of a host or of one check; no notice is made for an incident in a running window (a
-  timeline entry says so instead).
+  timeline entry says so instead, for reminders once per window). The same window set
+  again (an agent that starts tells its windows again) changes nothing.
 - Every opening and reopening starts an open period (``periods_between``) that keeps
   its first acknowledgement and its resolution: a reopening never wipes the last one.
 - ``due_at = opened_at + target(priority)``; targets come from the store's config.
@@ -134,7 +138,7 @@ class HostInfo:
     interval_seconds: float | None
     open_incidents: int
     down: bool
-    stopped_at: dt.datetime | None = None      # stopped on purpose then (agent's clock)
+    stopped_at: dt.datetime | None = None      # its stop heard then (the store's clock)
 
 
 @dataclass(frozen=True)

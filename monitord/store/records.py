@@ -32,6 +32,7 @@ class Trouble(TypedDict):
     check: str
     priority: Priority
     title: str
+    titles: dict[str, str]     # the title at each priority, when it names the priority
     summary: str
     flapping: bool
 
@@ -41,6 +42,7 @@ def trouble(event: Event) -> Trouble:
     assert event.check is not None and event.priority is not None   # Event validates
     return {"key": event.key, "host": event.host, "check": event.check,
             "priority": event.priority, "title": event.title or event.summary or event.key,
+            "titles": {str(p): title for p, title in event.titles.items()},
             "summary": event.summary, "flapping": event.flapping}
 
 
@@ -58,7 +60,7 @@ def server_down(host: str, last: dt.datetime, interval_seconds: float,
                  "back within the stop limit")
         title = f"{host}: server down (stopped by an admin {stopped} ago, not back)"
     return {"key": f"{host}/{SERVER_DOWN}", "host": host, "check": SERVER_DOWN,
-            "priority": Priority.P1, "title": title, "summary": text,
+            "priority": Priority.P1, "title": title, "titles": {}, "summary": text,
             "flapping": False}, text
 
 

@@ -186,15 +186,22 @@ def _heartbeat(policy: Policy, event: Event, now: dt.datetime) -> Script[None]:
 
 
 def _stopped(policy: Policy, event: Event, now: dt.datetime) -> Script[None]:
-    """The agent was stopped on purpose: its silence is not "server down" (for a while)."""
-    yield S.STOPPED, {"host": event.host, "at": event.at}
+    """The agent was stopped on purpose: its silence is not "server down" for
+    ``stop_limit``, counted from when the store heard it (its own clock: an agent's clock
+    that is off cannot stretch or shorten the limit)."""
+    yield S.STOPPED, {"host": event.host, "at": event.at, "now": now}
 
 
 def _maintenance(policy: Policy, event: Event, now: dt.datetime) -> Script[None]:
-    """A window of the host or one of its checks began (``until`` set) or ended."""
+    """A window of the host or one of its checks began (``until`` set) or ended (``until``
+    None). One whose ``until`` has passed is a window the agent says has expired (it
+    tells its windows again as it starts): it ends the store's window only if that one
+    ends by then, so a window a person set again since, for longer, stays."""
     where = {"host": event.host, "check": event.check or ""}
     if event.until is None:
         yield S.END_MAINTENANCE, where
+    elif event.until <= now:
+        yield S.EXPIRE_MAINTENANCE, {**where, "until": event.until}
     else:
         yield S.SET_MAINTENANCE, {**where, "until": event.until, "owner": event.owner,
                                   "reason": event.reason, "now": now}

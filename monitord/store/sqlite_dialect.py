@@ -26,7 +26,8 @@ from monitord.store.ops import dialect, numbered
 TIME_PARAMS = frozenset({"now", "at", "due_at", "since", "until", "before", "retry_at",
                          "quiet_since"})
 DURATION_PARAMS = frozenset({"every"})
-JSON_PARAMS = frozenset({"steps", "done", "statuses", "priorities", "targets", "shares"})
+JSON_PARAMS = frozenset({"steps", "done", "statuses", "priorities", "targets", "shares",
+                         "titles"})
 PLAIN_PARAMS = frozenset({
     "id", "key", "host", "check", "kind", "priority", "title", "summary", "who", "text",
     "event_id", "fix", "worked", "interval", "min_silence", "missed", "share", "max_level",
@@ -171,29 +172,36 @@ _SQL: dict[str, str | None] = {
     S.COUNT_HEALED: """INSERT INTO healed (host, check_name, fix, count, last_at)
         VALUES (:host, :check, :fix, 1, :now) ON CONFLICT (host, check_name, fix)
         DO UPDATE SET count = count + 1, last_at = excluded.last_at""",
-    # A heartbeat the agent made after it announced a stop ends the stop.
+    # A heartbeat the agent made after it announced a stop ends the stop (both times of
+    # the agent's clock).
     S.HEARTBEAT: """UPDATE host SET last_heartbeat = :now, interval_seconds = :interval,
-        down_since = NULL, stopped_at = CASE WHEN stopped_at >= :at THEN stopped_at END
+        down_since = NULL, stopped_at = CASE WHEN stop_made_at >= :at THEN stopped_at END,
+        stop_made_at = CASE WHEN stop_made_at >= :at THEN stop_made_at END
         WHERE host = :host""",
     S.LOCK_KEY: None,                      # BEGIN IMMEDIATE holds the one write lock
     S.REOPEN: """UPDATE incident SET status = 'open', priority = :priority, due_at = :due_at,
             acknowledged_at = NULL, acknowledged_by = NULL, resolved_at = NULL,
             resolved_by = NULL, reopened = reopened + 1, escalation_level = 0,
             notified_at = :now, reopened_at = :now, own_priority = :priority,
-            title = :title, flapping = 0, flap_at = NULL, flap_held = NULL
+            title = :title, titles = :titles, flapping = 0, flap_at = NULL,
+            flap_held = NULL
         WHERE id = (SELECT max(id) FROM incident WHERE key = :key)
           AND status = 'resolved' AND resolved_at > :since RETURNING id""",
     S.CLEAR_ATTACHED: "UPDATE attached SET priority = NULL WHERE incident_id = :id",
     # One open incident per key: the partial unique index is the upsert's target. The
-    # title follows the check's own priority.
+    # title changes with the check's own priority, and is the new one's at the
+    # incident's priority (which SET_PRIORITY moves on with it).
     S.UPSERT: """INSERT INTO incident (key, host, check_name, priority, own_priority, status,
-            title, summary, opened_at, due_at, last_seen_at, count, notified_at)
-        VALUES (:key, :host, :check, :priority, :priority, 'open', :title, :summary, :now,
-                :due_at, :now, 1, :now)
+            title, titles, summary, opened_at, due_at, last_seen_at, count, notified_at)
+        VALUES (:key, :host, :check, :priority, :priority, 'open', :title, :titles,
+                :summary, :now, :due_at, :now, 1, :now)
         ON CONFLICT (key) WHERE status != 'resolved' DO UPDATE SET count = count + 1,
             last_seen_at = excluded.last_seen_at, summary = excluded.summary,
             title = CASE WHEN own_priority IS excluded.own_priority THEN title
-                         ELSE excluded.title END,
+                         ELSE coalesce(json_extract(excluded.titles, '$.' || priority),
+                                       excluded.title) END,
+            titles = CASE WHEN own_priority IS excluded.own_priority THEN titles
+                          ELSE excluded.titles END,
             own_priority = excluded.own_priority
         RETURNING id, count, priority, flapping, flap_at""",
     S.OPEN_FOR_KEY: "SELECT id FROM incident WHERE key = :key AND status != 'resolved'",
@@ -213,7 +221,9 @@ _SQL: dict[str, str | None] = {
                                           WHERE a.incident_id = i.id), i.own_priority))
                 AS wanted
         FROM incident i WHERE i.id = :id""",
+    # The title moves with the priority, when the check's title names it.
     S.SET_PRIORITY: """UPDATE incident SET priority = :priority, due_at = :due_at,
+            title = coalesce(json_extract(titles, '$.' || :priority), title),
             notified_at = CASE WHEN :raised THEN :now ELSE notified_at END
         WHERE id = :id""",
     S.FLAP_MARK: """UPDATE incident SET flapping = 1, flap_at = :now, flap_held = NULL
@@ -239,17 +249,32 @@ _SQL: dict[str, str | None] = {
             p.resolved_at, p.resolved_by
         FROM open_period p JOIN incident i ON i.id = p.incident_id
         WHERE p.started_at >= :since AND p.started_at < :until ORDER BY p.started_at, p.id""",
-    S.STOPPED: """UPDATE host SET stopped_at = max(:at, coalesce(stopped_at, :at))
+    # stopped_at: when the store heard of the latest stop the agent made (an older stop
+    # delivered late changes nothing).
+    S.STOPPED: """UPDATE host
+        SET stopped_at = CASE WHEN stop_made_at >= :at THEN stopped_at ELSE :now END,
+            stop_made_at = max(:at, coalesce(stop_made_at, :at))
         WHERE host = :host""",
+    # The same window told again (an agent that starts says its windows) keeps its set_at.
     S.SET_MAINTENANCE: """INSERT INTO maintenance (host, check_name, until, owner, reason,
             set_at) VALUES (:host, :check, :until, :owner, :reason, :now)
         ON CONFLICT (host, check_name) DO UPDATE SET until = excluded.until,
-            owner = excluded.owner, reason = excluded.reason, set_at = excluded.set_at""",
+            owner = excluded.owner, reason = excluded.reason,
+            set_at = CASE WHEN until = excluded.until AND owner = excluded.owner
+                          AND reason = excluded.reason THEN set_at
+                          ELSE excluded.set_at END""",
     S.END_MAINTENANCE: """DELETE FROM maintenance WHERE host = :host AND check_name = :check
         RETURNING host""",
+    # A window the agent says has expired: not one set again since with a later end.
+    S.EXPIRE_MAINTENANCE: """DELETE FROM maintenance WHERE host = :host AND check_name = :check
+        AND until <= :until RETURNING host""",
     S.MAINTENANCE: """SELECT host, check_name, until, owner, reason, set_at FROM maintenance
         WHERE until > :now ORDER BY host, check_name""",
-    S.SILENCED_BY: """SELECT m.host, m.check_name, m.until, m.owner, m.reason
+    # said: the incident's timeline already says, since the window was set, that it
+    # kept people from hearing of it.
+    S.SILENCED_BY: """SELECT m.host, m.check_name, m.until, m.owner, m.reason,
+            EXISTS (SELECT 1 FROM timeline t WHERE t.incident_id = i.id
+                    AND t.kind = 'silenced' AND t.at >= m.set_at) AS said
         FROM maintenance m JOIN incident i ON m.host = i.host
             AND m.check_name IN ('', i.check_name)
         WHERE i.id = :id AND m.until > :now ORDER BY m.check_name LIMIT 1""",

@@ -1,7 +1,7 @@
 """Writing on an incident's timeline and making its notices: the two things every rule
 does to tell people what happened. A notice is not made for an incident in a running
 maintenance window (``ADD_NOTICE`` checks it in the same statement); the timeline then
-says which window kept people from hearing of it."""
+says which window kept people from hearing of it (of reminders, once per window)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ def tell(incident_id: int, kind: NoticeKind, now: dt.datetime) -> Script[Rows]:
     rows = yield S.ADD_NOTICE, {"id": incident_id, "kind": kind, "now": now}
     if not rows:
         found = yield S.SILENCED_BY, {"id": incident_id, "now": now}
-        if found:
+        # A reminder comes every renotify_every: the timeline says once per window
+        # that people were not told, not once per reminder.
+        if found and not (kind == "renotify" and found[0]["said"]):
             yield add_entry(incident_id, records.entry(now, "silenced", MONITORD,
                                                        silenced(kind, found[0])))
     return rows

@@ -165,3 +165,26 @@ def test_stopped_and_maintenance_events_are_valid_wire_events() -> None:
     assert (ended.key, ended.until) == ("web1", None)
     wire = Batch(events=[stopped, window, ended]).model_dump_json()
     assert Batch.model_validate_json(wire).events == [stopped, window, ended]
+
+
+def test_a_problem_whose_title_names_its_priority_carries_it_at_each_priority(
+        tmp_path: Path) -> None:
+    from monitord.agent.events import EventMaker
+    from monitord.events import Batch
+
+    (tmp_path / "problem.title.j2").write_text("[{{ priority }}] {{ host }}/{{ check }}")
+    outcome = Outcome("problem", "site", "P3", "no fix", Result(Status.CRITICAL, "HTTP 502"))
+    event = EventMaker("web1", Renderer(str(tmp_path))).from_outcome(outcome)
+    assert event.title == "[P3] web1/site"
+    assert event.titles == {"P1": "[P1] web1/site", "P2": "[P2] web1/site",
+                            "P3": "[P3] web1/site"}
+    wire = Batch(events=[event]).model_dump_json()
+    assert Batch.model_validate_json(wire).events == [event]
+
+
+def test_a_title_that_does_not_name_the_priority_is_sent_once(tmp_path: Path) -> None:
+    from monitord.agent.events import EventMaker
+
+    outcome = Outcome("problem", "site", "P3", "no fix", Result(Status.CRITICAL, "HTTP 502"))
+    event = EventMaker("web1", Renderer(str(tmp_path))).from_outcome(outcome)
+    assert event.title.startswith("web1/site: CRITICAL") and event.titles == {}

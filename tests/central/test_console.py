@@ -333,6 +333,23 @@ async def test_incident_page_shows_untrusted_text_as_text(api: Api) -> None:
     assert "script-src 'none'" in page.headers["Content-Security-Policy"]
 
 
+async def test_a_flapping_incident_is_marked_in_the_queue_and_on_its_page(api: Api) -> None:
+    person = await signed_in(api)
+    steady = await open_incident(api, "db", "P2")
+    flapping = await open_incident(api, "web", "P1", summary=f"HTTP 502 {XSS}",
+                                   title=f"web {XSS}", flapping=True)
+    badge = '<span class="badge flapping"'
+    queue_page = await person.get("/console/")
+    assert incident_ids(queue_page) == [flapping, steady]
+    rows = queue_page.text.split('<td class="id">')[1:]
+    assert [badge in row for row in rows] == [True, False]
+    page = await person.get(f"/console/incidents/{flapping}")
+    assert page.text.count(badge) == 1 and "keeps changing state" in page.text
+    assert "<script" not in queue_page.text + page.text
+    assert "&lt;script&gt;" in page.text
+    assert badge not in (await person.get(f"/console/incidents/{steady}")).text
+
+
 async def test_forms_acknowledge_comment_and_resolve(api: Api) -> None:
     person = await signed_in(api)
     incident_id = await open_incident(api)

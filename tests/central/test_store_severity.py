@@ -18,7 +18,7 @@ from monitord.events import Event, new_id
 from monitord.store.migrations import schema_files
 from monitord.store.postgres import PostgresStore
 from monitord.store.postgres_dialect import RECORD_VERSION, VERSION_TABLE
-from monitord.store.protocol import SERVER_DOWN, Incident, Maintenance, Store
+from monitord.store.protocol import SERVER_DOWN, Escalation, Incident, Maintenance, Store
 from monitord.store.sqlite import SQLiteStore
 from tests.central.conftest import (
     HOST,
@@ -44,6 +44,15 @@ async def only_incident(store: Store) -> Incident:
 
 def flapping(check: str = "web", priority: str = "P2", at: dt.datetime = T0) -> Event:
     return problem(check, priority, at=at).model_copy(update={"flapping": True})
+
+
+def titled(check: str, priority: str, at: dt.datetime = T0, *, words: str = "down",
+           suppressed_by: str | None = None) -> Event:
+    """A problem whose title names its priority (an admin's template with it), as the
+    agent sends it: the title at each priority beside its own."""
+    event = problem(check, priority, at=at, suppressed_by=suppressed_by)
+    titles = {p: f"[{p}] {HOST}/{check} {words}" for p in ("P1", "P2", "P3")}
+    return event.model_copy(update={"title": titles[priority], "titles": titles})
 
 
 def stopped(at: dt.datetime) -> Event:
@@ -98,6 +107,64 @@ async def test_certificate_warning_plus_a_self_healed_crash_stays_p3(store: Stor
     assert (incident.priority, incident.status) == ("P3", "open")
     assert incident.due_at == minutes(0) + dt.timedelta(seconds=P3_SECONDS)
     assert [k for _, k, _ in await kinds(store, 1)] == ["opened"]
+
+
+# --- titles follow the priority ----------------------------------------------------------
+
+async def test_a_title_naming_its_priority_follows_a_child_that_raises_and_recovers(
+        store: Store) -> None:
+    await store.apply([titled("nginx", "P3")], minutes(0))
+    assert (await only_incident(store)).title == f"[P3] {HOST}/nginx down"
+    await store.apply([problem("site", "P1", suppressed_by="nginx")], minutes(10))
+    raised = await only_incident(store)
+    assert (raised.priority, raised.title) == ("P1", f"[P1] {HOST}/nginx down")
+    assert raised.due_at == minutes(10) + dt.timedelta(seconds=P1_SECONDS)
+    await store.apply([recovery("site")], minutes(20))
+    lowered = await only_incident(store)
+    assert (lowered.priority, lowered.title) == ("P3", f"[P3] {HOST}/nginx down")
+    assert lowered.due_at == minutes(0) + dt.timedelta(seconds=P3_SECONDS)
+
+
+async def test_a_title_follows_its_own_checks_priority_under_a_raising_child(
+        store: Store) -> None:
+    await store.apply([titled("nginx", "P3")], minutes(0))
+    await store.apply([problem("site", "P1", suppressed_by="nginx")], minutes(1))
+    # Its own check gets worse, but the child keeps it P1: the new words, at P1.
+    await store.apply([titled("nginx", "P2", words="refuses")], minutes(2))
+    kept = await only_incident(store)
+    assert (kept.priority, kept.title) == ("P1", f"[P1] {HOST}/nginx refuses")
+    assert kept.due_at == minutes(1) + dt.timedelta(seconds=P1_SECONDS)
+    await store.apply([recovery("site")], minutes(3))        # now its own P2 rules
+    own = await only_incident(store)
+    assert (own.priority, own.title) == ("P2", f"[P2] {HOST}/nginx refuses")
+    # A repeat at the same priority keeps the title (the summary changes, not the title).
+    await store.apply([titled("nginx", "P2", words="again")], minutes(4))
+    assert (await only_incident(store)).title == f"[P2] {HOST}/nginx refuses"
+
+
+async def test_a_milder_problem_takes_the_title_of_its_priority(store: Store) -> None:
+    await store.apply([titled("disk", "P1")], minutes(0))
+    await store.apply([titled("disk", "P3", words="filling")], minutes(5))
+    incident = await only_incident(store)
+    assert (incident.priority, incident.title) == ("P3", f"[P3] {HOST}/disk filling")
+    assert incident.due_at == minutes(0) + dt.timedelta(seconds=P3_SECONDS)
+
+
+async def test_a_reopened_incident_takes_the_new_problems_titles(store: Store) -> None:
+    await store.apply([titled("web", "P1")], minutes(0))
+    await store.apply([recovery("web")], minutes(1))
+    await store.apply([titled("web", "P3", words="slow")], minutes(2))        # reopened
+    await store.apply([problem("site", "P2", suppressed_by="web")], minutes(3))
+    incident = await only_incident(store)
+    assert (incident.priority, incident.title) == ("P2", f"[P2] {HOST}/web slow")
+
+
+async def test_a_title_that_does_not_name_the_priority_stays(store: Store) -> None:
+    await store.apply([problem("nginx", "P3")], minutes(0))
+    before = (await only_incident(store)).title
+    await store.apply([problem("site", "P1", suppressed_by="nginx")], minutes(1))
+    incident = await only_incident(store)
+    assert (incident.priority, incident.title) == ("P1", before)
 
 
 # --- flapping ---------------------------------------------------------------------------
@@ -168,6 +235,53 @@ async def test_maintenance_events_of_the_agent_set_and_end_windows(store: Store)
     assert await store.maintenance(minutes(2)) == []
 
 
+async def test_an_expired_window_told_late_ends_only_itself(store: Store) -> None:
+    await store.apply([window(minutes(30), check="web"), window(minutes(30))], minutes(0))
+    await store.set_maintenance(Maintenance(HOST, "", minutes(90), "alice", "longer",
+                                            minutes(20)))       # a person made it longer
+    told = [window(minutes(30), check="web", at=minutes(40)), window(minutes(30),
+                                                                     at=minutes(40))]
+    await store.apply(told, minutes(40))           # the agent, starting: both expired
+    [left] = await store.maintenance(minutes(40))
+    assert (left.check, left.owner, left.until) == ("", "alice", minutes(90))
+    await store.apply([window(minutes(30), check="web", at=minutes(41))],
+                      minutes(41))                   # told again: nothing left to end
+    assert len(await store.maintenance(minutes(41))) == 1
+
+
+async def test_a_p1_in_a_two_hour_window_says_it_was_silenced_once(store: Store) -> None:
+    await store.apply([window(minutes(120))], minutes(0))
+    await store.apply([problem("web", "P1")], minutes(1))
+    remind = Escalation(renotify_every=600.0)                # every 10 minutes
+    for minute in range(11, 120, 10):                        # 11 reminders' worth
+        assert await store.escalate(minutes(minute), remind) == []
+    incident = await only_incident(store)
+    silenced = [e for e in incident.timeline if e.kind == "silenced"]
+    assert len(silenced) == 1 and "nobody told (opened)" in silenced[0].text
+    assert await kinds(store, 120) == []
+
+
+async def test_a_window_told_again_is_the_same_window(store: Store) -> None:
+    await store.apply([window(minutes(120))], minutes(0))
+    await store.apply([problem("web", "P1")], minutes(1))
+    await store.apply([window(minutes(120), at=minutes(30))], minutes(30))   # said again
+    assert await store.escalate(minutes(40), Escalation(renotify_every=600.0)) == []
+    silenced = [e for e in (await only_incident(store)).timeline if e.kind == "silenced"]
+    assert len(silenced) == 1
+    [listed] = await store.maintenance(minutes(30))
+    assert listed.set_at == minutes(0)
+
+
+async def test_a_window_set_anew_says_it_once_more(store: Store) -> None:
+    await store.apply([window(minutes(60))], minutes(0))
+    await store.apply([problem("web", "P1")], minutes(1))
+    await store.apply([window(minutes(180), at=minutes(50))], minutes(50))   # extended
+    assert await store.escalate(minutes(55), Escalation(renotify_every=600.0)) == []
+    silenced = [e for e in (await only_incident(store)).timeline if e.kind == "silenced"]
+    assert [e.kind for e in silenced] == ["silenced", "silenced"]
+    assert "nobody told (renotify)" in silenced[-1].text
+
+
 # --- planned stops --------------------------------------------------------------------------
 
 async def test_a_stopped_host_is_not_down_until_the_stop_limit(store: Store) -> None:
@@ -177,6 +291,39 @@ async def test_a_stopped_host_is_not_down_until_the_stop_limit(store: Store) -> 
     assert (host.down, host.stopped_at) == (False, minutes(1))
     [down] = await store.sweep(minutes(62))
     assert down.key == f"{HOST}/{SERVER_DOWN}" and "stopped by an admin" in down.title
+
+
+async def test_the_stop_limit_runs_on_the_stores_clock_when_the_agents_is_behind(
+        store: Store) -> None:
+    behind = dt.timedelta(days=2)                 # the agent's clock, two days slow
+    await store.apply([heartbeat(interval_seconds=60, at=minutes(0) - behind),
+                       stopped(minutes(1) - behind)], minutes(1))
+    assert await store.sweep(minutes(30)) == []  # not down: stopped 29 minutes ago
+    [host] = await store.hosts(minutes(30))
+    assert (host.down, host.stopped_at) == (False, minutes(1))
+    [down] = await store.sweep(minutes(62))
+    assert "stopped by an admin 1h1m ago" in down.title
+
+
+async def test_the_stop_limit_runs_on_the_stores_clock_when_the_agents_is_ahead(
+        store: Store) -> None:
+    ahead = dt.timedelta(hours=20)    # the agent's clock, 20 hours fast (the most the
+                                      # store takes is a day)
+    await store.apply([heartbeat(interval_seconds=60, at=minutes(0) + ahead),
+                       stopped(minutes(1) + ahead)], minutes(1))
+    assert await store.sweep(minutes(60)) == []
+    [down] = await store.sweep(minutes(62))      # an hour after the store heard it
+    assert down.key == f"{HOST}/{SERVER_DOWN}"
+    # Its next heartbeat (made later by the same clock) ends the stop and the outage.
+    await store.apply([heartbeat(interval_seconds=60, at=minutes(70) + ahead)], minutes(70))
+    [host] = await store.hosts(minutes(70))
+    assert (host.down, host.stopped_at) == (False, None)
+
+
+async def test_a_stop_delivered_late_keeps_the_newer_one(store: Store) -> None:
+    await store.apply([heartbeat(interval_seconds=60), stopped(minutes(10))], minutes(10))
+    await store.apply([stopped(minutes(2))], minutes(11))             # an older one, late
+    assert (await store.hosts(minutes(11)))[0].stopped_at == minutes(10)
 
 
 async def test_a_heartbeat_made_after_the_stop_ends_it(store: Store) -> None:

@@ -303,7 +303,7 @@ def _incident_view(i: Incident, now: dt.datetime) -> dict[str, object]:
             "check": i.check, "key": i.key,
             "title": i.title or i.key, "summary": i.summary, "age": age_text(i.opened_at, now),
             "due": due_text(i.due_at, now, i.status == "resolved"),
-            "overdue": i.overdue(now), "opened_at": i.opened_at,
+            "overdue": i.overdue(now), "flapping": i.flapping, "opened_at": i.opened_at,
             "due_at": i.due_at, "count": i.count, "acknowledged_by": i.acknowledged_by,
             "acknowledged_at": i.acknowledged_at, "resolved_by": i.resolved_by,
             "resolved_at": i.resolved_at, "reopened": i.reopened,
