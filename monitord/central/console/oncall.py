@@ -24,13 +24,13 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from monitord.central.console.pages import _page, person_page
+from monitord.central.console.pages import person_page, signed_in_page
 from monitord.central.console.render import redirect
 from monitord.central.console.sessions import Session
 from monitord.central.keys import CLOCK, CONFIG, STORE
 from monitord.central.notify.rotation import local_text, now_and_next, zone
 from monitord.central.oncall import parse
-from monitord.central.oncall.manage import shown, step_when
+from monitord.central.oncall.texts import shown, step_when
 from monitord.errors import Conflict, MonitordError, NotFound
 from monitord.model import Priority
 from monitord.store.people import Contact, Roster, Schedule
@@ -93,10 +93,10 @@ async def _schedules(request: web.Request, session: Session, status: int = 200,
                      error: str = "") -> web.Response:
     now = request.app[CLOCK]()
     roster = await request.app[STORE].roster(now)
-    return await _page(request, session, "schedules.html.j2", status=status,
-                       title="Schedules", error=error,
-                       people=[p.name for p in roster.people],
-                       schedules=[_schedule_view(s, now) for s in roster.schedules])
+    return await signed_in_page(request, session, "schedules.html.j2", status=status,
+                                title="Schedules", error=error,
+                                people=[p.name for p in roster.people],
+                                schedules=[_schedule_view(s, now) for s in roster.schedules])
 
 
 def _schedule_view(schedule: Schedule, now: dt.datetime) -> dict[str, object]:
@@ -165,8 +165,8 @@ async def _people(request: web.Request, session: Session, status: int = 200,
              "contacts": [{"shown": shown(c), "digest": digest(c)} for c in p.contacts],
              "schedules": [s.name for s in roster.schedules if p.name in s.members]}
             for p in roster.people]
-    return await _page(request, session, "people.html.j2", status=status, title="People",
-                       error=error, rows=rows)
+    return await signed_in_page(request, session, "people.html.j2", status=status,
+                                title="People", error=error, rows=rows)
 
 
 # --- policies ---------------------------------------------------------------------------------
@@ -207,11 +207,11 @@ async def _policies(request: web.Request, session: Session, status: int = 200,
              "text": "\n".join(parse.step_text(s) for s in p.steps)}
             for p in roster.policies]
     covered = {str(priority) for p in roster.policies for priority in p.priorities}
-    return await _page(request, session, "policies.html.j2", status=status, title="Policies",
-                       error=error, rows=rows, uncovered=[str(p) for p in Priority
-                                                          if p not in covered],
-                       chain=", ".join(config.notify.escalation.chain),
-                       channels=[c.name for c in config.notify.channels])
+    return await signed_in_page(request, session, "policies.html.j2", status=status,
+                                title="Policies", error=error, rows=rows,
+                                uncovered=[str(p) for p in Priority if p not in covered],
+                                chain=", ".join(config.notify.escalation.chain),
+                                channels=[c.name for c in config.notify.channels])
 
 
 # --- forms --------------------------------------------------------------------------------------

@@ -42,7 +42,8 @@ SECTIONS = {"mail", "channel", "escalation"}
 _ADDRESS = re.compile(r"[^@\s<>,;:\"()\[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 
 
-def _mail_address(value: str) -> str:
+def mail_address(value: str) -> str:
+    """``value`` if it is a plain mail address; ValueError saying what is expected."""
     if not _ADDRESS.fullmatch(value):
         raise ValueError('expected a plain address like "oncall@example.com"')
     return value
@@ -55,10 +56,10 @@ def _host(value: str) -> str:
 
 
 def _optional_address(value: str) -> str:
-    return value and _mail_address(value)
+    return value and mail_address(value)
 
 
-MailAddress = Annotated[str, AfterValidator(_mail_address)]
+MailAddress = Annotated[str, AfterValidator(mail_address)]
 
 
 class MailSection(StrictModel):
@@ -180,8 +181,8 @@ def check_channel(channel: ChannelConfig, mail_section: bool) -> list[str]:
         problems.append("url: a mail channel has none; it sends through [mail]")
     if kind in ("webhook", "slack") and not channel.url:
         problems.append(f"url: required for a {kind} channel")
-    if channel.url and _url_problem(channel.url):
-        problems.append(f"url: {_url_problem(channel.url)}")
+    if channel.url and url_problem(channel.url):
+        problems.append(f"url: {url_problem(channel.url)}")
     if kind == "pagerduty" and not channel.routing_key_file:
         problems.append("routing_key_file: required for a pagerduty channel (a file whose "
                         "first line is the service's integration key)")
@@ -211,7 +212,7 @@ def _webhook_problems(channel: ChannelConfig) -> list[str]:
     return problems
 
 
-def _url_problem(url: str) -> str:
+def url_problem(url: str) -> str:
     """What is wrong with a channel URL, or "". Never echoes it: it may be a secret."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):

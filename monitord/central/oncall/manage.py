@@ -9,13 +9,11 @@ import datetime as dt
 import getpass
 import os
 from collections.abc import Awaitable, Callable
-from urllib.parse import urlsplit
 
 from monitord.central.config import CentralConfig
 from monitord.central.notify.rotation import local_text, now_and_next, zone
 from monitord.central.oncall import parse
-from monitord.durations import format_duration
-from monitord.model import Priority
+from monitord.central.oncall.texts import shown, step_when
 from monitord.store.people import Contact, EscalationPolicy, Person, Schedule
 from monitord.store.protocol import Store
 
@@ -53,14 +51,6 @@ async def _person_list(store: Store, config: CentralConfig, args: argparse.Names
 def person_line(person: Person) -> str:
     reached = "; ".join(shown(c) for c in person.contacts) or "no contact method"
     return f"{person.name}: {reached}"
-
-
-def shown(contact: Contact) -> str:
-    """A contact as it may be shown: a URL only as its scheme and host (it is a secret)."""
-    if contact.kind in ("webhook", "slack"):
-        parts = urlsplit(contact.address)
-        return f"{contact.kind} {parts.scheme}://{parts.hostname or '?'}/..."
-    return f"{contact.kind} {contact.address}"
 
 
 async def _contact_add(store: Store, config: CentralConfig, args: argparse.Namespace,
@@ -205,15 +195,6 @@ def policy_text(policy: EscalationPolicy, config: CentralConfig) -> str:
         lines.append(f"  step {number} {step_when(step.after, policy.priorities, config)}: "
                      f"{', '.join(str(t) for t in step.targets)}")
     return "\n".join(lines)
-
-
-def step_when(share: float, priorities: tuple[Priority, ...], config: CentralConfig) -> str:
-    if share == 0:
-        return "at once"
-    targets = config.policy.targets()
-    after = ", ".join(f"{p} {format_duration(share * targets[p])}" for p in priorities
-                      if p in targets)
-    return f"after {share:.0%} of the response target ({after})"
 
 
 Action = Callable[[Store, CentralConfig, argparse.Namespace, dt.datetime], Awaitable[str]]

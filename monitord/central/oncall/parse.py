@@ -12,7 +12,7 @@ import zoneinfo
 from collections.abc import Collection, Sequence
 from pathlib import PurePosixPath
 
-from monitord.central.notify.settings import _mail_address, _url_problem
+from monitord.central.notify.settings import mail_address, url_problem
 from monitord.errors import MonitordError
 from monitord.model import Priority
 from monitord.schema import found
@@ -114,11 +114,11 @@ def contact(kind: str, address: str) -> Contact:
                       "characters")
     if checked == "mail":
         try:
-            _mail_address(address)
+            mail_address(address)
         except ValueError as e:
             raise Invalid(f"mail contact {found(address[:100])}: {e}") from None
     elif checked in ("webhook", "slack"):
-        problem = _url_problem(address)
+        problem = url_problem(address)
         if problem:
             raise Invalid(f"{kind} contact: {problem}")
     elif not PurePosixPath(address).is_absolute():
