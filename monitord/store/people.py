@@ -159,5 +159,6 @@ class PeopleStore(Protocol):
 
     async def roster(self, now: dt.datetime) -> Roster:
         """People, schedules (with the overrides that end after ``now``) and policies,
-        each sorted by name, read in one transaction."""
+        each sorted by name (by code point, whatever the database's locale; a person's
+        contacts by kind and address), read in one transaction."""
         ...
