@@ -18,6 +18,7 @@ from monitord.errors import Conflict, NotFound
 from monitord.model import Priority
 from monitord.store.ops import Rows, Script, aware
 from monitord.store.people import (
+    MAX_OVERRIDE_AHEAD,
     Contact,
     EscalationPolicy,
     Override,
@@ -83,6 +84,9 @@ def add_override(schedule: str, person: str, starts_at: dt.datetime, ends_at: dt
                  who: str, now: dt.datetime) -> Script[Override]:
     if aware(ends_at) <= aware(starts_at):
         raise ValueError("an override must end after it starts")
+    if aware(ends_at) - aware(now) > MAX_OVERRIDE_AHEAD:
+        raise ValueError(f"an override ends at most {MAX_OVERRIDE_AHEAD.days} days ahead; "
+                         "for a longer change, change the schedule's members")
     yield from _schedule(schedule)
     yield from _person(person)
     rows = yield P.ADD_OVERRIDE, {"schedule": schedule, "person": person,

@@ -207,3 +207,24 @@ async def test_on_call_forms_without_their_token_are_403_and_change_nothing(
             page = await person.post(path, {**form, **token})
             assert page.status == 403 and FORGED in page.text
     assert await api.store.roster(T0) == before
+
+
+async def test_an_override_for_ever_is_refused_and_an_old_one_still_shows(api: Api) -> None:
+    person = await team(api)
+    token = (await person.get("/console/schedules")).csrf()
+    for until in ("9999-12-31 23:59", "2027-11-27 09:00"):
+        page = await person.post("/console/schedules", {
+            "csrf": token, "do": "override", "schedule": "primary", "person": "carol",
+            "from": "2026-11-25 17:00", "until": until})
+        assert page.status == 400, page.text
+        assert "an override ends at most 366 days ahead" in page.text
+    assert (await api.store.roster(T0)).schedules[0].overrides == ()
+    # One kept from before the bound (added, as it were, in the year 9999): the page
+    # shows it, and who is on call.
+    forever = dt.datetime(9999, 12, 31, 23, 59, tzinfo=dt.UTC)
+    await api.store.add_override("primary", "carol", T0, forever, "carol", forever)
+    page = await person.get("/console/schedules")
+    assert page.status == 200, page.text
+    shown = text_of(page.text)
+    assert "Now: carol (override), since Wed 25 Nov 2026 18:00 CET" in shown
+    assert "Fri 31 Dec 9999 23:59 UTC" in shown

@@ -3,15 +3,22 @@ real store: what they print, and one clear line (exit 2, no traceback) for bad i
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from monitord.central.notify.rotation import local_text, zone
+from monitord.central.oncall.parse import instant
+from monitord.store.people import Schedule
 from tests.central.test_server import central, write_config
 
 HOOK = "http://127.0.0.1:9/hooks/XXXXsecretXXXX"
+BERLIN = zone("Europe/Berlin")
+BERLIN_SCHEDULE = Schedule("primary", "Europe/Berlin", "weekly", dt.time(9, 0),
+                           dt.date(2026, 3, 23), ("alice", "bob"))
 
 
 @pytest.fixture
@@ -80,18 +87,30 @@ def test_a_schedule_its_overrides_and_who_is_on_call(config: Path) -> None:
     assert "exists already" in refused(config, *add, "--zone", "Europe/Berlin")
     assert refused(config, "schedule", "override", "primary", "carol", "--from", "soon",
                    "--until", "2026-03-30 08:00").startswith('monitord: bad time "soon"')
-    said = ok(config, "schedule", "override", "primary", "carol", "--from", "2026-03-28 18:00",
-              "--until", "2099-03-30 08:00")
-    assert said.strip() == ("override #1: carol is on call for primary from Sat 28 Mar 2026 "
-                            "18:00 CET until Mon 30 Mar 2099 08:00 CEST")
+    # An override from two days ago for thirty days: the store takes one that ends within
+    # a year of the real clock, which these processes read.
+    today = dt.datetime.now(BERLIN).date()
+    starts, ends = today - dt.timedelta(days=2), today + dt.timedelta(days=30)
+    since = local_text(BERLIN_SCHEDULE, instant(f"{starts} 18:00", "Europe/Berlin"))
+    until = local_text(BERLIN_SCHEDULE, instant(f"{ends} 08:00", "Europe/Berlin"))
+    assert refused(config, "schedule", "override", "primary", "carol", "--from",
+                   f"{starts} 18:00", "--until", "9999-12-31 23:00") == (
+        "monitord: an override ends at most 366 days ahead, not '9999-12-31 23:00'; for a "
+        "longer change, change the schedule's members")
+    assert refused(config, "schedule", "override", "primary", "carol", "--from",
+                   f"{starts} 18:00", "--until", f"{starts} 17:00") == (
+        "monitord: an override must end after it starts")
+    said = ok(config, "schedule", "override", "primary", "carol", "--from", f"{starts} 18:00",
+              "--until", f"{ends} 08:00")
+    assert said.strip() == (f"override #1: carol is on call for primary from {since} until "
+                            f"{until}")
     shown = ok(config, "schedule", "show", "primary")
     assert shown.splitlines()[0].startswith("primary: weekly hand-off Mon 09:00")
-    assert "  now:  carol since Sat 28 Mar 2026 18:00 CET (override)" in shown
-    assert re.search(r"  next: (alice|bob) from Mon 30 Mar 2099 08:00 CEST", shown)
-    assert "    #1 carol from Sat 28 Mar 2026 18:00 CET until Mon 30 Mar 2099 08:00 CEST" in shown
+    assert f"  now:  carol since {since} (override)" in shown
+    assert re.search(rf"  next: (alice|bob) from {until}", shown)
+    assert f"    #1 carol from {since} until {until}" in shown
     now = ok(config, "oncall")
-    assert now.splitlines()[:2] == ["primary", "  now:  carol since Sat 28 Mar 2026 18:00 CET "
-                                               "(override)"]
+    assert now.splitlines()[:2] == ["primary", f"  now:  carol since {since} (override)"]
     assert refused(config, "schedule", "show", "secondary") == (
         "monitord: unknown schedule 'secondary'")
     assert ok(config, "schedule", "remove-override", "primary", "1").strip() == (

@@ -223,3 +223,17 @@ async def test_the_roster_is_sorted_by_code_point_on_every_backend(
     for person in roster.people:
         assert [c.address for c in person.contacts] == sorted(c.address
                                                               for c in person.contacts)
+
+
+async def test_an_override_ends_within_a_year_of_being_added(store: Store) -> None:
+    await team(store, "alice")
+    await store.set_schedule(primary("alice"), T0)
+    year = T0 + dt.timedelta(days=366)
+    await store.add_override("primary", "alice", T0, year, "alice", T0)
+    with pytest.raises(ValueError, match="an override ends at most 366 days ahead"):
+        await store.add_override("primary", "alice", T0, year + dt.timedelta(seconds=1),
+                                 "alice", T0)
+    forever = dt.datetime(9999, 12, 31, 23, 59, tzinfo=dt.UTC)
+    with pytest.raises(ValueError, match="at most 366 days ahead"):
+        await store.add_override("primary", "alice", T0, forever, "alice", T0)
+    assert len((await store.roster(T0)).schedules[0].overrides) == 1

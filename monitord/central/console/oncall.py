@@ -69,10 +69,8 @@ async def change_schedules(request: web.Request, session: Session) -> web.Stream
             schedule = roster.schedule(_field(form, "schedule"))
             if schedule is None:
                 raise NotFound("unknown schedule")
-            starts = parse.instant(_field(form, "from"), schedule.zone)
-            ends = parse.instant(_field(form, "until"), schedule.zone)
-            if ends <= starts:
-                raise parse.Invalid("the override must end after it starts")
+            starts, ends = parse.override_span(_field(form, "from"), _field(form, "until"),
+                                               schedule.zone, now)
             await store.add_override(schedule.name, _field(form, "person"), starts, ends,
                                      session.name, now)
         else:

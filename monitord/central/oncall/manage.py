@@ -99,10 +99,7 @@ async def _schedule_override(store: Store, config: CentralConfig, args: argparse
     schedule = roster.schedule(args.name)
     if schedule is None:
         raise parse.Invalid(f"unknown schedule {args.name!r}")
-    starts = parse.instant(args.starts, schedule.zone)
-    ends = parse.instant(args.ends, schedule.zone)
-    if ends <= starts:
-        raise parse.Invalid("--until must be after --from")
+    starts, ends = parse.override_span(args.starts, args.ends, schedule.zone, now)
     made = await store.add_override(schedule.name, args.person, starts, ends, who(), now)
     return (f"override #{made.id}: {made.person} is on call for {schedule.name} from "
             f"{local_text(schedule, starts)} until {local_text(schedule, ends)}")

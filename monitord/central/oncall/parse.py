@@ -18,6 +18,7 @@ from monitord.model import Priority
 from monitord.schema import found
 from monitord.store.people import (
     CONTACT_KINDS,
+    MAX_OVERRIDE_AHEAD,
     ROTATIONS,
     TARGET_KINDS,
     Contact,
@@ -90,12 +91,26 @@ def instant(text: str, zone_name: str) -> dt.datetime:
     ("2026-03-28T18:00+01:00", "...Z")."""
     try:
         moment = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=zoneinfo.ZoneInfo(zone_name))
+        return moment.astimezone(dt.UTC)
+    except (ValueError, OverflowError):    # "9999-12-31 23:00" west of UTC overflows
         raise Invalid(f'bad time {found(text[:100])}: expected "YYYY-MM-DD HH:MM" (in the '
                       f"schedule's zone, {zone_name}) or an ISO time with its offset") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zoneinfo.ZoneInfo(zone_name))
-    return moment.astimezone(dt.UTC)
+
+
+def override_span(starts: str, ends: str, zone_name: str,
+                  now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """An override's start and end (UTC): the end after the start and at most
+    ``MAX_OVERRIDE_AHEAD`` after ``now``."""
+    span = instant(starts, zone_name), instant(ends, zone_name)
+    if span[1] <= span[0]:
+        raise Invalid("an override must end after it starts")
+    if span[1] - now > MAX_OVERRIDE_AHEAD:
+        raise Invalid(f"an override ends at most {MAX_OVERRIDE_AHEAD.days} days ahead, not "
+                      f"{ends.strip()[:40]!r}; for a longer change, change the schedule's "
+                      "members")
+    return span
 
 
 def rotation(text: str) -> RotationKind:
