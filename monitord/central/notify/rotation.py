@@ -15,9 +15,10 @@ one person is on call for a schedule with members, and a ``Shift`` is a stretch 
 with one person: the rotation's hand-offs and the overrides' ends cut time into them, and
 neighbours with the same person are one shift.
 
-Every function answers for any instant, and any override a database holds: an instant
-before 1900 or after 9000 is taken as that bound (no clock reads them, and date arithmetic
-ends at the year 9999), and ``now_and_next`` looks no further than ``MAX_OVERRIDE_AHEAD``
+``on_call``, ``shifts`` and ``now_and_next`` answer for any instant and any override a
+database holds: an instant before 1900 or after 9000 is taken as that bound (no clock
+reads them, and date arithmetic ends at the year 9999), ``shifts`` looks at most
+``MAX_WINDOW`` ahead, and ``now_and_next`` looks no further than ``MAX_OVERRIDE_AHEAD``
 past an override's end (the store takes none that ends later; an older row that does is
 shown as "nobody else; no hand-off ahead").
 """
@@ -35,6 +36,7 @@ PERIOD_DAYS = {"daily": 1, "weekly": 7}
 MAX_SHIFTS = 2000         # hand-offs looked at for one question, whatever the window
 EARLIEST = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)    # instants are taken within these
 LATEST = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
+MAX_WINDOW = dt.timedelta(days=3660)    # shifts() looks at most this far past its start
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,6 @@ def handoff(schedule: Schedule, k: int) -> dt.datetime:
 
 def shift_number(schedule: Schedule, at: dt.datetime) -> int:
     """The rotation's shift that ``at`` falls in: handoff(k) <= at < handoff(k + 1)."""
-    at = within(at)
     local = at.astimezone(zone(schedule.zone))
     k = (local.date() - schedule.anchor).days // PERIOD_DAYS[schedule.rotation]
     # The local day is right to within a day of the hand-off, so each loop runs once at
@@ -86,13 +87,13 @@ def rotation_person(schedule: Schedule, at: dt.datetime) -> str | None:
 
 def overriding(schedule: Schedule, at: dt.datetime) -> Override | None:
     """The override in force at ``at``: the newest of those that hold it."""
-    at = within(at)
     holding = [o for o in schedule.overrides if o.starts_at <= at < o.ends_at]
     return max(holding, key=lambda o: o.id, default=None)
 
 
 def on_call(schedule: Schedule, at: dt.datetime) -> str | None:
     """The one person on call at ``at`` (None only for a schedule without members)."""
+    at = within(at)
     override = overriding(schedule, at)
     return override.person if override is not None else rotation_person(schedule, at)
 
@@ -101,7 +102,8 @@ def shifts(schedule: Schedule, since: dt.datetime, until: dt.datetime) -> list[S
     """The shifts that cover [since, until), in order, each with a different person from
     the one before; the first starts at ``since`` (its ``starts_at`` None if it started
     earlier) and the last ends at ``until`` (or later: its real end)."""
-    since, until = within(since), within(until)
+    since = within(since)
+    until = min(until, since + MAX_WINDOW)
     cuts = {since, *_handoffs(schedule, since, until)}
     cuts.update(t for o in schedule.overrides for t in (o.starts_at, o.ends_at)
                 if since < t < until)
