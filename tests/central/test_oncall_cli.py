@@ -4,6 +4,7 @@ real store: what they print, and one clear line (exit 2, no traceback) for bad i
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -25,7 +26,9 @@ BERLIN_SCHEDULE = Schedule("primary", "Europe/Berlin", "weekly", dt.time(9, 0),
 def config(tmp_path: Path) -> Path:
     path = write_config(tmp_path)
     with path.open("a") as f:
-        f.write('\n[[channel]]\nname = "ops"\ntype = "webhook"\nurl = "http://127.0.0.1:9/ops"\n')
+        f.write('\n[[channel]]\nname = "ops"\ntype = "webhook"\nurl = "http://127.0.0.1:9/ops"\n'
+                '\n[notify]\nallow_internal_webhooks = ["127.0.0.1/32"]\n')
+    (tmp_path / "pagerduty.d").mkdir()
     return path
 
 
@@ -45,6 +48,7 @@ def refused(config: Path, *args: str) -> str:
 
 
 def test_people_and_their_contacts(config: Path) -> None:
+    keys = config.parent / "pagerduty.d"
     assert ok(config, "person", "add", "alice").startswith("added alice")
     assert "already a person" in ok(config, "person", "add", "alice")
     said = ok(config, "contact", "add", "alice", "webhook", HOOK)
@@ -61,8 +65,14 @@ def test_people_and_their_contacts(config: Path) -> None:
         'monitord: mail contact "not an address": expected a plain address')
     line = refused(config, "contact", "add", "alice", "slack", "ftp://x/XXXXsecretXXXX")
     assert "XXXXsecretXXXX" not in line and 'expected an "https://"' in line
-    assert refused(config, "contact", "add", "alice", "pagerduty", "key.txt").startswith(
-        'monitord: pagerduty contact "key.txt": expected the absolute path')
+    assert refused(config, "contact", "add", "alice", "pagerduty", "key.txt") == (
+        f"monitord: pagerduty contact 'key.txt': expected a file directly in {keys} "
+        f"([notify] pagerduty_keys_dir), like {keys}/team.key")
+    for internal in ("http://127.0.0.2/x", "http://[::1]/x", "http://2130706434/x", "http://0x7f.1.0.1/x",
+                     "https://localhost./x", "http://169.254.169.254/latest/meta-data"):
+        line = refused(config, "contact", "add", "alice", "webhook", internal)
+        assert line.startswith("monitord: webhook contact: its host is"), line
+        assert "allow_internal_webhooks" in line
     assert refused(config, "person", "add", "monitord").startswith(
         "monitord: person name 'monitord': reserved")
 
@@ -151,3 +161,30 @@ def test_escalation_policies(config: Path) -> None:
                    "--step", "soon: person:bob").startswith('monitord: step "soon: person:bob"')
     assert "removed policy default" in ok(config, "policy", "remove", "default")
     assert refused(config, "policy", "remove", "default") == "monitord: unknown policy 'default'"
+
+
+def test_a_pagerduty_contact_names_a_regular_file_in_the_keys_directory(config: Path) -> None:
+    keys = config.parent / "pagerduty.d"
+    (keys / "team.key").write_text("R0UT1NGKEY\n")
+    (keys / "sub").mkdir()
+    (keys / "sub" / "deep.key").write_text("R0UT1NGKEY\n")
+    (keys / "passwd.key").symlink_to("/etc/passwd")
+    os.mkfifo(keys / "fifo.key")
+    ok(config, "person", "add", "alice")
+    for outside in ("/etc/passwd", f"{keys}/../central.toml", f"{keys}/sub/deep.key",
+                    f"{keys}/", f"{keys}/.."):
+        line = refused(config, "contact", "add", "alice", "pagerduty", outside)
+        assert line.endswith(f"expected a file directly in {keys} ([notify] "
+                             f"pagerduty_keys_dir), like {keys}/team.key"), line
+    assert refused(config, "contact", "add", "alice", "pagerduty", f"{keys}/passwd.key") == (
+        f"monitord: cannot read pagerduty contact {keys}/passwd.key: a symbolic link; "
+        f"expected a regular file in {keys}")
+    assert refused(config, "contact", "add", "alice", "pagerduty", f"{keys}/fifo.key") == (
+        f"monitord: pagerduty contact {keys}/fifo.key: not a regular file; expected one in "
+        f"{keys}")
+    assert refused(config, "contact", "add", "alice", "pagerduty", f"{keys}/none.key") == (
+        f"monitord: cannot read pagerduty contact {keys}/none.key: No such file or "
+        f"directory; expected a regular file in {keys}")
+    said = ok(config, "contact", "add", "alice", "pagerduty", f"{keys}/team.key")
+    assert said.strip() == f"alice is reached by pagerduty {keys}/team.key too"
+    assert "R0UT1NGKEY" not in said

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import getpass
+import logging
 import os
 from collections.abc import Awaitable, Callable
 
@@ -17,6 +18,7 @@ from monitord.central.oncall.texts import shown, step_when
 from monitord.store.people import Contact, EscalationPolicy, Person, Schedule
 from monitord.store.protocol import Store
 
+log = logging.getLogger(__name__)
 Clock = Callable[[], dt.datetime]
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -55,9 +57,10 @@ def person_line(person: Person) -> str:
 
 async def _contact_add(store: Store, config: CentralConfig, args: argparse.Namespace,
                        now: dt.datetime) -> str:
-    contact = parse.contact(args.kind, args.address)
+    contact = parse.contact(args.kind, args.address, config.notify)
     if not await store.add_contact(args.name, contact, now):
         return f"{args.name} has that contact already; nothing changed"
+    log.info("central: cli (%s) added a %s contact for %s", who(), contact.kind, args.name)
     said = f"{args.name} is reached by {shown(contact)} too"
     if contact.kind == "mail" and config.notify.mail is None:
         said += ("\nnote: the config has no [mail] section (the SMTP server to send "
@@ -67,8 +70,10 @@ async def _contact_add(store: Store, config: CentralConfig, args: argparse.Names
 
 async def _contact_remove(store: Store, config: CentralConfig, args: argparse.Namespace,
                           now: dt.datetime) -> str:
-    contact = Contact(parse.contact(args.kind, args.address).kind, args.address.strip())
+    # Any contact can be removed, even one the rules of [notify] no longer allow.
+    contact = Contact(parse.contact_kind(args.kind), args.address.strip())
     await store.remove_contact(args.name, contact)
+    log.info("central: cli (%s) removed a %s contact of %s", who(), contact.kind, args.name)
     return f"{args.name} is no longer reached by {shown(contact)}"
 
 
@@ -167,6 +172,7 @@ async def _policy_set(store: Store, config: CentralConfig, args: argparse.Namesp
     channels = [c.name for c in config.notify.channels]
     policy = parse.policy(args.name, args.priority, args.step, channels)
     await store.set_policy(policy, now)
+    log.info("central: cli (%s) set escalation policy %s", who(), policy.name)
     return policy_text(policy, config)
 
 
@@ -183,6 +189,7 @@ async def _policy_show(store: Store, config: CentralConfig, args: argparse.Names
 async def _policy_remove(store: Store, config: CentralConfig, args: argparse.Namespace,
                          now: dt.datetime) -> str:
     await store.remove_policy(args.name)
+    log.info("central: cli (%s) removed escalation policy %s", who(), args.name)
     return f"removed policy {args.name}: its priorities follow [escalation] again"
 
 

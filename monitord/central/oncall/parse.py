@@ -10,9 +10,9 @@ import itertools
 import re
 import zoneinfo
 from collections.abc import Collection, Sequence
-from pathlib import PurePosixPath
 
-from monitord.central.notify.settings import mail_address, url_problem
+from monitord.central.notify import addresses, keyfiles
+from monitord.central.notify.settings import Notifications, mail_address, url_problem
 from monitord.errors import MonitordError
 from monitord.model import Priority
 from monitord.schema import found
@@ -120,9 +120,11 @@ def rotation(text: str) -> RotationKind:
     raise Invalid(f'bad rotation {found(text[:100])}: expected "daily" or "weekly"')
 
 
-def contact(kind: str, address: str) -> Contact:
-    """A contact method; the address is checked for its kind (a URL is never echoed)."""
-    checked = _contact_kind(kind)
+def contact(kind: str, address: str, rules: Notifications) -> Contact:
+    """A contact method; the address is checked for its kind (a URL is never echoed)
+    against what ``[notify]`` allows. A PagerDuty contact's file is opened to check it:
+    call this in a thread on an event loop."""
+    checked = contact_kind(kind)
     address = address.strip()
     if not address or len(address) > MAX_ADDRESS_CHARS:
         raise Invalid(f"{kind} contact: expected an address of 1 to {MAX_ADDRESS_CHARS} "
@@ -133,16 +135,18 @@ def contact(kind: str, address: str) -> Contact:
         except ValueError as e:
             raise Invalid(f"mail contact {found(address[:100])}: {e}") from None
     elif checked in ("webhook", "slack"):
-        problem = url_problem(address)
+        problem = url_problem(address) or addresses.problem(address,
+                                                            rules.internal_webhooks)
         if problem:
             raise Invalid(f"{kind} contact: {problem}")
-    elif not PurePosixPath(address).is_absolute():
-        raise Invalid(f"pagerduty contact {found(address[:100])}: expected the absolute path "
-                      "of a file whose first line is the service's integration key")
+    else:
+        problem = keyfiles.problem(address, rules.pagerduty_keys_dir)
+        if problem:
+            raise Invalid(problem)
     return Contact(checked, address)
 
 
-def _contact_kind(text: str) -> ContactKind:
+def contact_kind(text: str) -> ContactKind:
     for kind in CONTACT_KINDS:
         if text == kind:
             return kind
