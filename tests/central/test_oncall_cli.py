@@ -185,6 +185,6 @@ def test_a_pagerduty_contact_names_a_regular_file_in_the_keys_directory(config: 
     assert refused(config, "contact", "add", "alice", "pagerduty", f"{keys}/none.key") == (
         f"monitord: cannot read pagerduty contact {keys}/none.key: No such file or "
         f"directory; expected a regular file in {keys}")
-    said = ok(config, "contact", "add", "alice", "pagerduty", f"{keys}/team.key")
+    said = ok(config, "contact", "add", "alice", "pagerduty", f"{keys}/sub/../team.key")
     assert said.strip() == f"alice is reached by pagerduty {keys}/team.key too"
     assert "R0UT1NGKEY" not in said

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import posixpath
 import re
 import zoneinfo
 from collections.abc import Collection, Sequence
@@ -143,6 +144,9 @@ def contact(kind: str, address: str, rules: Notifications) -> Contact:
         problem = keyfiles.problem(address, rules.pagerduty_keys_dir)
         if problem:
             raise Invalid(problem)
+        # Kept as the directory and the name ("DIR/x/../NAME" names the same file).
+        address = posixpath.join(rules.pagerduty_keys_dir,
+                                 keyfiles.file_name(address, rules.pagerduty_keys_dir))
     return Contact(checked, address)
 
 
