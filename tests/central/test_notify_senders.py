@@ -13,6 +13,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitord.central.notify import addresses, mail, pagerduty, webhook
 from monitord.central.notify.message import Message, Tools, contacts_session
@@ -298,3 +300,14 @@ async def test_the_guarded_resolver_drops_internal_addresses() -> None:
         assert {r["host"] for r in await allowing.resolve("localhost", 80)} == {"127.0.0.1"}
     finally:
         await allowing.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(address=st.ip_addresses(v=4))
+def test_an_ipv4_host_is_judged_the_same_in_every_form_the_resolver_takes(
+        address: ipaddress.IPv4Address) -> None:
+    inside = not address.is_global or address.is_multicast or address.is_unspecified
+    dotted_hex = ".".join(hex(b) for b in address.packed)
+    for form in (str(address), str(int(address)), dotted_hex, f"[::ffff:{address}]"):
+        assert bool(addresses.problem(f"http://{form}:8080/x", ())) == inside, form
+        assert addresses.problem(f"http://{form}/x", (ipaddress.ip_network(address),)) == ""
