@@ -250,23 +250,25 @@ async def act(request: web.Request, session: Session) -> web.StreamResponse:
 @person_page
 async def fixes(request: web.Request, session: Session) -> web.StreamResponse:
     rows = await fix_report(request.app[STORE])
-    return await _page(request, session, "fixes.html.j2", refresh=True, title="Fixes",
-                       rows=rows)
+    return await signed_in_page(request, session, "fixes.html.j2", refresh=True,
+                                title="Fixes", rows=rows)
 
 
 async def _incident_page(request: web.Request, session: Session, *, status: int = 200,
                          error: str = "") -> web.Response:
     incident = await request.app[STORE].incident(_incident_id(request))
     now = request.app[CLOCK]()
-    return await _page(request, session, "incident.html.j2", status=status,
-                       title=f"#{incident.id} {incident.host}/{incident.check}",
-                       incident=_incident_view(incident, now),
-                       timeline=[_entry_view(e) for e in incident.timeline], error=error)
+    return await signed_in_page(request, session, "incident.html.j2", status=status,
+                                title=f"#{incident.id} {incident.host}/{incident.check}",
+                                incident=_incident_view(incident, now),
+                                timeline=[_entry_view(e) for e in incident.timeline],
+                                error=error)
 
 
-async def _page(request: web.Request, session: Session, template: str, *, status: int = 200,
-                refresh: bool = False, opened: dict[str, list[Incident]] | None = None,
-                **context: object) -> web.Response:
+async def signed_in_page(request: web.Request, session: Session, template: str, *,
+                         status: int = 200, refresh: bool = False,
+                         opened: dict[str, list[Incident]] | None = None,
+                         **context: object) -> web.Response:
     """A signed-in page: the header's overdue count, the forms' token, the refresh."""
     now = request.app[CLOCK]()
     if opened is None:
@@ -279,6 +281,9 @@ async def _page(request: web.Request, session: Session, template: str, *, status
     return html(request.app[CONSOLE].env, template, status, person=session.name, csrf=token,
                 overdue_count=overdue, overdue_more=more, now=now,
                 refresh=REFRESH_SECONDS if refresh else 0, **context)
+
+
+_page = signed_in_page     # the name the hosts and maintenance pages still import
 
 
 async def _opened(store: Store, host: str | None = None) -> dict[str, list[Incident]]:
