@@ -1,4 +1,6 @@
-"""Bearer tokens for agents and operators: made at random, kept only as a hash.
+"""Bearer tokens for agents and operators: made at random, kept only as a hash; and the
+one check of an operator's token (``require_operator``) that every people's API route
+makes before it reads anything.
 
 A token is ``secrets.token_urlsafe(32)``: 256 random bits. Against that, a fast hash is
 enough (nobody can guess a preimage), and it must be unsalted so that the store can look a
@@ -11,7 +13,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+from typing import Literal
 
+from aiohttp import web
+
+from monitord.central.keys import STORE
+from monitord.errors import ApiError
 from monitord.store.protocol import Store
 
 TOKEN_BYTES = 32
@@ -59,3 +66,21 @@ async def agent_for(store: Store, token: str) -> str | None:
 async def operator_for(store: Store, token: str) -> str | None:
     """The person an operator token belongs to; None for an unknown or an agent's token."""
     return await store.person_for(token_hash(token))
+
+
+async def require_operator(request: web.Request) -> str:
+    """The person whose operator token the request carries; a 401 without one."""
+    token = bearer_token(request.headers.get("Authorization"))
+    name = await operator_for(request.app[STORE], token) if token else None
+    if name is None:
+        raise unauthorized("operator")
+    return name
+
+
+def unauthorized(kind: Literal["agent", "operator"]) -> ApiError:
+    """The 401 for a request without a valid token of ``kind``, naming the command that
+    makes one."""
+    command = "add-agent HOST" if kind == "agent" else "add-operator NAME"
+    return ApiError(401, "unauthorized",
+                    f"expected an {kind} token as \"Authorization: Bearer TOKEN\" "
+                    f"(made by `monitord central {command}`)")

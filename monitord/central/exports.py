@@ -13,10 +13,10 @@ from typing import Any
 from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
+from monitord.central.auth import require_operator
 from monitord.central.keys import CLOCK, STORE
 from monitord.central.metrics import METRICS
 from monitord.central.payloads import Json, invalid, timestamp
-from monitord.central.views import _operator as operator
 from monitord.durations import format_duration, parse_duration
 from monitord.schema import suggest
 from monitord.store.protocol import FixRuns
@@ -28,13 +28,13 @@ FIX_STATS_QUERY = ("since",)
 
 
 async def metrics(request: web.Request) -> web.Response:
-    await operator(request)
+    await require_operator(request)
     body = await request.app[METRICS].exposition(request.app[STORE])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
 
 async def fix_stats(request: web.Request) -> web.Response:
-    await operator(request)
+    await require_operator(request)
     seconds = _window(request)
     until = request.app[CLOCK]()
     since = until - dt.timedelta(seconds=seconds)

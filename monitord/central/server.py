@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 
 from aiohttp import web
 
@@ -22,13 +21,12 @@ from monitord.central.config import CentralConfig
 from monitord.central.passwords import hash_password, password_problem
 from monitord.central.sla import MONITORD
 from monitord.errors import MonitordError
-from monitord.events import utc_now
+from monitord.events import is_name, utc_now
 from monitord.store.protocol import Store
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT_SECONDS = 10.0
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")   # events.Name
 
 
 async def serve(config: CentralConfig, stop: asyncio.Event) -> None:
@@ -87,7 +85,7 @@ async def add_user(config: CentralConfig, name: str, password: str) -> None:
 def check_name(kind: str, name: str) -> None:
     """A host (``agent``) or a person's name (``user``, ``operator``): a person may not be
     called monitord, the name timelines and the SLA report give to automatic recoveries."""
-    if not NAME.fullmatch(name):
+    if not is_name(name):
         raise MonitordError(f"{kind} name {name!r}: expected letters, digits, \".\", \"_\", "
                             "\":\" or \"-\", starting with a letter or digit")
     if kind != "agent" and name.lower() == MONITORD:

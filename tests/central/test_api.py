@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from monitord.central.keys import SWEEPER
+from monitord.central.maintenance import window
 from monitord.store.protocol import Store
 from tests.central.apiclient import (
     MAX_BODY_BYTES,
@@ -417,3 +418,21 @@ async def test_a_bad_maintenance_window_is_one_clear_error(
     response = await api.client.post("/api/v1/maintenance", json=body,
                                       headers={"Authorization": f"Bearer {api.operator}"})
     assert (await error_of(response, 400))["message"].startswith(message)
+
+
+async def test_a_host_name_with_a_trailing_newline_is_refused_by_the_maintenance_api(
+        api: Api) -> None:
+    until = (api.clock() + dt.timedelta(hours=2)).isoformat()
+    response = await api.client.post("/api/v1/maintenance", headers=api.person(),
+                                      json={"host": "web1\n", "reason": "x", "until": until})
+    assert (await error_of(response, 400))["message"].startswith("host:")
+    await api.client.post("/api/v1/maintenance", headers=api.person(),
+                          json={"host": "web1", "reason": "x", "until": until})
+    ended = await api.client.delete("/api/v1/maintenance/web1%0A", headers=api.person())
+    assert "host: expected a host name" in (await error_of(ended, 400))["message"]
+    assert [w.host for w in await api.store.maintenance(api.clock())] == ["web1"]
+
+
+def test_a_window_is_refused_for_a_name_that_only_starts_like_a_host() -> None:
+    with pytest.raises(ValueError, match="host: expected a host name"):
+        window("web1\n", "moving racks", T0 + dt.timedelta(hours=1), OPERATOR, T0)

@@ -22,6 +22,16 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from monitord.central.console.common import (
+    OPEN,
+    PRIORITIES,
+    QUEUE_LIMIT,
+    field,
+    incident_view,
+    open_incidents,
+    page,
+    safe_next,
+)
 from monitord.central.console.filters import (
     STATES,
     FilterError,
@@ -31,20 +41,7 @@ from monitord.central.console.filters import (
     echo,
     parse_filter,
 )
-from monitord.central.console.pages import (
-    DONE,
-    MAX_INCIDENT_ID,
-    MAX_NOTE_CHARS,
-    OPEN,
-    PRIORITIES,
-    QUEUE_LIMIT,
-    _field,
-    _incident_view,
-    _opened,
-    _page,
-    _safe_next,
-    person_page,
-)
+from monitord.central.console.pages import DONE, MAX_INCIDENT_ID, MAX_NOTE_CHARS, person_page
 from monitord.central.console.render import redirect
 from monitord.central.console.sessions import Session
 from monitord.central.keys import CLOCK, STORE
@@ -78,17 +75,17 @@ async def queue(request: web.Request, session: Session) -> web.StreamResponse:
     except FilterError as e:
         return await _refused(request, session, str(e))
     store, now = request.app[STORE], request.app[CLOCK]()
-    everything = await _opened(store)
+    everything = await open_incidents(store)
     listed = everything if _is_everything(wanted) else await _listed(store, wanted)
     matched = [i for p in wanted.shown_priorities() for i in listed[p] if wanted.matches(i)]
     paging, shown = _paginate(wanted, matched)
     selecting = _selecting(request.query.get("select", ""))
     done = done_text(request.query)
     back = wanted.url(wanted.page)
-    return await _page(
+    return await page(
         request, session, "queue.html.j2", refresh=not selecting, opened=everything,
         refresh_url=back if done else None, title="Queue", error="",
-        form=_form(wanted), rows=[_incident_view(i, now) for i in shown], limit=QUEUE_LIMIT,
+        form=_form(wanted), rows=[incident_view(i, now) for i in shown], limit=QUEUE_LIMIT,
         cut=[p for p in wanted.shown_priorities() if len(listed[p]) >= QUEUE_LIMIT],
         paging=paging, done=done, selecting=selecting, back=back, filtered=wanted.active,
         links={"select": wanted.url(wanted.page, select="none"),
@@ -101,14 +98,14 @@ async def queue(request: web.Request, session: Session) -> web.StreamResponse:
 async def bulk(request: web.Request, session: Session) -> web.StreamResponse:
     """Acknowledge or resolve every incident ticked; all of the form is checked first."""
     form = await request.post()
-    action = _field(form, "do")
+    action = field(form, "do")
     if action not in DONE:
         raise ConsoleError(400, 'Choose "Acknowledge selected" or "Resolve selected".')
     ids = _ids(form.getall("id", []))
-    note = _field(form, "note").strip()
+    note = field(form, "note").strip()
     if len(note) > MAX_NOTE_CHARS:
         raise ConsoleError(400, f"The note is too long: at most {MAX_NOTE_CHARS} characters.")
-    back = _safe_next(_field(form, "next"))
+    back = safe_next(field(form, "next"))
     store, now = request.app[STORE], request.app[CLOCK]()
     skipped = 0
     for incident_id in ids:
@@ -126,7 +123,7 @@ async def bulk(request: web.Request, session: Session) -> web.StreamResponse:
 
 async def _refused(request: web.Request, session: Session, error: str) -> web.Response:
     """The queue's form as it was typed, the line saying what is wrong, and no rows."""
-    return await _page(request, session, "queue.html.j2", status=400, title="Queue",
+    return await page(request, session, "queue.html.j2", status=400, title="Queue",
                        error=error, form=_form(QueueFilter(), echo(request.query)), rows=[],
                        cut=[], limit=QUEUE_LIMIT, paging=None, done="", selecting="",
                        back="", links={}, choices={"hosts": [], "checks": []},
@@ -161,7 +158,7 @@ def _is_everything(wanted: QueueFilter) -> bool:
 
 
 async def _listed(store: Store, wanted: QueueFilter) -> dict[str, list[Incident]]:
-    """One read per priority, as ``_opened``: a flood of one cannot hide another."""
+    """One read per priority, as ``open_incidents``: a flood of one cannot hide another."""
     return {p: await store.incidents(status=wanted.statuses(), priority=(p,),
                                      host=wanted.host, limit=QUEUE_LIMIT)
             for p in wanted.shown_priorities()}
