@@ -92,3 +92,25 @@ async def test_metrics_count_notices_by_channel_and_outcome(store: Store) -> Non
                     (("priority", "P1"), ("status", "open")))] == 1
     assert samples[("monitord_central_events_ingested_total", (("result", "applied"),))] == 1
     assert unauthorized.status == 401
+
+
+def samples_of(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in text_string_to_metric_families(text) for s in f.samples}
+
+
+async def test_expected_answers_of_the_store_are_not_counted_as_its_errors(
+        store: Store) -> None:
+    async with running(store) as api:
+        assert (await api.post_events(problem("web", "P1"))).status == 200
+        found = await (await api.get("/api/v1/incidents")).json()
+        incident_id = found["incidents"][0]["id"]
+        assert (await api.act(incident_id, "resolve")).status == 200
+        assert (await api.act(incident_id, "resolve")).status == 409    # already resolved
+        assert (await api.get("/api/v1/incidents/999999")).status == 404
+        samples = samples_of(await (await api.get("/metrics")).text())
+    errors = {labels: value for (name, labels), value in samples.items()
+              if name == "monitord_central_store_errors_total"}
+    assert errors == {}
+    assert samples[("monitord_central_store_seconds_count", (("operation", "resolve"),))] == 2
+    assert samples[("monitord_central_store_seconds_count", (("operation", "incident"),))] >= 2
