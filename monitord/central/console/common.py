@@ -9,6 +9,8 @@ here; nothing here imports a page.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -32,6 +34,32 @@ PRIORITIES = tuple(Priority)
 QUEUE_LIMIT = 500              # open incidents read per priority, the most urgent first
 REFRESH_SECONDS = 30
 MAX_NEXT_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class Paging:
+    """Where a paged list is: its page, how many, and links to the pages around it."""
+
+    page: int
+    pages: int
+    total: int
+    first: int          # the first and last row shown, counted from 1
+    last: int
+    previous: str       # URLs, "" when there is none
+    next: str
+    last_page: str
+
+
+def paging(number: int, shown: int, total: int, size: int,
+           url: Callable[[int], str]) -> Paging:
+    """Page ``number`` of ``total`` rows, ``size`` a page, showing ``shown`` rows;
+    ``url(n)`` is page n's address (with any filters the list has)."""
+    pages = max(1, -(-total // size))
+    start = (number - 1) * size
+    return Paging(number, pages, total, start + 1, start + shown,
+                  previous=url(min(number - 1, pages)) if number > 1 else "",
+                  next=url(number + 1) if number < pages else "",
+                  last_page=url(pages))
 
 
 async def page(request: web.Request, session: Session, template: str, *, status: int = 200,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -26,10 +25,12 @@ from monitord.central.console.common import (
     OPEN,
     PRIORITIES,
     QUEUE_LIMIT,
+    Paging,
     field,
     incident_view,
     open_incidents,
     page,
+    paging,
     safe_next,
 )
 from monitord.central.console.filters import (
@@ -54,18 +55,6 @@ BULK = "/console/bulk"
 PAGE_SIZE = 50               # rows per page: a phone scrolls through this many at most
 BULK_LIMIT = 500             # incidents one bulk form may name
 LOGGED_IDS = 20              # of which the log line names this many
-
-
-@dataclass(frozen=True)
-class Paging:
-    page: int
-    pages: int
-    total: int
-    first: int          # the first and last row shown, counted from 1
-    last: int
-    previous: str       # URLs, "" when there is none
-    next: str
-    last_page: str
 
 
 @person_page
@@ -165,15 +154,9 @@ async def _listed(store: Store, wanted: QueueFilter) -> dict[str, list[Incident]
 
 
 def _paginate(wanted: QueueFilter, matched: list[Incident]) -> tuple[Paging, list[Incident]]:
-    pages = max(1, -(-len(matched) // PAGE_SIZE))
     start = (wanted.page - 1) * PAGE_SIZE
     shown = matched[start:start + PAGE_SIZE]
-    paging = Paging(
-        wanted.page, pages, len(matched), start + 1, start + len(shown),
-        previous=wanted.url(min(wanted.page - 1, pages)) if wanted.page > 1 else "",
-        next=wanted.url(wanted.page + 1) if wanted.page < pages else "",
-        last_page=wanted.url(pages))
-    return paging, shown
+    return paging(wanted.page, len(shown), len(matched), PAGE_SIZE, wanted.url), shown
 
 
 def _selecting(value: str) -> str:
