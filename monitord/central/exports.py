@@ -1,7 +1,8 @@
 """Data out of the central service: ``/metrics`` (Prometheus) and the fix statistics API
-(``GET /api/v1/fix-stats?since=7d``), beside the console's fix statistics page. Both take
-an operator token like the rest of the API (Prometheus: ``authorization`` with a
-``credentials_file``)."""
+(``GET /api/v1/fix-stats?since=7d``), beside the console's fix statistics page.
+``/metrics`` takes a scraper's read-only token (``monitord central add-scraper NAME``;
+Prometheus: ``authorization`` with a ``credentials_file``) or an operator's; the fix
+statistics take an operator token like the rest of the API."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
-from monitord.central.auth import require_operator
+from monitord.central.auth import require_operator, require_reader
 from monitord.central.keys import CLOCK, STORE
 from monitord.central.metrics import METRICS
 from monitord.central.payloads import Json, invalid, timestamp
@@ -28,7 +29,7 @@ FIX_STATS_QUERY = ("since",)
 
 
 async def metrics(request: web.Request) -> web.Response:
-    await require_operator(request)
+    await require_reader(request)
     body = await request.app[METRICS].exposition(request.app[STORE])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 

@@ -1,5 +1,5 @@
-"""Running the central service, registering the tokens of agents and operators, and
-setting people's web console passwords.
+"""Running the central service, registering the tokens of agents, operators and scrapers,
+and setting people's web console passwords.
 
 ``serve`` is uvicorn's lifecycle in small: start (store, sweeper, listening socket), wait
 for the stop flag the signal handlers set, then shut down: connections get
@@ -57,12 +57,15 @@ async def _serve(config: CentralConfig, store: Store, stop: asyncio.Event) -> No
 
 
 async def add_token(config: CentralConfig, kind: str, name: str) -> str:
-    """Make and register a new token for agent host or operator ``name``; returns it."""
+    """Make and register a new token for agent host, operator or scraper ``name``; returns
+    it."""
     check_name(kind, name)
     store = await config.open_store()
     try:
         if kind == "agent":
             return await auth.add_agent(store, name, utc_now())
+        if kind == "scraper":
+            return await auth.add_scraper(store, name, utc_now())
         return await auth.add_operator(store, name, utc_now())
     finally:
         await store.close()

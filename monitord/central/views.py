@@ -49,7 +49,7 @@ INCIDENT_QUERY = ("status", "priority", "host", "limit")
 # --- agents -----------------------------------------------------------------------------
 
 async def post_events(request: web.Request) -> web.Response:
-    host = await _agent(request)
+    host = await auth.require_agent(request)
     now = request.app[CLOCK]()
     batch = validate(Batch, parse_json(await _body(request)), context={"now": now})
     _check_hosts(batch.events, host)
@@ -57,14 +57,6 @@ async def post_events(request: web.Request) -> web.Response:
     log.debug("central: %s: %d events applied, %d duplicates", host, report.applied,
               report.duplicates)
     return web.json_response({"applied": report.applied, "duplicates": report.duplicates})
-
-
-async def _agent(request: web.Request) -> str:
-    token = auth.bearer_token(request.headers.get("Authorization"))
-    host = await auth.agent_for(request.app[STORE], token) if token else None
-    if host is None:
-        raise auth.unauthorized("agent")
-    return host
 
 
 async def _body(request: web.Request) -> bytes:

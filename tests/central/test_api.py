@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 
+from monitord.central import auth
 from monitord.central.keys import SWEEPER
 from monitord.central.maintenance import window
+from monitord.central.views import spec
 from monitord.store.protocol import Store
 from tests.central.apiclient import (
     MAX_BODY_BYTES,
@@ -436,3 +438,26 @@ async def test_a_host_name_with_a_trailing_newline_is_refused_by_the_maintenance
 def test_a_window_is_refused_for_a_name_that_only_starts_like_a_host() -> None:
     with pytest.raises(ValueError, match="host: expected a host name"):
         window("web1\n", "moving racks", T0 + dt.timedelta(hours=1), OPERATOR, T0)
+
+
+# --- scrapers ------------------------------------------------------------------------------
+
+async def test_a_scraper_token_reads_metrics_and_is_refused_on_every_other_route(
+        api: Api) -> None:
+    scraper = {"Authorization": f"Bearer {await auth.add_scraper(api.store, 'prom', T0)}"}
+    assert (await api.post_events(problem("web", "P1"))).status == 200
+    metrics = await api.client.get("/metrics", headers=scraper)
+    assert metrics.status == 200 and "monitord_central_incidents_open" in await metrics.text()
+    guarded = [(method.upper(), path.replace("{id}", "1").replace("{host}", "web1"))
+               for path, operations in spec()["paths"].items()
+               for method, operation in operations.items()
+               if operation.get("security", spec().get("security")) and path != "/metrics"]
+    assert ("POST", "/api/v1/maintenance") in guarded and len(guarded) >= 10
+    for method, path in guarded:
+        answer = await api.client.request(method, path, headers=scraper, json={})
+        body = await error_of(answer, 403)
+        assert body["message"].startswith("a scraper's token may only GET /metrics"), path
+    assert [i.status for i in await api.store.incidents()] == ["open"]
+    assert await api.store.maintenance(api.clock()) == []
+    unknown = await api.client.get("/metrics", headers={"Authorization": "Bearer nope"})
+    assert "add-scraper NAME" in (await error_of(unknown, 401))["message"]
