@@ -114,3 +114,46 @@ async def test_expected_answers_of_the_store_are_not_counted_as_its_errors(
     assert errors == {}
     assert samples[("monitord_central_store_seconds_count", (("operation", "resolve"),))] == 2
     assert samples[("monitord_central_store_seconds_count", (("operation", "incident"),))] >= 2
+
+
+async def test_fix_stats_are_filtered_by_host_and_check_and_capped(store: Store) -> None:
+    async with running(store) as api:
+        for host, events in (
+            ("web1", [healed("shop", "web1", T0, step("restart-service", True)),
+                      healed("shop", "web1", T0, step("restart-service", True)),
+                      healed("blog", "web1", T0, step("reload-service", False))]),
+            ("web2", [healed("shop", "web2", T0, step("restart-service", False))]),
+        ):
+            assert (await api.post_events(*events, host=host)).status == 200
+        web1 = await (await api.get("/api/v1/fix-stats", host="web1")).json()
+        shop = await (await api.get("/api/v1/fix-stats", check="shop")).json()
+        one = await (await api.get("/api/v1/fix-stats", host="web1", check="blog")).json()
+        capped = await (await api.get("/api/v1/fix-stats", limit="1")).json()
+        everything = await (await api.get("/api/v1/fix-stats")).json()
+    assert [(r["host"], r["check"]) for r in web1["runs"]] == [("web1", "shop"),
+                                                              ("web1", "blog")]
+    assert [(r["host"], r["runs"]) for r in shop["by_host"]] == [("web1", 2), ("web2", 1)]
+    assert [(r["check"], r["fix"]) for r in one["runs"]] == [("blog", "reload-service")]
+    assert (capped["truncated"], capped["limit"]) == (True, 1)
+    assert [(r["host"], r["check"], r["runs"]) for r in capped["runs"]] == [
+        ("web1", "shop", 2)]                                   # the busiest is kept
+    assert capped["totals"]["runs"] == 2                       # what is shown
+    assert (everything["truncated"], everything["limit"]) == (False, 500)
+    assert everything["totals"]["runs"] == 4 and not web1["truncated"]
+
+
+async def test_bad_fix_stats_filters_are_one_clear_error_each(store: Store) -> None:
+    async with running(store) as api:
+        answers = [await api.get("/api/v1/fix-stats", **query) for query in
+                   ({"host": "web1\n"}, {"check": "a b"}, {"limit": "0"}, {"limit": "5001"},
+                    {"limit": "x"})]
+        bodies = [await a.json() for a in answers]
+        twice = await api.client.get("/api/v1/fix-stats?host=a&host=b&limit=2&limit=3",
+                                     headers=api.person())
+        problems = (await twice.json())["problems"]
+    assert [a.status for a in answers] == [400] * 5
+    assert bodies[0]["message"].startswith('host: expected a host name')
+    assert bodies[1]["message"].startswith('check: expected a check name')
+    assert [b["message"] for b in bodies[2:]] == [
+        f'limit: expected a whole number from 1 to 5000, got "{v}"' for v in ("0", "5001", "x")]
+    assert problems == ["host: give it at most once", "limit: give it at most once"]
