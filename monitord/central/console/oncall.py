@@ -25,7 +25,8 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from monitord.central.console.pages import person_page, signed_in_page
+from monitord.central.console.common import page
+from monitord.central.console.pages import person_page
 from monitord.central.console.render import redirect
 from monitord.central.console.sessions import Session
 from monitord.central.keys import CLOCK, CONFIG, STORE
@@ -92,7 +93,7 @@ async def _schedules(request: web.Request, session: Session, status: int = 200,
                      error: str = "") -> web.Response:
     now = request.app[CLOCK]()
     roster = await request.app[STORE].roster(now)
-    return await signed_in_page(request, session, "schedules.html.j2", status=status,
+    return await page(request, session, "schedules.html.j2", status=status,
                                 title="Schedules", error=error,
                                 people=[p.name for p in roster.people],
                                 schedules=[_schedule_view(s, now) for s in roster.schedules])
@@ -171,7 +172,7 @@ async def _people(request: web.Request, session: Session, status: int = 200,
              "contacts": [{"shown": shown(c), "digest": digest(c)} for c in p.contacts],
              "schedules": [s.name for s in roster.schedules if p.name in s.members]}
             for p in roster.people]
-    return await signed_in_page(request, session, "people.html.j2", status=status,
+    return await page(request, session, "people.html.j2", status=status,
                                 title="People", error=error, rows=rows)
 
 
@@ -213,7 +214,7 @@ async def _policies(request: web.Request, session: Session, status: int = 200,
              "text": "\n".join(parse.step_text(s) for s in p.steps)}
             for p in roster.policies]
     covered = {str(priority) for p in roster.policies for priority in p.priorities}
-    return await signed_in_page(request, session, "policies.html.j2", status=status,
+    return await page(request, session, "policies.html.j2", status=status,
                                 title="Policies", error=error, rows=rows,
                                 uncovered=[str(p) for p in Priority if p not in covered],
                                 chain=", ".join(config.notify.escalation.chain),
