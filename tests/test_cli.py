@@ -102,7 +102,7 @@ def wait_for_first_results(proc: subprocess.Popen[str]) -> list[str]:
     """Log lines until each check of the system pack has logged its first result."""
     pending = {"load", "memory", "swap", "disk-space", "disk-inodes", "reboot-required"}
     lines: list[str] = []
-    for _ in range(len(pending)):
+    for _ in range(len(pending) + 4):   # a few lines more: e.g. a port another run holds
         line = read_until(proc, ": ")[-1]
         lines.append(line)
         pending.discard(line.split(" ", 3)[-1].split(":", 1)[0])
