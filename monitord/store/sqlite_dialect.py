@@ -242,7 +242,9 @@ _SQL: dict[str, str | None] = {
         WHERE incident_id = :id AND resolved_at IS NULL""",
     S.END_PERIOD: """UPDATE open_period SET resolved_at = :now, resolved_by = :who
         WHERE incident_id = :id AND resolved_at IS NULL""",
-    S.PERIOD_PRIORITY: """UPDATE open_period SET priority = :priority, due_at = :due_at
+    # A period keeps the most urgent priority it had and the earliest due time.
+    S.PERIOD_PRIORITY: """UPDATE open_period SET priority = min(priority, :priority),
+            due_at = min(due_at, :due_at)
         WHERE incident_id = :id AND resolved_at IS NULL""",
     S.PERIODS_BETWEEN: """SELECT p.incident_id, i.key, i.host, i.check_name, i.title,
             p.priority, p.started_at, p.due_at, p.acknowledged_at, p.acknowledged_by,
