@@ -49,11 +49,16 @@ def window(host: str, reason: str, until: dt.datetime, owner: str,
                          '"2026-11-25T17:00:00Z"')
     if until <= now:
         raise ValueError("until: expected a time in the future")
-    if (until - now).total_seconds() > LONGEST_SECONDS:
-        raise ValueError(f"until: expected at most {format_duration(LONGEST_SECONDS)} "
-                         "from now; a longer window would outlive why it was set")
+    check_length((until - now).total_seconds())
     return Maintenance(host=host, check="", until=until, owner=owner,
                        reason=reason.strip(), set_at=now)
+
+
+def check_length(seconds: float) -> None:
+    """ValueError if a window of ``seconds`` is longer than a window may be."""
+    if seconds > LONGEST_SECONDS:
+        raise ValueError(f"until: expected at most {format_duration(LONGEST_SECONDS)} "
+                         "from now; a longer window would outlive why it was set")
 
 
 def maintenance_json(w: Maintenance) -> Json:

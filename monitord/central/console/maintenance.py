@@ -16,7 +16,7 @@ from monitord.central.console.pages import _field, _page, person_page
 from monitord.central.console.render import redirect
 from monitord.central.console.sessions import Session
 from monitord.central.keys import CLOCK, STORE
-from monitord.central.maintenance import window
+from monitord.central.maintenance import check_length, window
 from monitord.durations import format_duration, parse_duration
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ async def set_window(request: web.Request, session: Session) -> web.StreamRespon
         except ValueError:
             raise ValueError(
                 f'for: expected a duration like "2h" or "30m", got {lasting!r}') from None
+        check_length(seconds)     # before the sum: a huge one overflows the datetime
         made = window(host, reason, now + dt.timedelta(seconds=seconds), session.name, now)
     except ValueError as e:
         return await _maintenance_page(request, session, status=400, error=f"{e}.",
