@@ -1,6 +1,7 @@
 """Maintenance windows through the API: ``GET /api/v1/maintenance`` lists the running ones
-(the agents' and people's), ``POST`` sets one for a host (its reason and ``until``; the
-owner is the token's person), ``DELETE /api/v1/maintenance/{host}`` ends the host's.
+(the agents' and people's, each with its source), ``POST`` sets a person's one for a host
+(its reason and ``until``; the owner is the token's person), ``DELETE
+/api/v1/maintenance/{host}`` ends the host's, whoever set them (the agent's too).
 No notice is made for an incident in a running window (see ``store.tell``). The console's
 maintenance page uses ``window`` too, so both say the same about a bad window.
 """
@@ -63,7 +64,8 @@ def check_length(seconds: float) -> None:
 
 def maintenance_json(w: Maintenance) -> Json:
     return {"host": w.host, "check": w.check or None, "until": timestamp(w.until),
-            "owner": w.owner, "reason": w.reason, "set_at": timestamp(w.set_at)}
+            "owner": w.owner, "reason": w.reason, "set_at": timestamp(w.set_at),
+            "source": w.source}
 
 
 async def list_maintenance(request: web.Request) -> web.Response:

@@ -3,6 +3,7 @@ person (its notices silenced), a window ended, and the form's token required."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -55,6 +56,19 @@ async def test_ending_a_window_from_the_page(api: Api) -> None:
     again = await person.post(PAGE + "/end", {"csrf": page.csrf(), "host": "web1"})
     assert again.status == 404 and "web1 is not in maintenance." in again.text
 
+
+
+async def test_the_page_shows_who_set_a_window_and_ends_the_agents_too(api: Api) -> None:
+    person = await signed_in(api)
+    until = (api.clock() + dt.timedelta(hours=1)).isoformat()
+    await api.post_events({"id": uuid.uuid4().hex, "kind": "maintenance", "host": "web1",
+                           "at": api.clock().isoformat(), "until": until, "owner": "root",
+                           "reason": "kernel upgrade"})
+    page = await person.get(PAGE)
+    assert re.search(r"<td>root</td>\s*<td>the agent</td>", page.text)
+    ended = await person.post(PAGE + "/end", {"csrf": page.csrf(), "host": "web1"})
+    assert (ended.status, ended.location) == (303, PAGE)
+    assert await api.store.maintenance(api.clock()) == []
 
 @pytest.mark.parametrize(("form", "message"), [
     ({"host": "web1", "reason": "x", "for": "two hours"}, "for: expected a duration"),

@@ -1,8 +1,9 @@
 """The console's maintenance page: the windows running now (the agents' and people's), a
 form that puts a host in maintenance for a while with a reason, and a button that ends a
-host's window. The same rules as the API's (``central.maintenance.window``); the owner is
-the signed-in person. Like every console POST, the forms need their anti-forgery token
-(``pages.person_page``) and answer 303 to this page.
+host's windows (whoever set them: a person may end an agent's window too). The same
+rules as the API's (``central.maintenance.window``); the owner is the signed-in person.
+Like every console POST, the forms need their anti-forgery token (``pages.person_page``)
+and answer 303 to this page.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ async def _maintenance_page(request: web.Request, session: Session, *, status: i
     now = request.app[CLOCK]()
     windows = await request.app[STORE].maintenance(now)
     rows = [{"host": w.host, "check": w.check, "until": w.until, "owner": w.owner,
-             "reason": w.reason, "left": format_duration((w.until - now).total_seconds())}
+             "reason": w.reason, "source": w.source,
+             "left": format_duration((w.until - now).total_seconds())}
             for w in windows]
     return await _page(request, session, "maintenance.html.j2", status=status,
                        title="Maintenance", rows=rows, error=error, host=host, reason=reason,
