@@ -223,8 +223,8 @@ def end_maintenance(host: str, check: str, source: WindowSource | None,
                     now: dt.datetime) -> Script[bool]:
     """End ``source``'s window of the host (``check`` "") or of its check, or, with no
     source (a person, through the console or the API), every source's; whether one ran."""
-    rows = yield S.END_MAINTENANCE, {"host": host, "check": check, "source": source,
-                                     "now": aware(now)}
+    aware(now)
+    rows = yield S.END_MAINTENANCE, {"host": host, "check": check, "source": source}
     for row in rows:
         yield from window_ended(row["host"], row["check_name"], min(row["until"], now), now)
     return any(row["until"] > now for row in rows)
