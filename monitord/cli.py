@@ -122,7 +122,9 @@ def _central_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     central.set_defaults(func=_central)
     tokens = central.add_subparsers(dest="central_command", metavar="ACTION")
     for kind, help_text in (("agent", "print a new token for agent HOST (replaces its old one)"),
-                            ("operator", "print a new token for person NAME (replaces theirs)")):
+                            ("operator", "print a new token for person NAME (replaces theirs)"),
+                            ("scraper", "print a new read-only token for scraper NAME: it may "
+                                        "only GET /metrics (replaces its old one)")):
         action = tokens.add_parser(f"add-{kind}", help=help_text)
         action.add_argument("name", metavar="HOST" if kind == "agent" else "NAME")
         # SUPPRESS: a -c given before the action is not reset by this parser's default.

@@ -57,7 +57,13 @@ from monitord.model import Priority
 EventKind = Literal["problem", "healed", "recovery", "heartbeat", "stopped", "maintenance"]
 StatusName = Literal["OK", "WARNING", "CRITICAL", "UNKNOWN"]
 
-Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
+# A host, check or person name, as agents send it and people type it. Match it whole
+# (``is_name``, or ``NAME.fullmatch``): ``re.match`` with a "$" would let "web1\n" through.
+NAME_CHARS = r"[A-Za-z0-9][A-Za-z0-9_.:-]*"
+MAX_NAME_CHARS = 200
+NAME = re.compile(NAME_CHARS.replace("*", f"{{0,{MAX_NAME_CHARS - 1}}}"))
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS,
+                            pattern=f"^{NAME_CHARS}$")]
 MAX_BATCH = 500
 EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)   # an event older than this is a bad clock
 MAX_AHEAD = dt.timedelta(days=1)           # how far ahead of the store's clock ``at`` may be
@@ -66,6 +72,11 @@ REPLACEMENT = "\ufffd"
 # C0 controls but tab and newline, DEL, C1 controls, and lone surrogates (no UTF-8 for them).
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 _RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)", re.ASCII)
+
+
+def is_name(text: str) -> bool:
+    """Whether ``text`` is a whole host, check or person name (as ``Name``)."""
+    return NAME.fullmatch(text) is not None
 
 
 def visible(text: str) -> str:

@@ -133,6 +133,12 @@ def read_secret_file(path: str, key: str = "password_file", *, required: bool = 
             raw = f.read(MAX_SECRET_BYTES + 1)
     except OSError as e:
         raise SecretError(f"cannot read {key} {path}: {e.strerror or e}") from None
+    return secret_line(raw, path, key, required=required)
+
+
+def secret_line(raw: bytes, path: str, key: str, *, required: bool = False) -> str:
+    """The first line of ``raw`` (at most MAX_SECRET_BYTES + 1 bytes read from ``path``),
+    registered as a secret; SecretError naming ``key`` and the file if it is no such line."""
     try:
         secret = raw.decode("utf-8").split("\n", 1)[0].removesuffix("\r")
     except UnicodeDecodeError:

@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = {"monitord.toml.5": ROOT / "etc/monitord/monitord.toml",
            "monitord-central.toml.5": ROOT / "etc/monitord/central.toml"}
 COMMANDS = ["run", "test", "check-config", "status", "packs", "maintenance", "central",
-            "incidents", "add-agent", "add-operator", "add-user", "migrate", "sla-report",
+            "incidents", "add-agent", "add-operator", "add-scraper", "add-user", "migrate",
+            "sla-report",
             "person", "contact", "schedule", "override", "remove-override", "policy", "oncall"]
 KEY_LINE = re.compile(r"#?\s?([A-Za-z_][\w.-]*) = ")
 
@@ -91,8 +92,8 @@ def _complete(docs: Path, words: list[str]) -> list[str]:
 def test_bash_completes_commands_choices_and_config_files(docs: Path) -> None:
     assert "check-config" in _complete(docs, ["monitord"])
     assert _complete(docs, ["monitord", "central"]) == [
-        "add-agent", "add-operator", "add-user", "migrate", "sla-report", "person",
-        "contact", "schedule", "policy", "oncall"]
+        "add-agent", "add-operator", "add-scraper", "add-user", "migrate", "sla-report",
+        "person", "contact", "schedule", "policy", "oncall"]
     assert _complete(docs, ["monitord", "run", "--log-format"]) == [
         "auto", "plain", "journal", "json"]
     assert "monitord.toml" in _complete(docs, ["monitord", "check-config", "-c"])

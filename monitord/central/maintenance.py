@@ -10,24 +10,22 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 from typing import Annotated
 
 from aiohttp import web
 from pydantic import Field
 
-from monitord.central import auth
+from monitord.central.auth import require_operator
 from monitord.central.keys import CLOCK, STORE
 from monitord.central.payloads import Json, invalid, parse_json, timestamp, validate
 from monitord.durations import format_duration
 from monitord.errors import ApiError
-from monitord.events import Name, WireModel
+from monitord.events import Name, WireModel, is_name
 from monitord.store.protocol import Maintenance
 
 log = logging.getLogger(__name__)
 
 LONGEST_SECONDS = 7 * 86400.0      # as the agent's `monitord maintenance on --for`
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 
 
 class MaintenanceBody(WireModel):
@@ -41,7 +39,7 @@ class MaintenanceBody(WireModel):
 def window(host: str, reason: str, until: dt.datetime, owner: str,
            now: dt.datetime) -> Maintenance:
     """The window, or ValueError saying what is wrong with it (for a person to read)."""
-    if not NAME.match(host) or len(host) > 200:
+    if not is_name(host):
         raise ValueError(f"host: expected a host name as the agents send it, got {host!r}")
     if not reason.strip():
         raise ValueError("reason: say why (the on-call reads it)")
@@ -69,13 +67,13 @@ def maintenance_json(w: Maintenance) -> Json:
 
 
 async def list_maintenance(request: web.Request) -> web.Response:
-    await _operator(request)
+    await require_operator(request)
     found = await request.app[STORE].maintenance(request.app[CLOCK]())
     return web.json_response({"maintenance": [maintenance_json(w) for w in found]})
 
 
 async def set_maintenance(request: web.Request) -> web.Response:
-    who = await _operator(request)
+    who = await require_operator(request)
     body = validate(MaintenanceBody, parse_json(await request.read()))
     try:
         made = window(body.host, body.reason, body.until, who, request.app[CLOCK]())
@@ -88,9 +86,9 @@ async def set_maintenance(request: web.Request) -> web.Response:
 
 
 async def end_maintenance(request: web.Request) -> web.Response:
-    who = await _operator(request)
+    who = await require_operator(request)
     host = request.match_info["host"]
-    if not NAME.match(host) or len(host) > 200:
+    if not is_name(host):
         raise invalid([f"host: expected a host name as the agents send it, got {host!r}"])
     if not await request.app[STORE].end_maintenance(host, "", request.app[CLOCK]()):
         raise ApiError(404, "not_found", f"{host} is not in maintenance")
@@ -98,11 +96,3 @@ async def end_maintenance(request: web.Request) -> web.Response:
     return web.json_response({"host": host, "ended": True})
 
 
-async def _operator(request: web.Request) -> str:
-    token = auth.bearer_token(request.headers.get("Authorization"))
-    name = await auth.operator_for(request.app[STORE], token) if token else None
-    if name is None:
-        raise ApiError(401, "unauthorized",
-                       'expected an operator token as "Authorization: Bearer TOKEN" '
-                       "(made by `monitord central add-operator NAME`)")
-    return name

@@ -11,7 +11,10 @@
                                                         "refused" (for good) or "given_up"
     monitord_central_store_seconds{operation}          how long each store call took
                                                         (a histogram)
-    monitord_central_store_errors_total{operation}     store calls that failed
+    monitord_central_store_errors_total{operation}     store calls that failed (an
+                                                        expected answer, such as "no such
+                                                        incident" or "already resolved",
+                                                        is not a failure)
 
 Counters are this process's own since it started (several central processes on one
 PostgreSQL store each count theirs; Prometheus adds them up); the incident gauge is the
@@ -33,6 +36,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
 from monitord.central.notify.notifier import Delivery
+from monitord.errors import IncidentError
 from monitord.model import Priority
 from monitord.store.protocol import ApplyReport, Store
 
@@ -123,6 +127,8 @@ class TimedStore:
             started = time.monotonic()
             try:
                 result = await attribute(*args, **kwargs)
+            except IncidentError:    # NotFound, Conflict: the store answered, as it should
+                raise
             except Exception:
                 metrics.store_errors.labels(name).inc()
                 raise

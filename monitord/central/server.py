@@ -1,5 +1,5 @@
-"""Running the central service, registering the tokens of agents and operators, and
-setting people's web console passwords.
+"""Running the central service, registering the tokens of agents, operators and scrapers,
+and setting people's web console passwords.
 
 ``serve`` is uvicorn's lifecycle in small: start (store, sweeper, listening socket), wait
 for the stop flag the signal handlers set, then shut down: connections get
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 
 from aiohttp import web
 
@@ -22,13 +21,12 @@ from monitord.central.config import CentralConfig
 from monitord.central.passwords import hash_password, password_problem
 from monitord.central.sla import MONITORD
 from monitord.errors import MonitordError
-from monitord.events import utc_now
+from monitord.events import is_name, utc_now
 from monitord.store.protocol import Store
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT_SECONDS = 10.0
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")   # events.Name
 
 
 async def serve(config: CentralConfig, stop: asyncio.Event) -> None:
@@ -59,12 +57,15 @@ async def _serve(config: CentralConfig, store: Store, stop: asyncio.Event) -> No
 
 
 async def add_token(config: CentralConfig, kind: str, name: str) -> str:
-    """Make and register a new token for agent host or operator ``name``; returns it."""
+    """Make and register a new token for agent host, operator or scraper ``name``; returns
+    it."""
     check_name(kind, name)
     store = await config.open_store()
     try:
         if kind == "agent":
             return await auth.add_agent(store, name, utc_now())
+        if kind == "scraper":
+            return await auth.add_scraper(store, name, utc_now())
         return await auth.add_operator(store, name, utc_now())
     finally:
         await store.close()
@@ -87,7 +88,7 @@ async def add_user(config: CentralConfig, name: str, password: str) -> None:
 def check_name(kind: str, name: str) -> None:
     """A host (``agent``) or a person's name (``user``, ``operator``): a person may not be
     called monitord, the name timelines and the SLA report give to automatic recoveries."""
-    if not NAME.fullmatch(name):
+    if not is_name(name):
         raise MonitordError(f"{kind} name {name!r}: expected letters, digits, \".\", \"_\", "
                             "\":\" or \"-\", starting with a letter or digit")
     if kind != "agent" and name.lower() == MONITORD:

@@ -10,10 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 from collections.abc import Sequence
 from importlib import resources
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 from aiohttp import web
 
@@ -31,7 +30,7 @@ from monitord.central.payloads import (
     validate,
 )
 from monitord.errors import StateError
-from monitord.events import Batch, Event
+from monitord.events import Batch, Event, is_name
 from monitord.model import Priority
 from monitord.schema import suggest
 from monitord.store.protocol import Incident, IncidentStatus
@@ -41,7 +40,6 @@ log = logging.getLogger(__name__)
 HEALTH_TIMEOUT_SECONDS = 5.0
 MAX_INCIDENT_ID = 2**63 - 1     # ids are 64-bit in every backend; a bigger one cannot exist
 MAX_ID_DIGITS = len(str(MAX_INCIDENT_ID))
-HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")   # as events.Name
 MAX_LIMIT = 500
 STATUSES: tuple[str, ...] = get_args(IncidentStatus)
 PRIORITIES: tuple[str, ...] = tuple(p.value for p in Priority)
@@ -51,7 +49,7 @@ INCIDENT_QUERY = ("status", "priority", "host", "limit")
 # --- agents -----------------------------------------------------------------------------
 
 async def post_events(request: web.Request) -> web.Response:
-    host = await _agent(request)
+    host = await auth.require_agent(request)
     now = request.app[CLOCK]()
     batch = validate(Batch, parse_json(await _body(request)), context={"now": now})
     _check_hosts(batch.events, host)
@@ -59,14 +57,6 @@ async def post_events(request: web.Request) -> web.Response:
     log.debug("central: %s: %d events applied, %d duplicates", host, report.applied,
               report.duplicates)
     return web.json_response({"applied": report.applied, "duplicates": report.duplicates})
-
-
-async def _agent(request: web.Request) -> str:
-    token = auth.bearer_token(request.headers.get("Authorization"))
-    host = await auth.agent_for(request.app[STORE], token) if token else None
-    if host is None:
-        raise _unauthorized("agent")
-    return host
 
 
 async def _body(request: web.Request) -> bytes:
@@ -88,7 +78,7 @@ def _check_hosts(events: Sequence[Event], host: str) -> None:
 # --- people -----------------------------------------------------------------------------
 
 async def list_incidents(request: web.Request) -> web.Response:
-    await _operator(request)
+    await auth.require_operator(request)
     query = _incident_query(request)
     found = await request.app[STORE].incidents(
         status=query["status"], priority=query["priority"], host=query["host"],
@@ -97,13 +87,13 @@ async def list_incidents(request: web.Request) -> web.Response:
 
 
 async def get_incident(request: web.Request) -> web.Response:
-    await _operator(request)
+    await auth.require_operator(request)
     incident = await request.app[STORE].incident(_incident_id(request))
     return _incident_response(incident)
 
 
 async def acknowledge(request: web.Request) -> web.Response:
-    who = await _operator(request)
+    who = await auth.require_operator(request)
     incident_id = _incident_id(request)
     body = validate(ActionBody, await _json(request))
     await request.app[STORE].acknowledge(incident_id, _who(body.who, who), body.note,
@@ -112,7 +102,7 @@ async def acknowledge(request: web.Request) -> web.Response:
 
 
 async def resolve(request: web.Request) -> web.Response:
-    who = await _operator(request)
+    who = await auth.require_operator(request)
     incident_id = _incident_id(request)
     body = validate(ActionBody, await _json(request))
     await request.app[STORE].resolve(incident_id, _who(body.who, who), body.note,
@@ -121,7 +111,7 @@ async def resolve(request: web.Request) -> web.Response:
 
 
 async def comment(request: web.Request) -> web.Response:
-    who = await _operator(request)
+    who = await auth.require_operator(request)
     incident_id = _incident_id(request)
     body = validate(CommentBody, await _json(request))
     await request.app[STORE].comment(incident_id, _who(body.who, who), body.text,
@@ -130,17 +120,9 @@ async def comment(request: web.Request) -> web.Response:
 
 
 async def list_hosts(request: web.Request) -> web.Response:
-    await _operator(request)
+    await auth.require_operator(request)
     hosts = await request.app[STORE].hosts(request.app[CLOCK]())
     return web.json_response({"hosts": [host_json(h) for h in hosts]})
-
-
-async def _operator(request: web.Request) -> str:
-    token = auth.bearer_token(request.headers.get("Authorization"))
-    name = await auth.operator_for(request.app[STORE], token) if token else None
-    if name is None:
-        raise _unauthorized("operator")
-    return name
 
 
 def _who(claimed: str | None, operator: str) -> str:
@@ -183,7 +165,7 @@ def _incident_query(request: web.Request) -> dict[str, Any]:
         problems.append("host: give at most one")
     problems += [f"host: expected a host name (letters, digits, \".\", \"_\", \":\" or "
                  f"\"-\", starting with a letter or digit), got {_shown(h)}"
-                 for h in hosts if not HOST.fullmatch(h)]
+                 for h in hosts if not is_name(h)]
     limit = _limit(query.get("limit"), problems)
     if problems:
         raise invalid(problems)
@@ -223,13 +205,6 @@ def _shown(value: str) -> str:
 def _one_of(allowed: tuple[str, ...]) -> str:
     quoted = [f'"{a}"' for a in allowed]
     return ", ".join(quoted[:-1]) + f" or {quoted[-1]}"
-
-
-def _unauthorized(kind: Literal["agent", "operator"]) -> ApiError:
-    command = "add-agent HOST" if kind == "agent" else "add-operator NAME"
-    return ApiError(401, "unauthorized",
-                    f"expected an {kind} token as \"Authorization: Bearer TOKEN\" "
-                    f"(made by `monitord central {command}`)")
 
 
 # --- open -------------------------------------------------------------------------------

@@ -85,6 +85,16 @@ class RuleStore(PeopleMethods, abc.ABC):
         silence = rule.silence(self.policy)
         return await self._run(lambda: queries.hosts(now, silence), writes=False)
 
+    async def host(self, name: str, now: dt.datetime) -> HostInfo | None:
+        silence = rule.silence(self.policy)
+        return await self._run(lambda: queries.host(name, now, silence), writes=False)
+
+    async def hosts_page(self, now: dt.datetime, limit: int,
+                         offset: int = 0) -> tuple[list[HostInfo], int]:
+        silence = rule.silence(self.policy)
+        return await self._run(lambda: queries.hosts_page(now, silence, limit, offset),
+                               writes=False)
+
     async def sweep(self, now: dt.datetime) -> list[Incident]:
         """Open "server down" incidents for silent hosts; returns those it opened."""
         return await self._run(lambda: rule.sweep(self.policy, now), writes=True)
@@ -96,8 +106,10 @@ class RuleStore(PeopleMethods, abc.ABC):
     async def fix_runs(self) -> list[tuple[str, str, str, int, int]]:
         return await self._run(queries.fix_runs, writes=False)
 
-    async def fix_stats(self, since: dt.datetime) -> list[FixRuns]:
-        return await self._run(lambda: queries.fix_stats(since), writes=False)
+    async def fix_stats(self, since: dt.datetime, host: str | None = None,
+                        check: str | None = None, limit: int | None = None) -> list[FixRuns]:
+        return await self._run(lambda: queries.fix_stats(since, host, check, limit),
+                               writes=False)
 
     async def open_counts(self) -> dict[tuple[str, str], int]:
         return await self._run(queries.open_counts, writes=False)
@@ -110,8 +122,9 @@ class RuleStore(PeopleMethods, abc.ABC):
 
     # --- maintenance ------------------------------------------------------------------
 
-    async def maintenance(self, now: dt.datetime) -> list[Maintenance]:
-        return await self._run(lambda: queries.maintenance(now), writes=False)
+    async def maintenance(self, now: dt.datetime,
+                          host: str | None = None) -> list[Maintenance]:
+        return await self._run(lambda: queries.maintenance(now, host), writes=False)
 
     async def set_maintenance(self, window: Maintenance) -> None:
         await self._run(lambda: queries.set_maintenance(window), writes=True)
@@ -162,6 +175,12 @@ class RuleStore(PeopleMethods, abc.ABC):
     async def add_agent(self, host: str, token_hash: str, now: dt.datetime) -> None:
         """Register (or re-key) an agent; only the token's hash is stored."""
         await self._run(lambda: queries.add_agent(host, token_hash, now), writes=True)
+
+    async def add_scraper(self, name: str, token_hash: str, now: dt.datetime) -> None:
+        await self._run(lambda: queries.add_scraper(name, token_hash, now), writes=True)
+
+    async def scraper_for(self, token_hash: str) -> str | None:
+        return await self._run(lambda: queries.scraper_for(token_hash), writes=False)
 
     async def agent_for(self, token_hash: str) -> str | None:
         """The host a token belongs to, or None."""

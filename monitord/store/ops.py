@@ -115,6 +115,16 @@ class Statement:
     AGENT_FOR = "agent_for"
     OFFER_SECRET = "offer_secret"
     SECRET = "secret"
+    # bounded reads: one host, a page of hosts, filtered and capped fix statistics
+    ONE_HOST = "one_host"
+    HOSTS_PAGE = "hosts_page"       # by name, :limit from :offset
+    HOST_COUNT = "host_count"
+    HOST_MAINTENANCE = "host_maintenance"   # the windows of one host running at :now
+    HOST_FIX_STATS = "host_fix_stats"       # one host's runs (an index on host, at)
+    FIX_STATS_CAPPED = "fix_stats_capped"   # every host's, the busiest :limit
+    # scrapers: read-only tokens for /metrics
+    ADD_SCRAPER = "add_scraper"
+    SCRAPER_FOR = "scraper_for"
 
 
 Params = Mapping[str, object]

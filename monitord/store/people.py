@@ -24,6 +24,9 @@ RotationKind = Literal["daily", "weekly"]
 CONTACT_KINDS: tuple[ContactKind, ...] = ("mail", "webhook", "slack", "pagerduty")
 TARGET_KINDS: tuple[TargetKind, ...] = ("person", "schedule", "channel")
 ROTATIONS: tuple[RotationKind, ...] = ("daily", "weekly")
+# An override ends at most this long after it is added: cover for a holiday or a
+# conference, not a standing change (that is the schedule's members).
+MAX_OVERRIDE_AHEAD = dt.timedelta(days=366)
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,8 @@ class PeopleStore(Protocol):
 
     async def add_override(self, schedule: str, person: str, starts_at: dt.datetime,
                            ends_at: dt.datetime, who: str, now: dt.datetime) -> Override:
-        """NotFound for no such schedule or person; ValueError for an empty span."""
+        """NotFound for no such schedule or person; ValueError for an empty span or one
+        that ends more than MAX_OVERRIDE_AHEAD after ``now``."""
         ...
 
     async def remove_override(self, schedule: str, override_id: int) -> None:
@@ -159,5 +163,6 @@ class PeopleStore(Protocol):
 
     async def roster(self, now: dt.datetime) -> Roster:
         """People, schedules (with the overrides that end after ``now``) and policies,
-        each sorted by name, read in one transaction."""
+        each sorted by name (by code point, whatever the database's locale; a person's
+        contacts by kind and address), read in one transaction."""
         ...

@@ -18,6 +18,7 @@ from monitord.errors import Conflict, NotFound
 from monitord.model import Priority
 from monitord.store.ops import Rows, Script, aware
 from monitord.store.people import (
+    MAX_OVERRIDE_AHEAD,
     Contact,
     EscalationPolicy,
     Override,
@@ -83,6 +84,9 @@ def add_override(schedule: str, person: str, starts_at: dt.datetime, ends_at: dt
                  who: str, now: dt.datetime) -> Script[Override]:
     if aware(ends_at) <= aware(starts_at):
         raise ValueError("an override must end after it starts")
+    if aware(ends_at) - aware(now) > MAX_OVERRIDE_AHEAD:
+        raise ValueError(f"an override ends at most {MAX_OVERRIDE_AHEAD.days} days ahead; "
+                         "for a longer change, change the schedule's members")
     yield from _schedule(schedule)
     yield from _person(person)
     rows = yield P.ADD_OVERRIDE, {"schedule": schedule, "person": person,
@@ -101,7 +105,7 @@ def remove_schedule(name: str) -> Script[None]:
     """A schedule no policy names: its members and overrides go with it."""
     rows = yield P.POLICIES_NAMING, {"kind": "schedule", "name": name}
     if rows:
-        named = ", ".join(repr(r["policy"]) for r in rows)
+        named = ", ".join(sorted(repr(r["policy"]) for r in rows))
         raise Conflict(f"schedule {name!r} is a step of policy {named}; change that first")
     rows = yield P.REMOVE_SCHEDULE, {"name": name}
     if not rows:
@@ -148,6 +152,9 @@ def remove_policy(name: str) -> Script[None]:
 # --- reading it all -----------------------------------------------------------------------
 
 def roster(now: dt.datetime) -> Script[Roster]:
+    """Everything, sorted here by code point (names, then a person's contacts by kind and
+    address): a database's ORDER BY follows its locale, which PostgreSQL's often makes
+    linguistic ("a_" before "a-", "b" before "B") where SQLite compares bytes."""
     people = yield P.PEOPLE, {}
     contacts = yield P.CONTACTS, {}
     schedules = yield P.SCHEDULES, {}
@@ -164,8 +171,10 @@ def _people(rows: Rows, contacts: Rows) -> tuple[Person, ...]:
     reached: dict[str, list[Contact]] = {}
     for c in contacts:
         reached.setdefault(c["person"], []).append(Contact(c["kind"], c["address"]))
-    return tuple(Person(r["name"], tuple(reached.get(r["name"], ())), bool(r["can_sign_in"]))
-                 for r in rows)
+    return tuple(Person(r["name"], tuple(sorted(reached.get(r["name"], ()),
+                                                key=lambda c: (c.kind, c.address))),
+                        bool(r["can_sign_in"]))
+                 for r in sorted(rows, key=lambda r: r["name"]))
 
 
 def _schedules(rows: Rows, members: Rows, overrides: Rows) -> tuple[Schedule, ...]:
@@ -180,7 +189,7 @@ def _schedules(rows: Rows, members: Rows, overrides: Rows) -> tuple[Schedule, ..
         Schedule(r["name"], r["zone"], r["rotation"], dt.time.fromisoformat(r["handoff"]),
                  dt.date.fromisoformat(r["anchor"]), tuple(names.get(r["name"], ())),
                  tuple(spans.get(r["name"], ())))
-        for r in rows)
+        for r in sorted(rows, key=lambda r: r["name"]))
 
 
 def _policies(rows: Rows, priorities: Rows, targets: Rows) -> tuple[EscalationPolicy, ...]:
@@ -195,7 +204,7 @@ def _policies(rows: Rows, priorities: Rows, targets: Rows) -> tuple[EscalationPo
         EscalationPolicy(r["name"], tuple(covered.get(r["name"], ())), tuple(
             PolicyStep(after, tuple(found))
             for _, (after, found) in sorted(steps.get(r["name"], {}).items())))
-        for r in rows)
+        for r in sorted(rows, key=lambda r: r["name"]))
 
 
 # --- the Store methods --------------------------------------------------------------------

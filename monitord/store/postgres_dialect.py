@@ -40,6 +40,17 @@ CLOCK_BASE = f"coalesce(clock_from - {CLOCK_SHARE} * {TARGET}, due_at - {TARGET}
 # A window running at :now over the incident ``i``'s host, or its check.
 IN_MAINTENANCE = """SELECT 1 FROM maintenance m WHERE m.host = i.host
     AND m.check_name IN ('', i.check_name) AND m.until > :now::timestamptz"""
+# One host's row (as HOSTS), and the fix statistics' grouping, busiest first.
+HOST_ROW = f"""SELECT h.host, h.last_heartbeat, h.interval_seconds, h.stopped_at,
+            (h.down_since IS NOT NULL OR {SILENT}) AS down,
+            (SELECT count(*) FROM incident i WHERE i.host = h.host AND i.status <> 'resolved')
+                AS open_incidents
+        FROM host h"""
+FIX_STEPS = """SELECT host, check_name, fix, count(*) AS runs, sum(worked) AS worked,
+            max(at) AS last_at
+        FROM fix_step"""
+BUSIEST_FIRST = """GROUP BY host, check_name, fix
+        ORDER BY runs DESC, last_at DESC, host, check_name, fix LIMIT :limit"""
 
 _SQL: dict[str, str] = {
     # The batch's (host, id) in that order, so two batches sharing ids wait for each other
@@ -309,6 +320,25 @@ _SQL: dict[str, str] = {
     S.OFFER_SECRET: """INSERT INTO secret (name, value) VALUES (:name, :value)
         ON CONFLICT (name) DO NOTHING""",
     S.SECRET: "SELECT value FROM secret WHERE name = :name",
+    # Bounded reads: one host, a page of hosts, one host's windows, fix statistics
+    # filtered by host (the fix_step_by_host index) or check, the busiest :limit of them.
+    S.ONE_HOST: f"{HOST_ROW} WHERE h.host = :host",
+    S.HOSTS_PAGE: f"{HOST_ROW} ORDER BY h.host LIMIT :limit OFFSET :offset",
+    S.HOST_COUNT: "SELECT count(*) AS count FROM host",
+    S.HOST_MAINTENANCE: """SELECT host, check_name, until, owner, reason, set_at, source
+        FROM maintenance WHERE host = :host AND until > :now::timestamptz
+        ORDER BY check_name, source""",
+    S.HOST_FIX_STATS: f"""{FIX_STEPS} WHERE host = :host AND at >= :since
+            AND (:check::text IS NULL OR check_name = :check::text)
+        {BUSIEST_FIRST}""",
+    S.FIX_STATS_CAPPED: f"""{FIX_STEPS} WHERE at >= :since
+            AND (:check::text IS NULL OR check_name = :check::text)
+        {BUSIEST_FIRST}""",
+    S.ADD_SCRAPER: """INSERT INTO scraper (name, token_hash, added_at)
+        VALUES (:name, :token_hash, :now)
+        ON CONFLICT (name) DO UPDATE SET token_hash = excluded.token_hash,
+            added_at = excluded.added_at""",
+    S.SCRAPER_FOR: "SELECT name FROM scraper WHERE token_hash = :token_hash",
 }
 SQL: Mapping[str, Query] = dialect("PostgreSQL", {
     name: query(text) for name, text in {**_SQL, **people_sql.POSTGRES}.items()})

@@ -276,6 +276,15 @@ class Store(PeopleStore, Protocol):
 
     async def hosts(self, now: dt.datetime) -> list[HostInfo]: ...
 
+    async def host(self, name: str, now: dt.datetime) -> HostInfo | None:
+        """The host ``name`` as ``hosts`` shows it; None if it never reported."""
+        ...
+
+    async def hosts_page(self, now: dt.datetime, limit: int,
+                         offset: int = 0) -> tuple[list[HostInfo], int]:
+        """At most ``limit`` hosts by name, from the ``offset``-th; and how many there are."""
+        ...
+
     async def sweep(self, now: dt.datetime) -> list[Incident]:
         """Open "server down" incidents for silent hosts; returns those it opened."""
         ...
@@ -288,8 +297,11 @@ class Store(PeopleStore, Protocol):
         """(host, check, fix, runs, runs after which the check passed) for every fix run."""
         ...
 
-    async def fix_stats(self, since: dt.datetime) -> list[FixRuns]:
-        """Fix runs since ``since`` (at most 90 days back), per host, check and fix."""
+    async def fix_stats(self, since: dt.datetime, host: str | None = None,
+                        check: str | None = None, limit: int | None = None) -> list[FixRuns]:
+        """Fix runs since ``since`` (at most 90 days back), per host, check and fix, by
+        host, check and fix. Only ``host``'s or ``check``'s when given; with a filter or a
+        ``limit``, the busiest first (most runs, then the latest), at most ``limit``."""
         ...
 
     async def open_counts(self) -> dict[tuple[str, str], int]:
@@ -308,8 +320,9 @@ class Store(PeopleStore, Protocol):
 
     # --- maintenance ------------------------------------------------------------------
 
-    async def maintenance(self, now: dt.datetime) -> list[Maintenance]:
-        """The windows running at ``now``, by host and check."""
+    async def maintenance(self, now: dt.datetime,
+                          host: str | None = None) -> list[Maintenance]:
+        """The windows running at ``now``, by host and check; only ``host``'s if given."""
         ...
 
     async def set_maintenance(self, window: Maintenance) -> None:
@@ -381,6 +394,15 @@ class Store(PeopleStore, Protocol):
 
     async def agent_for(self, token_hash: str) -> str | None:
         """The host a token belongs to, or None."""
+        ...
+
+    async def add_scraper(self, name: str, token_hash: str, now: dt.datetime) -> None:
+        """Register (or re-key) a scraper, whose token may only read /metrics; only the
+        token's hash is stored."""
+        ...
+
+    async def scraper_for(self, token_hash: str) -> str | None:
+        """The scraper a token belongs to, or None."""
         ...
 
     async def close(self) -> None: ...

@@ -14,6 +14,8 @@ from monitord.store.ops import Op, Rows, Script, aware
 from monitord.store.ops import Statement as S
 from monitord.store.protocol import FixRuns, HostInfo, Incident, IncidentStatus, Maintenance, Period
 
+MAX_ROWS = 2**62       # "no limit", as a number every backend's LIMIT takes
+
 # --- incidents and hosts ---------------------------------------------------------------
 
 
@@ -55,6 +57,21 @@ def hosts(now: dt.datetime, silence: dict[str, object]) -> Script[list[HostInfo]
     return [records.host(row) for row in rows]
 
 
+def host(name: str, now: dt.datetime, silence: dict[str, object]) -> Script[HostInfo | None]:
+    """The host ``name`` as ``hosts`` shows it; None if it never reported."""
+    rows = yield S.ONE_HOST, {"host": name, "now": aware(now), **silence}
+    return records.host(rows[0]) if rows else None
+
+
+def hosts_page(now: dt.datetime, silence: dict[str, object], limit: int,
+               offset: int) -> Script[tuple[list[HostInfo], int]]:
+    """``limit`` hosts by name from the ``offset``-th, and how many hosts there are."""
+    rows = yield S.HOSTS_PAGE, {"now": aware(now), **silence, "limit": limit,
+                                "offset": offset}
+    counted = yield S.HOST_COUNT, {}
+    return [records.host(row) for row in rows], int(counted[0]["count"])
+
+
 def healed_counts() -> Script[list[tuple[str, str, str, int]]]:
     rows = yield S.HEALED_COUNTS, {}
     return [(r["host"], r["check_name"], r["fix"], r["count"]) for r in rows]
@@ -64,8 +81,15 @@ def fix_runs() -> Script[list[tuple[str, str, str, int, int]]]:
     rows = yield S.FIX_RUNS, {}
     return [(r["host"], r["check_name"], r["fix"], r["runs"], r["worked"]) for r in rows]
 
-def fix_stats(since: dt.datetime) -> Script[list[FixRuns]]:
-    rows = yield S.FIX_STATS, {"since": aware(since)}
+def fix_stats(since: dt.datetime, host: str | None = None, check: str | None = None,
+              limit: int | None = None) -> Script[list[FixRuns]]:
+    """Every host's runs by host, check and fix; filtered or capped, the busiest first."""
+    if host is None and check is None and limit is None:
+        rows = yield S.FIX_STATS, {"since": aware(since)}
+    else:
+        params = {"since": aware(since), "host": host, "check": check,
+                  "limit": MAX_ROWS if limit is None else limit}
+        rows = yield (S.FIX_STATS_CAPPED if host is None else S.HOST_FIX_STATS), params
     return [FixRuns(r["host"], r["check_name"], r["fix"], int(r["runs"]), int(r["worked"]),
                     r["last_at"]) for r in rows]
 
@@ -76,8 +100,11 @@ def open_counts() -> Script[dict[tuple[str, str], int]]:
 # --- maintenance -----------------------------------------------------------------------
 
 
-def maintenance(now: dt.datetime) -> Script[list[Maintenance]]:
-    rows = yield S.MAINTENANCE, {"now": aware(now)}
+def maintenance(now: dt.datetime, host: str | None = None) -> Script[list[Maintenance]]:
+    if host is None:
+        rows = yield S.MAINTENANCE, {"now": aware(now)}
+    else:
+        rows = yield S.HOST_MAINTENANCE, {"now": aware(now), "host": host}
     return [records.maintenance(row) for row in rows]
 
 
@@ -126,6 +153,16 @@ def add_agent(host: str, token_hash: str, now: dt.datetime) -> Script[None]:
 def agent_for(token_hash: str) -> Script[str | None]:
     rows = yield S.AGENT_FOR, {"token_hash": token_hash}
     return _first(rows, "host")
+
+
+def add_scraper(name: str, token_hash: str, now: dt.datetime) -> Script[None]:
+    params = {"name": name, "token_hash": token_hash, "now": aware(now)}
+    yield from _register_token((S.ADD_SCRAPER, params))
+
+
+def scraper_for(token_hash: str) -> Script[str | None]:
+    rows = yield S.SCRAPER_FOR, {"token_hash": token_hash}
+    return _first(rows, "name")
 
 
 def secret(name: str, candidate: str) -> Script[str]:

@@ -43,6 +43,7 @@ JSON_COLUMNS = frozenset({"attached_keys", "done", "steps"})
 TIME_PARAMS |= people_sql.TIME_PARAMS
 PLAIN_PARAMS |= people_sql.PLAIN_PARAMS
 TIME_COLUMNS |= people_sql.TIME_COLUMNS
+PLAIN_PARAMS |= {"offset"}          # a page of hosts
 
 
 class Bound:
@@ -164,6 +165,17 @@ CLOCK_BASE = f"coalesce(clock_from - {CLOCK_SHARE} * {TARGET}, due_at - {TARGET}
 # A window running at :now over the incident ``i``'s host, or its check.
 IN_MAINTENANCE = """SELECT 1 FROM maintenance m WHERE m.host = i.host
     AND m.check_name IN ('', i.check_name) AND m.until > :now"""
+# One host's row (as HOSTS), and the fix statistics' grouping, busiest first.
+HOST_ROW = f"""SELECT h.host, h.last_heartbeat, h.interval_seconds, h.stopped_at,
+            (h.down_since IS NOT NULL OR {SILENT}) AS down,
+            (SELECT count(*) FROM incident i WHERE i.host = h.host AND i.status <> 'resolved')
+                AS open_incidents
+        FROM host h"""
+FIX_STEPS = """SELECT host, check_name, fix, count(*) AS runs, sum(worked) AS worked,
+            max(at) AS last_at
+        FROM fix_step"""
+BUSIEST_FIRST = """GROUP BY host, check_name, fix
+        ORDER BY runs DESC, last_at DESC, host, check_name, fix LIMIT :limit"""
 
 _SQL: dict[str, str | None] = {
     S.CLAIM_EVENTS: None,                  # the store runs CLAIM_EVENT for each event
@@ -400,6 +412,25 @@ _SQL: dict[str, str | None] = {
     S.OFFER_SECRET: """INSERT INTO secret (name, value) VALUES (:name, :value)
         ON CONFLICT (name) DO NOTHING""",
     S.SECRET: "SELECT value FROM secret WHERE name = :name",
+    # Bounded reads: one host, a page of hosts, one host's windows, fix statistics
+    # filtered by host (the fix_step_by_host index) or check, the busiest :limit of them.
+    S.ONE_HOST: f"{HOST_ROW} WHERE h.host = :host",
+    S.HOSTS_PAGE: f"{HOST_ROW} ORDER BY h.host LIMIT :limit OFFSET :offset",
+    S.HOST_COUNT: "SELECT count(*) AS count FROM host",
+    S.HOST_MAINTENANCE: """SELECT host, check_name, until, owner, reason, set_at, source
+        FROM maintenance WHERE host = :host AND until > :now
+        ORDER BY check_name, source""",
+    S.HOST_FIX_STATS: f"""{FIX_STEPS} WHERE host = :host AND at >= :since
+            AND (:check IS NULL OR check_name = :check)
+        {BUSIEST_FIRST}""",
+    S.FIX_STATS_CAPPED: f"""{FIX_STEPS} WHERE at >= :since
+            AND (:check IS NULL OR check_name = :check)
+        {BUSIEST_FIRST}""",
+    S.ADD_SCRAPER: """INSERT INTO scraper (name, token_hash, added_at)
+        VALUES (:name, :token_hash, :now)
+        ON CONFLICT (name) DO UPDATE SET token_hash = excluded.token_hash,
+            added_at = excluded.added_at""",
+    S.SCRAPER_FOR: "SELECT name FROM scraper WHERE token_hash = :token_hash",
 }
 SQL: Mapping[str, Bound | None] = dialect("SQLite", {
     name: None if text is None else Bound(text)

@@ -49,11 +49,15 @@ def minutes(n: float) -> dt.datetime:
 
 
 @contextlib.asynccontextmanager
-async def fresh_database() -> AsyncIterator[str]:
-    """A new, empty PostgreSQL database for one test (its DSN); dropped afterwards."""
+async def fresh_database(linguistic: bool = False) -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database for one test (its DSN); dropped afterwards.
+    ``linguistic``: its text sorts by ICU's root collation (as most installations' locales
+    do: "a-" after "a_", "b" before "B"), not by bytes."""
     name = f"monitord_test_{uuid.uuid4().hex[:16]}"
     # CREATE DATABASE takes no parameters; the name is made here, from hex digits only.
-    await _admin(f'CREATE DATABASE "{name}"')
+    icu = (" TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'und' LOCALE 'C.UTF-8'"
+           if linguistic else "")
+    await _admin(f'CREATE DATABASE "{name}"{icu}')
     try:
         yield urlsplit(POSTGRES_ADMIN)._replace(path=f"/{name}").geturl()
     finally:

@@ -11,7 +11,10 @@ from typing import Any
 
 import pytest
 
+from monitord.central import auth
 from monitord.central.keys import SWEEPER
+from monitord.central.maintenance import window
+from monitord.central.views import spec
 from monitord.store.protocol import Store
 from tests.central.apiclient import (
     MAX_BODY_BYTES,
@@ -417,3 +420,44 @@ async def test_a_bad_maintenance_window_is_one_clear_error(
     response = await api.client.post("/api/v1/maintenance", json=body,
                                       headers={"Authorization": f"Bearer {api.operator}"})
     assert (await error_of(response, 400))["message"].startswith(message)
+
+
+async def test_a_host_name_with_a_trailing_newline_is_refused_by_the_maintenance_api(
+        api: Api) -> None:
+    until = (api.clock() + dt.timedelta(hours=2)).isoformat()
+    response = await api.client.post("/api/v1/maintenance", headers=api.person(),
+                                      json={"host": "web1\n", "reason": "x", "until": until})
+    assert (await error_of(response, 400))["message"].startswith("host:")
+    await api.client.post("/api/v1/maintenance", headers=api.person(),
+                          json={"host": "web1", "reason": "x", "until": until})
+    ended = await api.client.delete("/api/v1/maintenance/web1%0A", headers=api.person())
+    assert "host: expected a host name" in (await error_of(ended, 400))["message"]
+    assert [w.host for w in await api.store.maintenance(api.clock())] == ["web1"]
+
+
+def test_a_window_is_refused_for_a_name_that_only_starts_like_a_host() -> None:
+    with pytest.raises(ValueError, match="host: expected a host name"):
+        window("web1\n", "moving racks", T0 + dt.timedelta(hours=1), OPERATOR, T0)
+
+
+# --- scrapers ------------------------------------------------------------------------------
+
+async def test_a_scraper_token_reads_metrics_and_is_refused_on_every_other_route(
+        api: Api) -> None:
+    scraper = {"Authorization": f"Bearer {await auth.add_scraper(api.store, 'prom', T0)}"}
+    assert (await api.post_events(problem("web", "P1"))).status == 200
+    metrics = await api.client.get("/metrics", headers=scraper)
+    assert metrics.status == 200 and "monitord_central_incidents_open" in await metrics.text()
+    guarded = [(method.upper(), path.replace("{id}", "1").replace("{host}", "web1"))
+               for path, operations in spec()["paths"].items()
+               for method, operation in operations.items()
+               if operation.get("security", spec().get("security")) and path != "/metrics"]
+    assert ("POST", "/api/v1/maintenance") in guarded and len(guarded) >= 10
+    for method, path in guarded:
+        answer = await api.client.request(method, path, headers=scraper, json={})
+        body = await error_of(answer, 403)
+        assert body["message"].startswith("a scraper's token may only GET /metrics"), path
+    assert [i.status for i in await api.store.incidents()] == ["open"]
+    assert await api.store.maintenance(api.clock()) == []
+    unknown = await api.client.get("/metrics", headers={"Authorization": "Bearer nope"})
+    assert "add-scraper NAME" in (await error_of(unknown, 401))["message"]

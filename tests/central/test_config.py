@@ -3,6 +3,8 @@ and what [policy] means to the store."""
 
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
 import re
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from monitord.central.notify.settings import (
     EscalationSection,
     MailSection,
     Notifications,
+    NotifySection,
 )
 from monitord.errors import ConfigError
 from monitord.schema import PolicyConfig
@@ -55,7 +58,8 @@ def test_example_is_all_defaults() -> None:
     config = load_central_config(EXAMPLE)
     assert config.central == CentralSection()
     assert config.policy == PolicyConfig()
-    assert config.notify == Notifications()
+    assert config.notify == dataclasses.replace(
+        Notifications(), pagerduty_keys_dir=str(EXAMPLE.parent / "pagerduty.d"))
     assert config.central.listen == Address("127.0.0.1", 8460)
     assert config.sqlite_path == Path("/var/lib/monitord-central/central.db")
 
@@ -63,7 +67,8 @@ def test_example_is_all_defaults() -> None:
 def test_example_documents_every_option() -> None:
     text = EXAMPLE.read_text()
     documented = set(re.findall(r"^# (\w+) = ", text, re.MULTILINE))
-    notify = {info.alias or name for model in (MailSection, ChannelConfig, EscalationSection)
+    notify = {info.alias or name for model in (MailSection, ChannelConfig, EscalationSection,
+                                               NotifySection)
               for name, info in model.model_fields.items()}
     assert documented == (set(CentralSection.model_fields) | set(PolicyConfig.model_fields)
                           | notify)
@@ -84,3 +89,15 @@ def test_policy_section_is_the_stores_policy(tmp_path: Path) -> None:
 
 def test_defaults_are_the_stores_defaults() -> None:
     assert Policy.from_config(PolicyConfig()) == Policy()
+
+
+def test_notify_section_sets_where_people_s_contacts_may_reach(tmp_path: Path) -> None:
+    path = tmp_path / "central.toml"
+    path.write_text('[notify]\npagerduty_keys_dir = "/srv/keys"\n'
+                    'allow_internal_webhooks = ["127.0.0.1/32", "fd00::/8"]\n')
+    notify = load_central_config(path).notify
+    assert notify.pagerduty_keys_dir == "/srv/keys"
+    assert notify.internal_webhooks == (ipaddress.ip_network("127.0.0.1/32"),
+                                        ipaddress.ip_network("fd00::/8"))
+    path.write_text("")
+    assert load_central_config(path).notify.pagerduty_keys_dir == str(tmp_path / "pagerduty.d")

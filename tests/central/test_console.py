@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from monitord.central.config import load_central_config
-from monitord.central.console import pages, queue, sessions, state
+from monitord.central.console import common, pages, queue, sessions, state
 from monitord.central.console.errors import FORGED
 from monitord.central.console.render import SECURITY_HEADERS
 from monitord.central.console.state import CONSOLE
@@ -300,7 +300,7 @@ async def test_acknowledged_incident_is_not_overdue(api: Api) -> None:
 async def test_a_flood_of_overdue_p3s_cannot_push_a_p1_off_the_queue(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for module in (pages, queue):
+    for module in (common, queue):
         monkeypatch.setattr(module, "QUEUE_LIMIT", 3)
     p3s = [await open_incident(api, f"disk{n}", "P3") for n in range(4)]  # due T0 + 48h
     api.clock.advance(49 * 3600)

@@ -10,8 +10,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from monitord.central.console.hosts import PAGE_SIZE
 from monitord.store.protocol import Maintenance, Store
 from tests.central.apiclient import Api, heartbeat, running
+from tests.central.conftest import healed as store_healed
+from tests.central.conftest import heartbeat as store_heartbeat
 from tests.central.consoleclient import XSS, healed, signed_in, step
 from tests.central.test_console import MINUTE, incident_ids, open_incident
 
@@ -107,3 +110,32 @@ async def test_host_page_shows_untrusted_text_as_text(api: Api) -> None:
     page = await person.get("/console/hosts/web1")
     assert page.status == 200 and "<script" not in page.text
     assert "HTTP 502 &lt;script&gt;window.__xss = 1; alert(1)&lt;/script&gt;" in page.text
+
+
+def host_names(text: str) -> list[str]:
+    return re.findall(r'<td class="host"><a href="/console/hosts/[^"]+">([^<]+)</a></td>', text)
+
+
+async def test_hosts_list_comes_a_page_at_a_time(api: Api) -> None:
+    person = await signed_in(api)
+    names = [f"web{n:03}" for n in range(PAGE_SIZE + 5)]
+    await api.store.apply([store_heartbeat(name) for name in names], api.clock.now)
+    first = await person.get("/console/hosts")
+    assert host_names(first.text) == names[:PAGE_SIZE]
+    assert f"1-{PAGE_SIZE} of {PAGE_SIZE + 5}, page 1 of 2" in first.text
+    assert '<a href="/console/hosts?page=2" rel="next">' in first.text
+    second = await person.get("/console/hosts?page=2")
+    assert host_names(second.text) == names[PAGE_SIZE:]
+    assert '<a href="/console/hosts" rel="prev">' in second.text
+    past = await person.get("/console/hosts?page=9")
+    assert host_names(past.text) == [] and "go to page 2" in past.text
+    for bad in ("/console/hosts?page=0", "/console/hosts?page=x", "/console/hosts?pgae=2"):
+        assert (await person.get(bad)).status == 400
+
+
+async def test_host_page_reads_only_its_own_heals(api: Api) -> None:
+    person = await signed_in(api)
+    await api.store.apply([store_healed("web", host="web2", at=api.clock.now)], api.clock.now)
+    await api.store.apply([store_healed("php", host="web1", at=api.clock.now)], api.clock.now)
+    page = await person.get("/console/hosts/web1")
+    assert [row[0] for row in heal_rows(page.text)] == ["php", "php"]

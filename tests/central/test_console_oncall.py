@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import re
 from collections.abc import AsyncIterator
 
 import pytest
 
 from monitord.central.console.errors import FORGED
+from monitord.central.console.oncall import digest
 from monitord.store.people import Contact, Schedule
+from monitord.store.people import Person as OnCallPerson
 from monitord.store.protocol import Store
 from tests.central.apiclient import T0, Api, config, running
 from tests.central.consoleclient import XSS, Person, signed_in
@@ -207,3 +210,56 @@ async def test_on_call_forms_without_their_token_are_403_and_change_nothing(
             page = await person.post(path, {**form, **token})
             assert page.status == 403 and FORGED in page.text
     assert await api.store.roster(T0) == before
+
+
+async def test_an_override_for_ever_is_refused_and_an_old_one_still_shows(api: Api) -> None:
+    person = await team(api)
+    token = (await person.get("/console/schedules")).csrf()
+    for until in ("9999-12-31 23:59", "2027-11-27 09:00"):
+        page = await person.post("/console/schedules", {
+            "csrf": token, "do": "override", "schedule": "primary", "person": "carol",
+            "from": "2026-11-25 17:00", "until": until})
+        assert page.status == 400, page.text
+        assert "an override ends at most 366 days ahead" in page.text
+    assert (await api.store.roster(T0)).schedules[0].overrides == ()
+    # One kept from before the bound (added, as it were, in the year 9999): the page
+    # shows it, and who is on call.
+    forever = dt.datetime(9999, 12, 31, 23, 59, tzinfo=dt.UTC)
+    await api.store.add_override("primary", "carol", T0, forever, "carol", forever)
+    page = await person.get("/console/schedules")
+    assert page.status == 200, page.text
+    shown = text_of(page.text)
+    assert "Now: carol (override), since Wed 25 Nov 2026 18:00 CET" in shown
+    assert "Fri 31 Dec 9999 23:59 UTC" in shown
+
+
+async def test_a_contact_reaching_inside_is_refused_and_changes_are_logged_without_secrets(
+        api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    person = await team(api)
+    token = (await person.get("/console/people")).csrf()
+    for address in (HOOK, "http://169.254.169.254/latest/XXXXsecretXXXX",
+                    "https://localhost/XXXXsecretXXXX"):
+        page = await person.post("/console/people", {"csrf": token, "do": "add-contact",
+                                                     "person": "bob", "kind": "webhook",
+                                                     "address": address})
+        assert page.status == 400, page.text
+        assert "internal address" in page.text and "XXXXsecretXXXX" not in page.text
+    page = await person.post("/console/people", {"csrf": token, "do": "add-contact",
+                                                 "person": "bob", "kind": "pagerduty",
+                                                 "address": "/etc/passwd"})
+    assert page.status == 400 and "expected a file directly in" in page.text
+    with caplog.at_level(logging.INFO, logger="monitord.central.console.oncall"):
+        page = await person.post("/console/people", {
+            "csrf": token, "do": "add-contact", "person": "bob", "kind": "slack",
+            "address": "https://hooks.example/XXXXsecretXXXX"})
+        assert page.status == 303, page.text
+        bob = (await api.store.roster(T0)).person("bob")
+        assert bob is not None
+        page = await person.post("/console/people", {
+            "csrf": token, "do": "remove-contact", "person": "bob",
+            "contact": digest(bob.contacts[0])})
+        assert page.status == 303, page.text
+    assert "central: console: carol added a slack contact for bob" in caplog.text
+    assert "central: console: carol removed a slack contact of bob" in caplog.text
+    assert "XXXXsecretXXXX" not in caplog.text
+    assert (await api.store.roster(T0)).person("bob") == OnCallPerson("bob")

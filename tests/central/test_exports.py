@@ -92,3 +92,68 @@ async def test_metrics_count_notices_by_channel_and_outcome(store: Store) -> Non
                     (("priority", "P1"), ("status", "open")))] == 1
     assert samples[("monitord_central_events_ingested_total", (("result", "applied"),))] == 1
     assert unauthorized.status == 401
+
+
+def samples_of(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in text_string_to_metric_families(text) for s in f.samples}
+
+
+async def test_expected_answers_of_the_store_are_not_counted_as_its_errors(
+        store: Store) -> None:
+    async with running(store) as api:
+        assert (await api.post_events(problem("web", "P1"))).status == 200
+        found = await (await api.get("/api/v1/incidents")).json()
+        incident_id = found["incidents"][0]["id"]
+        assert (await api.act(incident_id, "resolve")).status == 200
+        assert (await api.act(incident_id, "resolve")).status == 409    # already resolved
+        assert (await api.get("/api/v1/incidents/999999")).status == 404
+        samples = samples_of(await (await api.get("/metrics")).text())
+    errors = {labels: value for (name, labels), value in samples.items()
+              if name == "monitord_central_store_errors_total"}
+    assert errors == {}
+    assert samples[("monitord_central_store_seconds_count", (("operation", "resolve"),))] == 2
+    assert samples[("monitord_central_store_seconds_count", (("operation", "incident"),))] >= 2
+
+
+async def test_fix_stats_are_filtered_by_host_and_check_and_capped(store: Store) -> None:
+    async with running(store) as api:
+        for host, events in (
+            ("web1", [healed("shop", "web1", T0, step("restart-service", True)),
+                      healed("shop", "web1", T0, step("restart-service", True)),
+                      healed("blog", "web1", T0, step("reload-service", False))]),
+            ("web2", [healed("shop", "web2", T0, step("restart-service", False))]),
+        ):
+            assert (await api.post_events(*events, host=host)).status == 200
+        web1 = await (await api.get("/api/v1/fix-stats", host="web1")).json()
+        shop = await (await api.get("/api/v1/fix-stats", check="shop")).json()
+        one = await (await api.get("/api/v1/fix-stats", host="web1", check="blog")).json()
+        capped = await (await api.get("/api/v1/fix-stats", limit="1")).json()
+        everything = await (await api.get("/api/v1/fix-stats")).json()
+    assert [(r["host"], r["check"]) for r in web1["runs"]] == [("web1", "shop"),
+                                                              ("web1", "blog")]
+    assert [(r["host"], r["runs"]) for r in shop["by_host"]] == [("web1", 2), ("web2", 1)]
+    assert [(r["check"], r["fix"]) for r in one["runs"]] == [("blog", "reload-service")]
+    assert (capped["truncated"], capped["limit"]) == (True, 1)
+    assert [(r["host"], r["check"], r["runs"]) for r in capped["runs"]] == [
+        ("web1", "shop", 2)]                                   # the busiest is kept
+    assert capped["totals"]["runs"] == 2                       # what is shown
+    assert (everything["truncated"], everything["limit"]) == (False, 500)
+    assert everything["totals"]["runs"] == 4 and not web1["truncated"]
+
+
+async def test_bad_fix_stats_filters_are_one_clear_error_each(store: Store) -> None:
+    async with running(store) as api:
+        answers = [await api.get("/api/v1/fix-stats", **query) for query in
+                   ({"host": "web1\n"}, {"check": "a b"}, {"limit": "0"}, {"limit": "5001"},
+                    {"limit": "x"})]
+        bodies = [await a.json() for a in answers]
+        twice = await api.client.get("/api/v1/fix-stats?host=a&host=b&limit=2&limit=3",
+                                     headers=api.person())
+        problems = (await twice.json())["problems"]
+    assert [a.status for a in answers] == [400] * 5
+    assert bodies[0]["message"].startswith('host: expected a host name')
+    assert bodies[1]["message"].startswith('check: expected a check name')
+    assert [b["message"] for b in bodies[2:]] == [
+        f'limit: expected a whole number from 1 to 5000, got "{v}"' for v in ("0", "5001", "x")]
+    assert problems == ["host: give it at most once", "limit: give it at most once"]

@@ -11,8 +11,8 @@ import datetime as dt
 from monitord.store.protocol import Maintenance, Store
 from tests.central.apiclient import T0, recovery
 from tests.central.receivers import receiving
-from tests.central.test_notify import central, hook, open_incident, round_at, settings
-from tests.central.test_notify_people import kinds, people
+from tests.central.test_notify import central, hook, open_incident, round_at
+from tests.central.test_notify_people import kinds, people, settings
 
 
 def window(minutes: float) -> Maintenance:

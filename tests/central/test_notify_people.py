@@ -7,13 +7,18 @@ webhook receivers on 127.0.0.1; the test moves the app's clock."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
+import ipaddress
 import logging
+import socket
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from monitord.central.notify.settings import Notifications
 from monitord.model import Priority
 from monitord.store.people import Contact, EscalationPolicy, PolicyStep, Schedule, Target
 from monitord.store.policy import Policy
@@ -28,8 +33,8 @@ from tests.central.test_notify import (
     notified,
     open_incident,
     round_at,
-    settings,
 )
+from tests.central.test_notify import settings as channels_only
 
 # T0 is Wed 25 Nov 2026 17:00 UTC, 18:00 in Berlin: bob's shift, until alice's at 18:30.
 PRIMARY = Schedule("primary", "Europe/Berlin", "daily", dt.time(18, 30),
@@ -38,6 +43,13 @@ POLICY_OF_TESTS = Policy()
 POLICY = EscalationPolicy("default", (Priority.P2,), (
     PolicyStep(0.0, (Target("schedule", "primary"),)),
     PolicyStep(0.25, (Target("person", "carol"), Target("channel", "ops")))))
+
+
+def settings(*channels: dict[str, Any], **keys: Any) -> Notifications:
+    """The test's channels, and people's webhooks allowed on 127.0.0.1, where the
+    receivers listen (``[notify] allow_internal_webhooks``)."""
+    return dataclasses.replace(channels_only(*channels, **keys),
+                               internal_webhooks=(ipaddress.ip_network("127.0.0.1/32"),))
 
 
 async def people(store: Store, url: str) -> None:
@@ -131,3 +143,30 @@ async def test_channels_are_told_when_the_on_call_tables_cannot_be_read(
         await store.close()
     assert opened.told == ["room"]
     assert "cannot read the people, schedules and escalation policies" in caplog.text
+
+
+async def test_a_persons_webhook_reaches_no_internal_address_unless_allowed(
+        store: Store) -> None:
+    # Contacts kept from before the rule (the store takes any URL; the forms do not): a
+    # literal loopback address, and this machine's own name, which resolves to one here.
+    name = socket.gethostname()
+    try:
+        resolved = {info[4][0] for info in socket.getaddrinfo(name, 80)}
+    except OSError:
+        pytest.skip(f"this machine's name {name!r} does not resolve")
+    if any(ipaddress.ip_address(a.split("%")[0]).is_global for a in resolved):
+        pytest.skip(f"this machine's name {name!r} resolves to a global address")
+    async with receiving() as hooks:
+        port = hooks.url.rsplit(":", 1)[1]
+        await people(store, hooks.url)
+        await store.add_contact("carol", Contact("webhook", f"http://{name}:{port}/name"), T0)
+        await store.add_override("primary", "carol", T0, T0 + dt.timedelta(hours=1), "alice",
+                                 T0)
+        async with central(store, channels_only()) as api:
+            await open_incident(api, "P2")
+            [opened] = await round_at(api, 0)
+    assert (opened.told, opened.failed, len(opened.refused)) == ([], {}, 2)   # for good
+    reasons = " ".join(opened.refused.values())
+    assert "its host is an internal address" in reasons               # the literal one
+    assert "resolves only to an internal address" in reasons          # the name
+    assert hooks.at("/carol") == [] and hooks.at("/name") == []

@@ -4,6 +4,8 @@ and each sender's verdict on what its server answered (real servers on 127.0.0.1
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
+import os
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,10 +13,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from monitord.central.notify import mail, pagerduty, webhook
-from monitord.central.notify.message import Message, Tools
+from monitord.central.notify import addresses, mail, pagerduty, webhook
+from monitord.central.notify.message import Message, Tools, contacts_session
 from monitord.central.notify.notifier import MAX_RETRY_SECONDS, claim_limit, retry_delay
+from monitord.central.notify.people import contact_channels
 from monitord.central.notify.routing import recipients
 from monitord.central.notify.settings import (
     ChannelConfig,
@@ -23,6 +28,7 @@ from monitord.central.notify.settings import (
     Notifications,
 )
 from monitord.errors import SendError
+from monitord.store.people import Contact, Person
 from monitord.store.protocol import Incident, NoticeKind
 from tests.central.receivers import mail_server, receiving
 from tests.probes.mailservers import serve_smtp
@@ -205,3 +211,103 @@ def test_a_round_claims_no_more_than_its_sends_can_finish() -> None:
     assert claim_limit([]) == 20
     many = [channel(f"h{n}", url=f"http://127.0.0.1/{n}", timeout="60s") for n in range(30)]
     assert claim_limit(many) == 1           # always at least one
+
+
+# --- a person's PagerDuty contact: only a regular file in the keys directory -------------
+
+def pagerduty_contact(keys: Path, address: str, url: str) -> ChannelConfig:
+    """The channel a person's PagerDuty contact is sent through, to ``url``."""
+    notify = Notifications(pagerduty_keys_dir=str(keys),
+                           internal_webhooks=(ipaddress.ip_network("127.0.0.1/32"),))
+    [made] = contact_channels(Person("bob", (Contact("pagerduty", address),)), notify)
+    return made.model_copy(update={"url": url})
+
+
+async def test_a_persons_pagerduty_key_is_read_only_from_the_keys_directory(
+        tmp_path: Path) -> None:
+    keys = tmp_path / "pagerduty.d"
+    keys.mkdir()
+    (keys / "bob.key").write_text("R0UT1NGKEY\nsecond line\n")
+    (tmp_path / "secret").write_text("NOT-A-KEY\n")
+    (keys / "link.key").symlink_to(tmp_path / "secret")
+    os.mkfifo(keys / "fifo.key")     # opened without O_NONBLOCK, this would hang the test
+    (keys / "huge.key").write_bytes(b"k" * 100_000)
+    async with receiving() as hooks, contacts_session(
+            (ipaddress.ip_network("127.0.0.1/32"),)) as guarded:
+        tools = Tools(guarded, contacts_http=guarded)
+        url = hooks.url + "/enqueue"
+        refusals = {}
+        for name in ("link.key", "fifo.key", "huge.key", "../secret", "none.key"):
+            with pytest.raises(SendError) as caught:
+                await pagerduty.send(pagerduty_contact(keys, f"{keys}/{name}", url), MESSAGE,
+                                     tools)
+            refusals[name] = caught.value.reason
+        await pagerduty.send(pagerduty_contact(keys, f"{keys}/bob.key", url), MESSAGE, tools)
+    assert "a symbolic link" in refusals["link.key"]
+    assert "not a regular file" in refusals["fifo.key"]
+    assert "expected one line of at most 4096 bytes" in refusals["huge.key"]
+    assert f"expected a file directly in {keys}" in refusals["../secret"]
+    assert "No such file or directory" in refusals["none.key"]
+    assert "NOT-A-KEY" not in " ".join(refusals.values())
+    [sent] = hooks.at("/enqueue")
+    assert sent["routing_key"] == "R0UT1NGKEY"
+
+
+async def test_a_config_channels_key_file_is_read_as_the_admin_wrote_it(
+        http: aiohttp.ClientSession, tmp_path: Path) -> None:
+    (tmp_path / "secret").write_text("R0UT1NGKEY\n")
+    (tmp_path / "pager.key").symlink_to(tmp_path / "secret")
+    async with receiving() as hooks:
+        pager = channel("pager", "pagerduty", routing_key_file=str(tmp_path / "pager.key"),
+                        url=hooks.url + "/enqueue")
+        await pagerduty.send(pager, MESSAGE, Tools(http))
+    assert hooks.at("/enqueue")[0]["routing_key"] == "R0UT1NGKEY"
+
+
+# --- where a person's webhook may point ----------------------------------------------------
+
+LOOPBACK = (ipaddress.ip_network("127.0.0.1/32"),)
+
+
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1/x", "http://127.1/x", "http://2130706433/x", "http://0x7f.0.0.1/x",
+    "http://[::1]/x", "http://[::ffff:127.0.0.1]/x", "http://169.254.169.254/x",
+    "http://10.1.2.3/x", "http://192.168.0.1/x", "http://100.64.0.1/x", "http://0.0.0.0/x",
+    "http://[fe80::1%25eth0]/x", "http://[fd00::1]/x", "http://localhost/x",
+    "http://LOCALHOST./x", "http://shop.localhost/x", "http://ip6-localhost/x"])
+def test_internal_hosts_are_refused_without_the_allow_list(url: str) -> None:
+    assert "internal address" in addresses.problem(url, ())
+
+
+def test_the_allow_list_lets_its_networks_through_and_no_more() -> None:
+    assert addresses.problem("http://127.0.0.1:8080/x", LOOPBACK) == ""
+    assert addresses.problem("http://[::ffff:127.0.0.1]/x", LOOPBACK) == ""
+    assert addresses.problem("http://127.0.0.2/x", LOOPBACK) != ""
+    assert addresses.problem("https://hooks.example/x", ()) == ""
+    assert addresses.problem("https://203.0.113.9.example/x", ()) == ""      # a name
+    assert addresses.problem("https://8.8.8.8/x", ()) == ""
+
+
+async def test_the_guarded_resolver_drops_internal_addresses() -> None:
+    resolver = addresses.GuardedResolver(())
+    try:
+        with pytest.raises(addresses.Refused):
+            await resolver.resolve("localhost", 80)
+    finally:
+        await resolver.close()
+    allowing = addresses.GuardedResolver(LOOPBACK)
+    try:
+        assert {r["host"] for r in await allowing.resolve("localhost", 80)} == {"127.0.0.1"}
+    finally:
+        await allowing.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(address=st.ip_addresses(v=4))
+def test_an_ipv4_host_is_judged_the_same_in_every_form_the_resolver_takes(
+        address: ipaddress.IPv4Address) -> None:
+    inside = not address.is_global or address.is_multicast or address.is_unspecified
+    dotted_hex = ".".join(hex(b) for b in address.packed)
+    for form in (str(address), str(int(address)), dotted_hex, f"[::ffff:{address}]"):
+        assert bool(addresses.problem(f"http://{form}:8080/x", ())) == inside, form
+        assert addresses.problem(f"http://{form}/x", (ipaddress.ip_network(address),)) == ""

@@ -3,22 +3,32 @@ real store: what they print, and one clear line (exit 2, no traceback) for bad i
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from monitord.central.notify.rotation import local_text, zone
+from monitord.central.oncall.parse import instant
+from monitord.store.people import Schedule
 from tests.central.test_server import central, write_config
 
 HOOK = "http://127.0.0.1:9/hooks/XXXXsecretXXXX"
+BERLIN = zone("Europe/Berlin")
+BERLIN_SCHEDULE = Schedule("primary", "Europe/Berlin", "weekly", dt.time(9, 0),
+                           dt.date(2026, 3, 23), ("alice", "bob"))
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
     path = write_config(tmp_path)
     with path.open("a") as f:
-        f.write('\n[[channel]]\nname = "ops"\ntype = "webhook"\nurl = "http://127.0.0.1:9/ops"\n')
+        f.write('\n[[channel]]\nname = "ops"\ntype = "webhook"\nurl = "http://127.0.0.1:9/ops"\n'
+                '\n[notify]\nallow_internal_webhooks = ["127.0.0.1/32"]\n')
+    (tmp_path / "pagerduty.d").mkdir()
     return path
 
 
@@ -38,6 +48,7 @@ def refused(config: Path, *args: str) -> str:
 
 
 def test_people_and_their_contacts(config: Path) -> None:
+    keys = config.parent / "pagerduty.d"
     assert ok(config, "person", "add", "alice").startswith("added alice")
     assert "already a person" in ok(config, "person", "add", "alice")
     said = ok(config, "contact", "add", "alice", "webhook", HOOK)
@@ -54,8 +65,14 @@ def test_people_and_their_contacts(config: Path) -> None:
         'monitord: mail contact "not an address": expected a plain address')
     line = refused(config, "contact", "add", "alice", "slack", "ftp://x/XXXXsecretXXXX")
     assert "XXXXsecretXXXX" not in line and 'expected an "https://"' in line
-    assert refused(config, "contact", "add", "alice", "pagerduty", "key.txt").startswith(
-        'monitord: pagerduty contact "key.txt": expected the absolute path')
+    assert refused(config, "contact", "add", "alice", "pagerduty", "key.txt") == (
+        f"monitord: pagerduty contact 'key.txt': expected a file directly in {keys} "
+        f"([notify] pagerduty_keys_dir), like {keys}/team.key")
+    for internal in ("http://127.0.0.2/x", "http://[::1]/x", "http://2130706434/x", "http://0x7f.1.0.1/x",
+                     "https://localhost./x", "http://169.254.169.254/latest/meta-data"):
+        line = refused(config, "contact", "add", "alice", "webhook", internal)
+        assert line.startswith("monitord: webhook contact: its host is"), line
+        assert "allow_internal_webhooks" in line
     assert refused(config, "person", "add", "monitord").startswith(
         "monitord: person name 'monitord': reserved")
 
@@ -80,18 +97,30 @@ def test_a_schedule_its_overrides_and_who_is_on_call(config: Path) -> None:
     assert "exists already" in refused(config, *add, "--zone", "Europe/Berlin")
     assert refused(config, "schedule", "override", "primary", "carol", "--from", "soon",
                    "--until", "2026-03-30 08:00").startswith('monitord: bad time "soon"')
-    said = ok(config, "schedule", "override", "primary", "carol", "--from", "2026-03-28 18:00",
-              "--until", "2099-03-30 08:00")
-    assert said.strip() == ("override #1: carol is on call for primary from Sat 28 Mar 2026 "
-                            "18:00 CET until Mon 30 Mar 2099 08:00 CEST")
+    # An override from two days ago for thirty days: the store takes one that ends within
+    # a year of the real clock, which these processes read.
+    today = dt.datetime.now(BERLIN).date()
+    starts, ends = today - dt.timedelta(days=2), today + dt.timedelta(days=30)
+    since = local_text(BERLIN_SCHEDULE, instant(f"{starts} 18:00", "Europe/Berlin"))
+    until = local_text(BERLIN_SCHEDULE, instant(f"{ends} 08:00", "Europe/Berlin"))
+    assert refused(config, "schedule", "override", "primary", "carol", "--from",
+                   f"{starts} 18:00", "--until", "9999-12-31 23:00") == (
+        "monitord: an override ends at most 366 days ahead, not '9999-12-31 23:00'; for a "
+        "longer change, change the schedule's members")
+    assert refused(config, "schedule", "override", "primary", "carol", "--from",
+                   f"{starts} 18:00", "--until", f"{starts} 17:00") == (
+        "monitord: an override must end after it starts")
+    said = ok(config, "schedule", "override", "primary", "carol", "--from", f"{starts} 18:00",
+              "--until", f"{ends} 08:00")
+    assert said.strip() == (f"override #1: carol is on call for primary from {since} until "
+                            f"{until}")
     shown = ok(config, "schedule", "show", "primary")
     assert shown.splitlines()[0].startswith("primary: weekly hand-off Mon 09:00")
-    assert "  now:  carol since Sat 28 Mar 2026 18:00 CET (override)" in shown
-    assert re.search(r"  next: (alice|bob) from Mon 30 Mar 2099 08:00 CEST", shown)
-    assert "    #1 carol from Sat 28 Mar 2026 18:00 CET until Mon 30 Mar 2099 08:00 CEST" in shown
+    assert f"  now:  carol since {since} (override)" in shown
+    assert re.search(rf"  next: (alice|bob) from {until}", shown)
+    assert f"    #1 carol from {since} until {until}" in shown
     now = ok(config, "oncall")
-    assert now.splitlines()[:2] == ["primary", "  now:  carol since Sat 28 Mar 2026 18:00 CET "
-                                               "(override)"]
+    assert now.splitlines()[:2] == ["primary", f"  now:  carol since {since} (override)"]
     assert refused(config, "schedule", "show", "secondary") == (
         "monitord: unknown schedule 'secondary'")
     assert ok(config, "schedule", "remove-override", "primary", "1").strip() == (
@@ -132,3 +161,30 @@ def test_escalation_policies(config: Path) -> None:
                    "--step", "soon: person:bob").startswith('monitord: step "soon: person:bob"')
     assert "removed policy default" in ok(config, "policy", "remove", "default")
     assert refused(config, "policy", "remove", "default") == "monitord: unknown policy 'default'"
+
+
+def test_a_pagerduty_contact_names_a_regular_file_in_the_keys_directory(config: Path) -> None:
+    keys = config.parent / "pagerduty.d"
+    (keys / "team.key").write_text("R0UT1NGKEY\n")
+    (keys / "sub").mkdir()
+    (keys / "sub" / "deep.key").write_text("R0UT1NGKEY\n")
+    (keys / "passwd.key").symlink_to("/etc/passwd")
+    os.mkfifo(keys / "fifo.key")
+    ok(config, "person", "add", "alice")
+    for outside in ("/etc/passwd", f"{keys}/../central.toml", f"{keys}/sub/deep.key",
+                    f"{keys}/", f"{keys}/.."):
+        line = refused(config, "contact", "add", "alice", "pagerduty", outside)
+        assert line.endswith(f"expected a file directly in {keys} ([notify] "
+                             f"pagerduty_keys_dir), like {keys}/team.key"), line
+    assert refused(config, "contact", "add", "alice", "pagerduty", f"{keys}/passwd.key") == (
+        f"monitord: cannot read pagerduty contact {keys}/passwd.key: a symbolic link; "
+        f"expected a regular file in {keys}")
+    assert refused(config, "contact", "add", "alice", "pagerduty", f"{keys}/fifo.key") == (
+        f"monitord: pagerduty contact {keys}/fifo.key: not a regular file; expected one in "
+        f"{keys}")
+    assert refused(config, "contact", "add", "alice", "pagerduty", f"{keys}/none.key") == (
+        f"monitord: cannot read pagerduty contact {keys}/none.key: No such file or "
+        f"directory; expected a regular file in {keys}")
+    said = ok(config, "contact", "add", "alice", "pagerduty", f"{keys}/sub/../team.key")
+    assert said.strip() == f"alice is reached by pagerduty {keys}/team.key too"
+    assert "R0UT1NGKEY" not in said

@@ -54,7 +54,10 @@ async def test_a_notice_reaches_the_on_call_persons_webhook(
     log = tmp_path / "central.log"
     async with store_url(backend, tmp_path) as url, receiving() as hooks:
         config.write_text(f'[central]\nlisten = "127.0.0.1:{port}"\nstore_url = "{url}"\n'
-                          '[escalation]\ncheck_every = "100ms"\n')
+                          '[escalation]\ncheck_every = "100ms"\n'
+                          # The receiver is on loopback, which people's webhooks may not
+                          # reach unless the config says so.
+                          '[notify]\nallow_internal_webhooks = ["127.0.0.1/32"]\n')
         token = run(config, "add-agent", "web1").strip()
         for name, path in (("alice", ALICE), ("bob", BOB)):
             run(config, "person", "add", name)

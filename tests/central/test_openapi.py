@@ -16,6 +16,7 @@ from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 from pydantic import BaseModel, ValidationError
 
+from monitord.central import auth
 from monitord.central.app import create_app
 from monitord.central.console import is_console
 from monitord.central.maintenance import MaintenanceBody
@@ -159,6 +160,21 @@ async def test_every_documented_answer_matches_the_spec(api: Api, openapi: OpenA
     await x.call("endMaintenance", "DELETE", f"{windows}/web1", 401, token=agent)
     await x.call("getOpenapi", "GET", "/api/v1/openapi.json", 200)
     await x.call("healthz", "GET", "/healthz", 200)
+
+    scraper = await auth.add_scraper(api.store, "prometheus", api.clock())
+    await x.call("getMetrics", "GET", "/metrics", 200, token=scraper)
+    capped = await x.call("getFixStats", "GET", "/api/v1/fix-stats", 200, token=person,
+                          query={"since": "30d", "host": "web1", "check": "web",
+                                 "limit": "1"})
+    assert (capped["limit"], capped["truncated"]) == (1, False)
+    for operation, method, path in (
+            ("listIncidents", "GET", "/api/v1/incidents"), ("getIncident", "GET", one),
+            ("listHosts", "GET", "/api/v1/hosts"),
+            ("getFixStats", "GET", "/api/v1/fix-stats"),
+            ("listMaintenance", "GET", windows), ("setMaintenance", "POST", windows),
+            ("endMaintenance", "DELETE", f"{windows}/web1")):
+        await x.call(operation, method, path, 403, token=scraper,
+                     body=window if method == "POST" else None)
 
     await api.store.close()   # from here on the store does not answer
     await x.call("postEvents", "POST", events, 503, token=agent,

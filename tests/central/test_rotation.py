@@ -199,3 +199,50 @@ def test_shifts_cover_a_window_without_gaps_or_repeats(
         assert before.person != after.person
         assert after.starts_at is not None and since < after.starts_at < until
         assert on_call(schedule, after.starts_at) == after.person
+
+
+# --- far instants and overrides: never an exception -----------------------------------
+
+ANY_INSTANT = st.datetimes(min_value=dt.datetime.min + dt.timedelta(days=2),
+                           max_value=dt.datetime.max - dt.timedelta(days=2),
+                           timezones=st.just(dt.UTC))
+
+
+@st.composite
+def far_schedules(draw: st.DrawFn) -> Schedule:
+    """Schedules with overrides that may end at any instant, up to the last one a
+    datetime holds (as "9999-12-31" typed before overrides were bounded)."""
+    overrides = []
+    for n, start in enumerate(draw(st.lists(ANY_INSTANT, max_size=4)), start=1):
+        ends = draw(st.one_of(
+            st.just(dt.datetime.max.replace(tzinfo=dt.UTC)),
+            st.datetimes(min_value=start.replace(tzinfo=None) + dt.timedelta(seconds=1),
+                         max_value=dt.datetime.max, timezones=st.just(dt.UTC))))
+        overrides.append(Override(n, draw(st.sampled_from(PEOPLE)), start, ends))
+    members = tuple(draw(st.lists(st.sampled_from(PEOPLE), min_size=1, max_size=5)))
+    return Schedule("s", draw(st.sampled_from(ZONES)), draw(st.sampled_from(["daily", "weekly"])),
+                    draw(st.times()).replace(microsecond=0),
+                    draw(st.dates(dt.date(1, 1, 1), dt.date(9999, 12, 31))), members,
+                    tuple(overrides))
+
+
+@settings(max_examples=300, deadline=None)
+@given(schedule=far_schedules(), at=st.one_of(ANY_INSTANT, INSTANTS))
+def test_any_instant_and_any_override_end_never_raise(schedule: Schedule,
+                                                      at: dt.datetime) -> None:
+    current, following = now_and_next(schedule, at)
+    assert current.person == on_call(schedule, at)
+    assert following is None or following.starts_at == current.ends_at
+    for shown in (current.starts_at, current.ends_at, at,
+                  *(t for o in schedule.overrides for t in (o.starts_at, o.ends_at))):
+        assert local_text(schedule, shown)
+
+
+def test_an_override_until_the_year_9999_shows_its_person_and_no_hand_off() -> None:
+    forever = Override(1, "dave", berlin(2026, 3, 28, 18),
+                       dt.datetime(9999, 12, 31, 23, 59, tzinfo=dt.UTC))
+    schedule = rota(overrides=(forever,))
+    current, following = now_and_next(schedule, berlin(2026, 3, 29, 8))
+    assert (current.person, current.starts_at, following) == (
+        "dave", berlin(2026, 3, 28, 18), None)
+    assert local_text(schedule, forever.ends_at) == "Fri 31 Dec 9999 23:59 UTC"

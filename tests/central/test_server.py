@@ -220,3 +220,35 @@ def test_migrate_takes_both_spellings_of_an_absolute_sqlite_path(
     assert (tmp_path / "central.db").is_file()
     again = central("migrate", "-c", str(config))
     assert again.stdout.endswith(": the schema is up to date; nothing to do\n")
+
+
+def get(url: str, token: str) -> int:
+    with contextlib.suppress(urllib.error.HTTPError):
+        request_ = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request_, timeout=10) as response:
+            return int(response.status)
+    return 0
+
+
+def test_add_scraper_makes_a_token_that_only_reads_metrics(tmp_path: Path) -> None:
+    port = free_port()
+    config = write_config(tmp_path, port)
+    made = central("add-scraper", "prometheus", "-c", str(config))
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.strip()
+    assert asyncio.run(owner(config, token)) == (None, None)   # no agent's, no person's
+    base = f"http://127.0.0.1:{port}"
+    event = {"id": uuid.uuid4().hex, "kind": "heartbeat", "host": "web1",
+             "at": "2026-11-25T17:00:00Z", "interval_seconds": 60}
+    log = tmp_path / "central.log"
+    with service(config, log) as proc:
+        wait_healthy(base, proc)
+        assert get(f"{base}/metrics", token) == 200
+        assert request(f"{base}/api/v1/events", {"events": [event]}, token)[0] == 403
+        assert request(f"{base}/api/v1/maintenance", {"host": "web1", "reason": "x",
+                                                      "until": "2099-01-01T00:00:00Z"},
+                       token)[0] == 403
+        assert request(f"{base}/api/v1/incidents/1/resolve", {}, token)[0] == 403
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    assert token not in log.read_text()

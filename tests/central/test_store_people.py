@@ -4,6 +4,8 @@ in monitord/store/people_rules.py), round-tripped through every backend."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -16,8 +18,10 @@ from monitord.store.people import (
     Schedule,
     Target,
 )
+from monitord.store.postgres import PostgresStore
 from monitord.store.protocol import Escalation, Store
-from tests.central.conftest import T0, OpenStore, minutes, problem
+from monitord.store.sqlite import SQLiteStore
+from tests.central.conftest import POLICY, T0, OpenStore, fresh_database, minutes, problem
 
 HOOK = Contact("webhook", "http://127.0.0.1:9/hooks/alice")
 
@@ -176,3 +180,60 @@ async def test_an_override_or_a_schedule_is_removed_unless_a_policy_needs_it(
     assert (await store.roster(T0)).schedules == ()
     with pytest.raises(NotFound, match="unknown schedule 'primary'"):
         await store.remove_schedule("primary")
+
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def linguistic_store(request: pytest.FixtureRequest,
+                           tmp_path: Path) -> AsyncIterator[Store]:
+    """A store on SQLite, or on a PostgreSQL database whose text sorts linguistically."""
+    if request.param == "sqlite":
+        store = await SQLiteStore.open(tmp_path / "store.db", POLICY)
+        yield store
+        await store.close()
+        return
+    async with fresh_database(linguistic=True) as dsn:
+        store = await PostgresStore.open(dsn, POLICY, pool_size=2)
+        try:
+            yield store
+        finally:
+            await store.close()
+
+
+async def test_the_roster_is_sorted_by_code_point_on_every_backend(
+        linguistic_store: Store) -> None:
+    # ICU's root collation sorts these "a", "a_", "a-", "ä", "b", "B", "Z"; bytes (and
+    # SQLite) "B", "Z", "a", "a-", "a_", "b", "ä": the roster reads the same on every
+    # backend, whatever the database's locale.
+    store = linguistic_store
+    names = ["b", "B", "a_", "a-", "ä", "Z", "a"]
+    await team(store, *names)
+    for name in names:
+        await store.add_contact(name, Contact("mail", f"{name}@example.com"), T0)
+        await store.add_contact(name, Contact("mail", "Z@example.com"), T0)
+        await store.set_schedule(Schedule(name, "UTC", "daily", dt.time(9, 0),
+                                          dt.date(2026, 3, 23), (name,)), T0)
+        await store.set_policy(EscalationPolicy(name, (), (
+            PolicyStep(0.0, (Target("person", name),)),)), T0)
+    roster = await store.roster(T0)
+    assert [p.name for p in roster.people] == sorted(names) == [
+        "B", "Z", "a", "a-", "a_", "b", "ä"]
+    assert [s.name for s in roster.schedules] == sorted(names)
+    assert [p.name for p in roster.policies] == sorted(names)
+    for person in roster.people:
+        assert [c.address for c in person.contacts] == sorted(c.address
+                                                              for c in person.contacts)
+
+
+async def test_an_override_ends_within_a_year_of_being_added(store: Store) -> None:
+    await team(store, "alice")
+    await store.set_schedule(primary("alice"), T0)
+    year = T0 + dt.timedelta(days=366)
+    await store.add_override("primary", "alice", T0, year, "alice", T0)
+    with pytest.raises(ValueError, match="an override ends at most 366 days ahead"):
+        await store.add_override("primary", "alice", T0, year + dt.timedelta(seconds=1),
+                                 "alice", T0)
+    forever = dt.datetime(9999, 12, 31, 23, 59, tzinfo=dt.UTC)
+    with pytest.raises(ValueError, match="at most 366 days ahead"):
+        await store.add_override("primary", "alice", T0, forever, "alice", T0)
+    assert len((await store.roster(T0)).schedules[0].overrides) == 1

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from monitord.central.console import hosts, maintenance, oncall, pages, queue
+from monitord.central.console import common, hosts, maintenance, oncall, pages, queue
 from monitord.central.console.errors import console_errors, is_console
 from monitord.central.console.state import CONSOLE, Console
 
@@ -40,12 +40,12 @@ def setup_console(app: web.Application) -> None:
         web.get(pages.LOGIN, pages.login_form),
         web.post(pages.LOGIN, pages.login),
         web.post("/console/logout", pages.logout),
-        web.get(pages.HOME, queue.queue),
+        web.get(common.HOME, queue.queue),
         web.post(queue.BULK, queue.bulk),
         web.get(INCIDENT, pages.incident_page),
         web.post(INCIDENT + "/{action:acknowledge|resolve|comment}", pages.act),
-        web.get(pages.HOSTS, hosts.hosts),
-        web.get(pages.HOSTS + "/{host}", hosts.host_page),
+        web.get(common.HOSTS, hosts.hosts),
+        web.get(common.HOSTS + "/{host}", hosts.host_page),
         web.get("/console/fixes", pages.fixes),
         web.get(oncall.SCHEDULES, oncall.schedules),
         web.post(oncall.SCHEDULES, oncall.change_schedules),

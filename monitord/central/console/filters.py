@@ -13,19 +13,18 @@ text are matched here, over what it read.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from multidict import MultiMapping
 from yarl import URL
 
+from monitord.events import is_name
 from monitord.model import Priority
 from monitord.schema import suggest
 from monitord.store.protocol import Incident, IncidentStatus
 
 QUEUE = "/console/"
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")     # as events.Name
 STATES: tuple[IncidentStatus, ...] = ("open", "acknowledged")  # what the queue holds
 PRIORITY_NAMES = tuple(p.value for p in Priority)
 MAX_TEXT_CHARS = 200
@@ -115,7 +114,7 @@ def _name(query: MultiMapping[str], field: str, expected: str,
     value = query.get(field, "").strip()
     if not value:
         return None
-    if not NAME.fullmatch(value):
+    if not is_name(value):
         problems.append(f"{field}: expected {expected}, got {_shown(value)}")
         return None
     return value

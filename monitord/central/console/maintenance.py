@@ -13,7 +13,8 @@ import logging
 
 from aiohttp import web
 
-from monitord.central.console.pages import _field, _page, person_page
+from monitord.central.console.common import field, page
+from monitord.central.console.pages import person_page
 from monitord.central.console.render import redirect
 from monitord.central.console.sessions import Session
 from monitord.central.keys import CLOCK, STORE
@@ -33,8 +34,8 @@ async def maintenance_page(request: web.Request, session: Session) -> web.Stream
 @person_page
 async def set_window(request: web.Request, session: Session) -> web.StreamResponse:
     form = await request.post()
-    host, reason = _field(form, "host").strip(), _field(form, "reason").strip()
-    lasting = _field(form, "for").strip()
+    host, reason = field(form, "host").strip(), field(form, "reason").strip()
+    lasting = field(form, "for").strip()
     now = request.app[CLOCK]()
     try:
         try:
@@ -55,7 +56,7 @@ async def set_window(request: web.Request, session: Session) -> web.StreamRespon
 
 @person_page
 async def end_window(request: web.Request, session: Session) -> web.StreamResponse:
-    host = _field(await request.post(), "host").strip()
+    host = field(await request.post(), "host").strip()
     if not await request.app[STORE].end_maintenance(host, "", request.app[CLOCK]()):
         return await _maintenance_page(request, session, status=404,
                                        error=f"{host} is not in maintenance.")
@@ -72,7 +73,7 @@ async def _maintenance_page(request: web.Request, session: Session, *, status: i
              "reason": w.reason, "source": w.source,
              "left": format_duration((w.until - now).total_seconds())}
             for w in windows]
-    return await _page(request, session, "maintenance.html.j2", status=status,
+    return await page(request, session, "maintenance.html.j2", status=status,
                        title="Maintenance", rows=rows, error=error, host=host, reason=reason,
                        lasting=lasting)
 

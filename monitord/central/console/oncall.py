@@ -16,6 +16,7 @@ contact is removed by a digest of its address, never the address in the page.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import logging
@@ -24,13 +25,14 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from monitord.central.console.pages import _page, person_page
+from monitord.central.console.common import page
+from monitord.central.console.pages import person_page
 from monitord.central.console.render import redirect
 from monitord.central.console.sessions import Session
 from monitord.central.keys import CLOCK, CONFIG, STORE
 from monitord.central.notify.rotation import local_text, now_and_next, zone
 from monitord.central.oncall import parse
-from monitord.central.oncall.manage import shown, step_when
+from monitord.central.oncall.texts import shown, step_when
 from monitord.errors import Conflict, MonitordError, NotFound
 from monitord.model import Priority
 from monitord.store.people import Contact, Roster, Schedule
@@ -69,10 +71,8 @@ async def change_schedules(request: web.Request, session: Session) -> web.Stream
             schedule = roster.schedule(_field(form, "schedule"))
             if schedule is None:
                 raise NotFound("unknown schedule")
-            starts = parse.instant(_field(form, "from"), schedule.zone)
-            ends = parse.instant(_field(form, "until"), schedule.zone)
-            if ends <= starts:
-                raise parse.Invalid("the override must end after it starts")
+            starts, ends = parse.override_span(_field(form, "from"), _field(form, "until"),
+                                               schedule.zone, now)
             await store.add_override(schedule.name, _field(form, "person"), starts, ends,
                                      session.name, now)
         else:
@@ -93,10 +93,10 @@ async def _schedules(request: web.Request, session: Session, status: int = 200,
                      error: str = "") -> web.Response:
     now = request.app[CLOCK]()
     roster = await request.app[STORE].roster(now)
-    return await _page(request, session, "schedules.html.j2", status=status,
-                       title="Schedules", error=error,
-                       people=[p.name for p in roster.people],
-                       schedules=[_schedule_view(s, now) for s in roster.schedules])
+    return await page(request, session, "schedules.html.j2", status=status,
+                                title="Schedules", error=error,
+                                people=[p.name for p in roster.people],
+                                schedules=[_schedule_view(s, now) for s in roster.schedules])
 
 
 def _schedule_view(schedule: Schedule, now: dt.datetime) -> dict[str, object]:
@@ -136,16 +136,23 @@ async def change_people(request: web.Request, session: Session) -> web.StreamRes
             if not await store.add_person(name, now):
                 raise Conflict(f"{name} is already a person")
         elif action == "add-contact":
-            contact = parse.contact(_field(form, "kind"), _field(form, "address"))
+            # A PagerDuty contact's file is opened to check it: not on the event loop.
+            contact = await asyncio.to_thread(parse.contact, _field(form, "kind"),
+                                              _field(form, "address"),
+                                              request.app[CONFIG].notify)
             await store.add_contact(name, contact, now)
+            action = f"added a {contact.kind} contact for"
         elif action == "remove-contact":
-            await store.remove_contact(name, await _contact(request, name,
-                                                            _field(form, "contact")))
+            removed = await _contact(request, name, _field(form, "contact"))
+            await store.remove_contact(name, removed)
+            action = f"removed a {removed.kind} contact of"
         else:
             raise parse.Invalid("unknown action")
     except (MonitordError, ValueError) as e:
         return await _people(request, session, *_problem(e))
-    log.info("central: console: %s: %s %s", session.name, action, name[:100])
+    # Who changed whose contacts, never an address (a URL is a secret).
+    log.info("central: console: %s %s %s", session.name,
+             "added person" if action == "add-person" else action, name[:100])
     return redirect(PEOPLE)
 
 
@@ -165,8 +172,8 @@ async def _people(request: web.Request, session: Session, status: int = 200,
              "contacts": [{"shown": shown(c), "digest": digest(c)} for c in p.contacts],
              "schedules": [s.name for s in roster.schedules if p.name in s.members]}
             for p in roster.people]
-    return await _page(request, session, "people.html.j2", status=status, title="People",
-                       error=error, rows=rows)
+    return await page(request, session, "people.html.j2", status=status,
+                                title="People", error=error, rows=rows)
 
 
 # --- policies ---------------------------------------------------------------------------------
@@ -207,11 +214,11 @@ async def _policies(request: web.Request, session: Session, status: int = 200,
              "text": "\n".join(parse.step_text(s) for s in p.steps)}
             for p in roster.policies]
     covered = {str(priority) for p in roster.policies for priority in p.priorities}
-    return await _page(request, session, "policies.html.j2", status=status, title="Policies",
-                       error=error, rows=rows, uncovered=[str(p) for p in Priority
-                                                          if p not in covered],
-                       chain=", ".join(config.notify.escalation.chain),
-                       channels=[c.name for c in config.notify.channels])
+    return await page(request, session, "policies.html.j2", status=status,
+                                title="Policies", error=error, rows=rows,
+                                uncovered=[str(p) for p in Priority if p not in covered],
+                                chain=", ".join(config.notify.escalation.chain),
+                                channels=[c.name for c in config.notify.channels])
 
 
 # --- forms --------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
-"""The console's pages and forms: login, an incident and its forms, fixes; and what every
-signed-in page shares (the session check, the header, the incident rows' view), which the
-queue (queue.py) and the host pages (hosts.py) use too.
+"""The console's pages and forms: login, an incident and its forms, fixes; and the session
+check every signed-in page makes (``person_page``). What the pages share beside it (the
+frame, the incident rows' view, form fields) is in ``common``.
 
 Every page but the login needs a session (see sessions.py); without one a GET goes to the
 login page and comes back after it. Every POST needs its form's anti-forgery token first,
@@ -11,20 +11,24 @@ A successful POST answers 303 to the page to show next, so reloading it posts no
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import functools
 import logging
 import math
 import secrets
 import shlex
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
-from multidict import MultiDictProxy
 from yarl import URL
 
 from monitord.central.console import sessions
+from monitord.central.console.common import (
+    HOME,
+    field,
+    incident_view,
+    page,
+    safe_next,
+)
 from monitord.central.console.errors import FORGED
 from monitord.central.console.filters import done_url
 from monitord.central.console.fixstats import fix_report
@@ -42,31 +46,18 @@ from monitord.central.keys import CLOCK, CONFIG, STORE
 from monitord.central.passwords import verify_password
 from monitord.durations import format_duration
 from monitord.errors import Conflict, ConsoleError
-from monitord.model import Priority
-from monitord.store.protocol import (
-    Incident,
-    IncidentStatus,
-    Store,
-    TimelineEntry,
-)
-from monitord.texts import age_text, due_text
+from monitord.events import is_name
+from monitord.store.protocol import TimelineEntry
 
 log = logging.getLogger(__name__)
 
-HOME = "/console/"
 LOGIN = "/console/login"
-OPEN: tuple[IncidentStatus, ...] = ("open", "acknowledged")
-PRIORITIES = tuple(Priority)
-QUEUE_LIMIT = 500              # open incidents read per priority, the most urgent first
-REFRESH_SECONDS = 30
 LOGIN_COOKIE_SECONDS = 3600
-MAX_NEXT_CHARS = 2000
 MAX_INCIDENT_ID = 2**63 - 1
 MAX_NOTE_CHARS = 2000          # as the API's ActionBody and CommentBody
 MAX_COMMENT_CHARS = 20000
 ACTIONS = {"acknowledge": "note", "resolve": "note", "comment": "text"}
 DONE = {"acknowledge": "acknowledged", "resolve": "resolved"}
-HOSTS = "/console/hosts"
 
 PersonHandler = Callable[[web.Request, Session], Awaitable[web.StreamResponse]]
 
@@ -84,7 +75,7 @@ def person_page(handler: PersonHandler) -> Callable[[web.Request], Awaitable[web
             return redirect(str(URL(LOGIN).with_query(next=back)))
         if request.method == "POST":
             key = await signing_key(request.app)
-            token = _field(await request.post(), sessions.CSRF_FIELD)
+            token = field(await request.post(), sessions.CSRF_FIELD)
             if not sessions.same(token, sessions.csrf_token(key, session)):
                 log.warning("central: console: %s %s by %s refused: no valid form token",
                             request.method, request.path, session.name)
@@ -107,7 +98,7 @@ async def signed_in(request: web.Request) -> Session | None:
 
 
 async def login_form(request: web.Request) -> web.StreamResponse:
-    target = _safe_next(request.query.get("next"))
+    target = safe_next(request.query.get("next"))
     if await signed_in(request) is not None:
         return redirect(target)
     return await _login_page(request, target)
@@ -118,10 +109,10 @@ async def login(request: web.Request) -> web.StreamResponse:
     nonce = request.cookies.get(sessions.LOGIN_COOKIE)
     key = await signing_key(request.app)
     if not sessions.valid_nonce(nonce) or not sessions.same(
-            _field(form, sessions.CSRF_FIELD), sessions.login_token(key, nonce or "")):
+            field(form, sessions.CSRF_FIELD), sessions.login_token(key, nonce or "")):
         raise ConsoleError(403, FORGED)
-    name, password = _field(form, "name").strip(), _field(form, "password")
-    target = _safe_next(_field(form, "next"))
+    name, password = field(form, "name").strip(), field(form, "password")
+    target = safe_next(field(form, "next"))
     console = request.app[CONSOLE]
     wait = console.failures.locked(name, request.app[CLOCK]().timestamp())
     if wait > 0:
@@ -129,7 +120,7 @@ async def login(request: web.Request) -> web.StreamResponse:
                                  error="Too many failed sign-ins for this name; "
                                        "wait a minute.")
     stored = (await request.app[STORE].password_hash(name)
-              if sessions.PERSON.fullmatch(name) else None)
+              if is_name(name) else None)
     try:
         async with asyncio.timeout(HASH_WAIT_SECONDS):
             await console.hashing.acquire()
@@ -194,19 +185,6 @@ async def _login_page(request: web.Request, target: str, *, status: int = 200,
     return response
 
 
-def _safe_next(value: str | None) -> str:
-    """Where to go after the login: a console page of this site, never another site."""
-    if (value and value.startswith(HOME) and len(value) <= MAX_NEXT_CHARS
-            and "\\" not in value and value.isprintable()):
-        return value
-    return HOME
-
-
-def _field(form: MultiDictProxy[Any], name: str) -> str:
-    value = form.get(name)
-    return value if isinstance(value, str) else ""
-
-
 # --- pages ------------------------------------------------------------------------------
 
 async def root(request: web.Request) -> web.StreamResponse:
@@ -222,11 +200,11 @@ async def incident_page(request: web.Request, session: Session) -> web.StreamRes
 async def act(request: web.Request, session: Session) -> web.StreamResponse:
     incident_id = _incident_id(request)
     action = request.match_info["action"]
-    field = ACTIONS[action]
-    text = _field(await request.post(), field).strip()
-    limit = MAX_COMMENT_CHARS if field == "text" else MAX_NOTE_CHARS
+    kind = ACTIONS[action]
+    text = field(await request.post(), kind).strip()
+    limit = MAX_COMMENT_CHARS if kind == "text" else MAX_NOTE_CHARS
     problem = ("The comment is empty." if action == "comment" and not text else
-               f"The {field} is too long: at most {limit} characters." if len(text) > limit
+               f"The {kind} is too long: at most {limit} characters." if len(text) > limit
                else "")
     if problem:
         return await _incident_page(request, session, status=400, error=problem)
@@ -241,16 +219,16 @@ async def act(request: web.Request, session: Session) -> web.StreamResponse:
     except Conflict as e:
         return await _incident_page(request, session, status=409, error=f"{e}.")
     log.info("central: console: %s: %s incident %d", session.name, action, incident_id)
-    back = _field(await request.post(), "next")
+    back = field(await request.post(), "next")
     if back and action in DONE:          # a row's button: back to the queue or host page
-        return redirect(done_url(_safe_next(back), DONE[action], 1))
+        return redirect(done_url(safe_next(back), DONE[action], 1))
     return redirect(f"/console/incidents/{incident_id}")
 
 
 @person_page
 async def fixes(request: web.Request, session: Session) -> web.StreamResponse:
     rows = await fix_report(request.app[STORE])
-    return await _page(request, session, "fixes.html.j2", refresh=True, title="Fixes",
+    return await page(request, session, "fixes.html.j2", refresh=True, title="Fixes",
                        rows=rows)
 
 
@@ -258,34 +236,10 @@ async def _incident_page(request: web.Request, session: Session, *, status: int 
                          error: str = "") -> web.Response:
     incident = await request.app[STORE].incident(_incident_id(request))
     now = request.app[CLOCK]()
-    return await _page(request, session, "incident.html.j2", status=status,
+    return await page(request, session, "incident.html.j2", status=status,
                        title=f"#{incident.id} {incident.host}/{incident.check}",
-                       incident=_incident_view(incident, now),
+                       incident=incident_view(incident, now),
                        timeline=[_entry_view(e) for e in incident.timeline], error=error)
-
-
-async def _page(request: web.Request, session: Session, template: str, *, status: int = 200,
-                refresh: bool = False, opened: dict[str, list[Incident]] | None = None,
-                **context: object) -> web.Response:
-    """A signed-in page: the header's overdue count, the forms' token, the refresh."""
-    now = request.app[CLOCK]()
-    if opened is None:
-        opened = await _opened(request.app[STORE])
-    token = sessions.csrf_token(await signing_key(request.app), session)
-    overdue = sum(1 for p in PRIORITIES for i in opened[p] if i.overdue(now))
-    # A full list whose last (latest due) incident is past due may hide more overdue ones.
-    more = any(len(opened[p]) >= QUEUE_LIMIT and opened[p][-1].due_at < now
-               for p in PRIORITIES)
-    return html(request.app[CONSOLE].env, template, status, person=session.name, csrf=token,
-                overdue_count=overdue, overdue_more=more, now=now,
-                refresh=REFRESH_SECONDS if refresh else 0, **context)
-
-
-async def _opened(store: Store, host: str | None = None) -> dict[str, list[Incident]]:
-    """Open and acknowledged incidents per priority, each the QUEUE_LIMIT due first: read
-    one priority at a time, so no number of overdue P3s can push a P1 off the queue."""
-    return {p: await store.incidents(status=OPEN, priority=(p,), host=host,
-                                     limit=QUEUE_LIMIT) for p in PRIORITIES}
 
 
 def _incident_id(request: web.Request) -> int:
@@ -296,20 +250,6 @@ def _incident_id(request: web.Request) -> int:
 
 
 # --- what the templates show ------------------------------------------------------------
-
-def _incident_view(i: Incident, now: dt.datetime) -> dict[str, object]:
-    return {"id": i.id, "url": f"/console/incidents/{i.id}", "priority": i.priority,
-            "status": i.status, "host": i.host, "host_url": host_url(i.host),
-            "check": i.check, "key": i.key,
-            "title": i.title or i.key, "summary": i.summary, "age": age_text(i.opened_at, now),
-            "due": due_text(i.due_at, now, i.status == "resolved"),
-            "overdue": i.overdue(now), "flapping": i.flapping, "opened_at": i.opened_at,
-            "due_at": i.due_at, "count": i.count, "acknowledged_by": i.acknowledged_by,
-            "acknowledged_at": i.acknowledged_at, "resolved_by": i.resolved_by,
-            "resolved_at": i.resolved_at, "reopened": i.reopened,
-            "attached": ", ".join(i.attached), "level": i.escalation_level,
-            "last_seen": _ago(i.last_seen_at, now)}
-
 
 def _entry_view(entry: TimelineEntry) -> dict[str, object]:
     return {"at": entry.at, "kind": entry.kind, "who": entry.who, "text": entry.text,
@@ -326,14 +266,3 @@ def _step_view(number: int, step: dict[str, object]) -> dict[str, object]:
             "took": format_duration(duration) if isinstance(duration, int | float) else "-",
             "reprobe": f"{status}: {step.get('reprobe_summary', '')}" if status else "",
             "worked": status == "OK", "output": str(step.get("output", "")).rstrip()}
-
-
-def host_url(host: str) -> str:
-    return str(URL(HOSTS) / host)
-
-
-def _ago(moment: dt.datetime | None, now: dt.datetime) -> str:
-    if moment is None:
-        return "never"
-    seconds = (now - moment).total_seconds()
-    return "just now" if seconds < 1 else f"{format_duration(seconds)} ago"

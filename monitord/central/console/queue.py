@@ -18,10 +18,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from aiohttp import web
 
+from monitord.central.console.common import (
+    OPEN,
+    PRIORITIES,
+    QUEUE_LIMIT,
+    Paging,
+    field,
+    incident_view,
+    open_incidents,
+    page,
+    paging,
+    safe_next,
+)
 from monitord.central.console.filters import (
     STATES,
     FilterError,
@@ -31,20 +42,7 @@ from monitord.central.console.filters import (
     echo,
     parse_filter,
 )
-from monitord.central.console.pages import (
-    DONE,
-    MAX_INCIDENT_ID,
-    MAX_NOTE_CHARS,
-    OPEN,
-    PRIORITIES,
-    QUEUE_LIMIT,
-    _field,
-    _incident_view,
-    _opened,
-    _page,
-    _safe_next,
-    person_page,
-)
+from monitord.central.console.pages import DONE, MAX_INCIDENT_ID, MAX_NOTE_CHARS, person_page
 from monitord.central.console.render import redirect
 from monitord.central.console.sessions import Session
 from monitord.central.keys import CLOCK, STORE
@@ -59,18 +57,6 @@ BULK_LIMIT = 500             # incidents one bulk form may name
 LOGGED_IDS = 20              # of which the log line names this many
 
 
-@dataclass(frozen=True)
-class Paging:
-    page: int
-    pages: int
-    total: int
-    first: int          # the first and last row shown, counted from 1
-    last: int
-    previous: str       # URLs, "" when there is none
-    next: str
-    last_page: str
-
-
 @person_page
 async def queue(request: web.Request, session: Session) -> web.StreamResponse:
     try:
@@ -78,17 +64,17 @@ async def queue(request: web.Request, session: Session) -> web.StreamResponse:
     except FilterError as e:
         return await _refused(request, session, str(e))
     store, now = request.app[STORE], request.app[CLOCK]()
-    everything = await _opened(store)
+    everything = await open_incidents(store)
     listed = everything if _is_everything(wanted) else await _listed(store, wanted)
     matched = [i for p in wanted.shown_priorities() for i in listed[p] if wanted.matches(i)]
     paging, shown = _paginate(wanted, matched)
     selecting = _selecting(request.query.get("select", ""))
     done = done_text(request.query)
     back = wanted.url(wanted.page)
-    return await _page(
+    return await page(
         request, session, "queue.html.j2", refresh=not selecting, opened=everything,
         refresh_url=back if done else None, title="Queue", error="",
-        form=_form(wanted), rows=[_incident_view(i, now) for i in shown], limit=QUEUE_LIMIT,
+        form=_form(wanted), rows=[incident_view(i, now) for i in shown], limit=QUEUE_LIMIT,
         cut=[p for p in wanted.shown_priorities() if len(listed[p]) >= QUEUE_LIMIT],
         paging=paging, done=done, selecting=selecting, back=back, filtered=wanted.active,
         links={"select": wanted.url(wanted.page, select="none"),
@@ -101,14 +87,14 @@ async def queue(request: web.Request, session: Session) -> web.StreamResponse:
 async def bulk(request: web.Request, session: Session) -> web.StreamResponse:
     """Acknowledge or resolve every incident ticked; all of the form is checked first."""
     form = await request.post()
-    action = _field(form, "do")
+    action = field(form, "do")
     if action not in DONE:
         raise ConsoleError(400, 'Choose "Acknowledge selected" or "Resolve selected".')
     ids = _ids(form.getall("id", []))
-    note = _field(form, "note").strip()
+    note = field(form, "note").strip()
     if len(note) > MAX_NOTE_CHARS:
         raise ConsoleError(400, f"The note is too long: at most {MAX_NOTE_CHARS} characters.")
-    back = _safe_next(_field(form, "next"))
+    back = safe_next(field(form, "next"))
     store, now = request.app[STORE], request.app[CLOCK]()
     skipped = 0
     for incident_id in ids:
@@ -126,7 +112,7 @@ async def bulk(request: web.Request, session: Session) -> web.StreamResponse:
 
 async def _refused(request: web.Request, session: Session, error: str) -> web.Response:
     """The queue's form as it was typed, the line saying what is wrong, and no rows."""
-    return await _page(request, session, "queue.html.j2", status=400, title="Queue",
+    return await page(request, session, "queue.html.j2", status=400, title="Queue",
                        error=error, form=_form(QueueFilter(), echo(request.query)), rows=[],
                        cut=[], limit=QUEUE_LIMIT, paging=None, done="", selecting="",
                        back="", links={}, choices={"hosts": [], "checks": []},
@@ -161,22 +147,16 @@ def _is_everything(wanted: QueueFilter) -> bool:
 
 
 async def _listed(store: Store, wanted: QueueFilter) -> dict[str, list[Incident]]:
-    """One read per priority, as ``_opened``: a flood of one cannot hide another."""
+    """One read per priority, as ``open_incidents``: a flood of one cannot hide another."""
     return {p: await store.incidents(status=wanted.statuses(), priority=(p,),
                                      host=wanted.host, limit=QUEUE_LIMIT)
             for p in wanted.shown_priorities()}
 
 
 def _paginate(wanted: QueueFilter, matched: list[Incident]) -> tuple[Paging, list[Incident]]:
-    pages = max(1, -(-len(matched) // PAGE_SIZE))
     start = (wanted.page - 1) * PAGE_SIZE
     shown = matched[start:start + PAGE_SIZE]
-    paging = Paging(
-        wanted.page, pages, len(matched), start + 1, start + len(shown),
-        previous=wanted.url(min(wanted.page - 1, pages)) if wanted.page > 1 else "",
-        next=wanted.url(wanted.page + 1) if wanted.page < pages else "",
-        last_page=wanted.url(pages))
-    return paging, shown
+    return paging(wanted.page, len(shown), len(matched), PAGE_SIZE, wanted.url), shown
 
 
 def _selecting(value: str) -> str:

@@ -28,11 +28,12 @@ import hmac
 import re
 from dataclasses import dataclass
 
+from monitord.events import is_name
+
 SESSION_COOKIE = "__Host-monitord_session"
 LOGIN_COOKIE = "monitord_login"
 CSRF_FIELD = "csrf"
 SECRET_NAME = "console-session"
-PERSON = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")   # as server.NAME
 _MAC = re.compile(r"^[0-9a-f]{64}$")
 _LOGIN_NONCE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _MAX_EXPIRY_DIGITS = 12
@@ -65,7 +66,7 @@ def claimed(cookie: str | None) -> tuple[str, int] | None:
     if len(parts) != 3:
         return None
     name, expires, mac = parts
-    if (not PERSON.fullmatch(name) or not expires.isascii() or not expires.isdigit()
+    if (not is_name(name) or not expires.isascii() or not expires.isdigit()
             or len(expires) > _MAX_EXPIRY_DIGITS or not _MAC.fullmatch(mac)):
         return None
     return name, int(expires)

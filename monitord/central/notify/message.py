@@ -18,14 +18,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
+from monitord.central.notify import addresses
+from monitord.central.notify.addresses import Network
 from monitord.central.notify.evidence import Evidence
-from monitord.central.notify.settings import ChannelConfig, MailSection
+from monitord.central.notify.settings import ChannelConfig, ContactChannel, MailSection
 from monitord.durations import format_duration
 from monitord.errors import SendError
 from monitord.net import reason, shown
@@ -52,11 +54,34 @@ class Message:
 
 @dataclass(frozen=True)
 class Tools:
-    """What senders share: one HTTP session and the SMTP server's settings."""
+    """What senders share: one HTTP session and the SMTP server's settings, and the HTTP
+    session that people's own webhooks go through (its resolver drops internal addresses:
+    ``addresses.GuardedResolver``)."""
 
     http: aiohttp.ClientSession
     mail: MailSection | None = None
     wall_clock: Callable[[], float] = field(default=time.time)   # what signatures say
+    contacts_http: aiohttp.ClientSession | None = None
+
+    def session(self, channel: ChannelConfig) -> aiohttp.ClientSession:
+        """The session to POST to ``channel`` with; SendError (not retried) if it is a
+        person's contact whose URL may not be reached."""
+        if not isinstance(channel, ContactChannel):
+            return self.http
+        why = addresses.problem(channel.endpoint, channel.internal)
+        if why:
+            raise SendError(f"not sent: {why}", retry=False)
+        if self.contacts_http is None:
+            raise SendError("not sent: no HTTP session for people's contacts", retry=False)
+        return self.contacts_http
+
+
+def contacts_session(allowed: Sequence[Network]) -> aiohttp.ClientSession:
+    """The HTTP session for people's webhooks: internal addresses but ``allowed`` dropped."""
+    connector = aiohttp.TCPConnector(resolver=addresses.GuardedResolver(allowed))
+    return aiohttp.ClientSession(connector=connector,
+                                 timeout=aiohttp.ClientTimeout(total=None),
+                                 cookie_jar=aiohttp.DummyCookieJar())
 
 
 Sender = Callable[[ChannelConfig, Message, Tools], Awaitable[None]]
@@ -76,8 +101,9 @@ async def post_bytes(channel: ChannelConfig, data: bytes, headers: dict[str, str
                      tools: Tools) -> None:
     """POST the JSON ``data`` with ``headers`` to the channel's URL; return on 2xx, else
     raise SendError."""
+    session = tools.session(channel)
     try:
-        async with tools.http.post(
+        async with session.post(
             channel.endpoint, data=data, allow_redirects=False,
             headers={**headers, "Content-Type": "application/json"},
             timeout=aiohttp.ClientTimeout(total=channel.timeout),
@@ -90,6 +116,8 @@ async def post_bytes(channel: ChannelConfig, data: bytes, headers: dict[str, str
         raise SendError(f"no answer within {format_duration(channel.timeout)}",
                         retry=True) from None
     except aiohttp.ClientConnectorError as e:
+        if isinstance(e.os_error, addresses.Refused):     # a rule, not an outage
+            raise SendError(f"not sent: {e.os_error}", retry=False) from None
         raise SendError(f"cannot connect: {reason(e.os_error)}", retry=True) from None
     except aiohttp.ServerDisconnectedError:
         raise SendError("the server closed the connection without an answer",

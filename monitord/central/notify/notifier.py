@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 import aiohttp
 
 from monitord.central.notify.evidence import as_context, gather
-from monitord.central.notify.message import Message, Tools
+from monitord.central.notify.message import Message, Tools, contacts_session
 from monitord.central.notify.people import escalated_to, escalation_rules, recipients
 from monitord.central.notify.routing import contact
 from monitord.central.notify.senders import SENDERS
@@ -109,11 +109,14 @@ class Notifier:
     async def start(self) -> None:
         session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None),
                                         cookie_jar=aiohttp.DummyCookieJar())
-        self._tools = Tools(session, self.config.mail)
+        self._tools = Tools(session, self.config.mail,
+                            contacts_http=contacts_session(self.config.internal_webhooks))
 
     async def close(self) -> None:
         if self._tools is not None:
             await self._tools.http.close()
+            if self._tools.contacts_http is not None:
+                await self._tools.contacts_http.close()
             self._tools = None
 
     async def run(self) -> None:

@@ -7,18 +7,23 @@ close the right one. A trigger carries the payload (summary, source = host, seve
 priority, component = check, the incident's details with the last reading and what
 the junior tier tried, each fix's output trimmed); acknowledge and resolve carry only
 the routing key, the action and the dedup key, as the API wants. The routing key is
-read from ``routing_key_file`` at each send (so it can be rotated without a restart) and
-registered as a secret: it is never logged.
+read from ``routing_key_file`` at each send (so it can be rotated without a restart), in
+a thread, and registered as a secret: it is never logged. A person's PagerDuty contact
+names a file in ``[notify] pagerduty_keys_dir``, read only as ``keyfiles`` allows.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
+from monitord.central.notify import keyfiles
 from monitord.central.notify.evidence import as_json
 from monitord.central.notify.message import Message, Tools, post_json
-from monitord.central.notify.settings import ChannelConfig
+from monitord.central.notify.settings import ChannelConfig, ContactChannel
 from monitord.central.payloads import timestamp
 from monitord.errors import MonitordError, SendError
 from monitord.model import Priority
@@ -72,9 +77,18 @@ def document(message: Message, routing_key: str) -> dict[str, Any]:
 
 async def send(channel: ChannelConfig, message: Message, tools: Tools) -> None:
     try:
-        routing_key = read_secret_file(channel.routing_key_file, "routing_key_file")
+        routing_key = await asyncio.to_thread(key_reader(channel))
     except MonitordError as e:     # the admin can fix the file: worth retrying
         raise SendError(str(e), retry=True) from None
     if not routing_key.strip():
         raise SendError(f"routing_key_file {channel.routing_key_file} is empty", retry=True)
     await post_json(channel, document(message, routing_key.strip()), tools)
+
+
+def key_reader(channel: ChannelConfig) -> Callable[[], str]:
+    """How the channel's routing key is read: a person's contact only from the keys
+    directory, safely; a config channel's file as the admin wrote it."""
+    if isinstance(channel, ContactChannel):
+        return functools.partial(keyfiles.read_key, channel.routing_key_file,
+                                 channel.keys_dir)
+    return functools.partial(read_secret_file, channel.routing_key_file, "routing_key_file")

@@ -21,7 +21,10 @@ A contact method is sent to as a channel of its type made for the send, named
 ``PERSON:KIND`` (with a digest of the address when the person has two of a kind): the
 name a delivery is recorded under, which no config channel can have (``:`` is not
 allowed in theirs). Webhook and Slack addresses are registered as secrets, so no log line
-or timeline entry shows them.
+or timeline entry shows them. What a contact may reach is what ``[notify]`` allows: a
+PagerDuty key file only in ``pagerduty_keys_dir`` (``keyfiles``), a webhook or Slack URL
+no internal address outside ``allow_internal_webhooks`` (``addresses``), checked again at
+each send.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from collections import Counter
 from monitord.central.notify import routing
 from monitord.central.notify.rotation import on_call
 from monitord.central.notify.routing import HEARS
-from monitord.central.notify.settings import ChannelConfig, Notifications
+from monitord.central.notify.settings import ChannelConfig, ContactChannel, Notifications
 from monitord.logs import register_secret
 from monitord.model import Priority
 from monitord.store.people import EscalationPolicy, Person, PolicyStep, Roster, Target
@@ -121,23 +124,25 @@ def _channels(config: Notifications, roster: Roster, target: Target,
         log.warning("central: %s has no contact method; add one with `monitord central "
                     "contact add %s KIND ADDRESS`", name, name)
         return []
-    return contact_channels(person)
+    return contact_channels(person, config)
 
 
-def contact_channels(person: Person) -> list[ChannelConfig]:
-    """Each of ``person``'s contact methods, as a channel of its type."""
+def contact_channels(person: Person, config: Notifications) -> list[ChannelConfig]:
+    """Each of ``person``'s contact methods, as a channel of its type that may reach only
+    what ``[notify]`` allows (``ContactChannel``)."""
     kinds = Counter(c.kind for c in person.contacts)
-    made = []
+    made: list[ChannelConfig] = []
     for contact in person.contacts:
         label = f"{person.name}:{contact.kind}"
         if kinds[contact.kind] > 1:
             label += "-" + hashlib.sha256(contact.address.encode()).hexdigest()[:6]
         if contact.kind in ("webhook", "slack"):
             register_secret(contact.address)     # its URL is its password
-        made.append(ChannelConfig.model_construct(
+        made.append(ContactChannel.model_construct(
             name=label, type=contact.kind, priorities=list(Priority),
             timeout=CONTACT_TIMEOUT_SECONDS,
             to=[contact.address] if contact.kind == "mail" else [],
             url=contact.address if contact.kind in ("webhook", "slack") else "",
-            routing_key_file=contact.address if contact.kind == "pagerduty" else ""))
+            routing_key_file=contact.address if contact.kind == "pagerduty" else "",
+            keys_dir=config.pagerduty_keys_dir, internal=config.internal_webhooks))
     return made

@@ -14,6 +14,13 @@ says; of overlapping overrides, the newest (highest id) wins. So at every instan
 one person is on call for a schedule with members, and a ``Shift`` is a stretch of time
 with one person: the rotation's hand-offs and the overrides' ends cut time into them, and
 neighbours with the same person are one shift.
+
+``on_call``, ``shifts`` and ``now_and_next`` answer for any instant and any override a
+database holds: an instant before 1900 or after 9000 is taken as that bound (no clock
+reads them, and date arithmetic ends at the year 9999), ``shifts`` looks at most
+``MAX_WINDOW`` ahead, and ``now_and_next`` looks no further than ``MAX_OVERRIDE_AHEAD``
+past an override's end (the store takes none that ends later; an older row that does is
+shown as "nobody else; no hand-off ahead").
 """
 
 from __future__ import annotations
@@ -23,10 +30,13 @@ from dataclasses import dataclass
 from functools import cache
 from zoneinfo import ZoneInfo
 
-from monitord.store.people import Override, Schedule
+from monitord.store.people import MAX_OVERRIDE_AHEAD, Override, Schedule
 
 PERIOD_DAYS = {"daily": 1, "weekly": 7}
 MAX_SHIFTS = 2000         # hand-offs looked at for one question, whatever the window
+EARLIEST = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)    # instants are taken within these
+LATEST = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
+MAX_WINDOW = dt.timedelta(days=3660)    # shifts() looks at most this far past its start
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,7 @@ def overriding(schedule: Schedule, at: dt.datetime) -> Override | None:
 
 def on_call(schedule: Schedule, at: dt.datetime) -> str | None:
     """The one person on call at ``at`` (None only for a schedule without members)."""
+    at = within(at)
     override = overriding(schedule, at)
     return override.person if override is not None else rotation_person(schedule, at)
 
@@ -91,6 +102,8 @@ def shifts(schedule: Schedule, since: dt.datetime, until: dt.datetime) -> list[S
     """The shifts that cover [since, until), in order, each with a different person from
     the one before; the first starts at ``since`` (its ``starts_at`` None if it started
     earlier) and the last ends at ``until`` (or later: its real end)."""
+    since = within(since)
+    until = min(until, since + MAX_WINDOW)
     cuts = {since, *_handoffs(schedule, since, until)}
     cuts.update(t for o in schedule.overrides for t in (o.starts_at, o.ends_at)
                 if since < t < until)
@@ -109,9 +122,11 @@ def shifts(schedule: Schedule, since: dt.datetime, until: dt.datetime) -> list[S
 def now_and_next(schedule: Schedule, now: dt.datetime) -> tuple[Shift, Shift | None]:
     """Who is on call at ``now`` (since when, until when) and who comes after them (None:
     the same person for as far as the rotation and the overrides go)."""
+    now = within(now)
     period = dt.timedelta(days=PERIOD_DAYS[schedule.rotation])
     reach = period * (len(schedule.members) + 1)
-    ends = [o.ends_at for o in schedule.overrides if o.ends_at > now]
+    ends = [min(o.ends_at, now + MAX_OVERRIDE_AHEAD) for o in schedule.overrides
+            if o.ends_at > now]
     until = max([now + reach, *(e + reach for e in ends)])
     around = shifts(schedule, now - reach, until)
     for index, shift in enumerate(around):
@@ -121,6 +136,11 @@ def now_and_next(schedule: Schedule, now: dt.datetime) -> tuple[Shift, Shift | N
             since = shift.starts_at or (shift.override.starts_at if shift.override else None)
             return Shift(shift.person, since, shift.ends_at, shift.override), later
     raise AssertionError("the shifts cover now")      # shifts() covers [now - reach, until)
+
+
+def within(at: dt.datetime) -> dt.datetime:
+    """``at``, or the nearer of EARLIEST and LATEST when it lies outside them."""
+    return min(max(at, EARLIEST), LATEST)
 
 
 def _handoffs(schedule: Schedule, since: dt.datetime, until: dt.datetime) -> list[dt.datetime]:
@@ -139,4 +159,7 @@ def local_text(schedule: Schedule, at: dt.datetime | None) -> str:
     """``at`` in the schedule's zone, like "Sun 29 Mar 09:00 CEST"."""
     if at is None:
         return "-"
-    return at.astimezone(zone(schedule.zone)).strftime("%a %d %b %Y %H:%M %Z")
+    try:
+        return at.astimezone(zone(schedule.zone)).strftime("%a %d %b %Y %H:%M %Z")
+    except OverflowError:       # the year 9999 east of UTC: as it is, in UTC
+        return at.astimezone(dt.UTC).strftime("%a %d %b %Y %H:%M UTC")

@@ -8,6 +8,8 @@ echoes one; routing keys and the SMTP password live in files, read at delivery t
 
 from __future__ import annotations
 
+import ipaddress
+import os
 import re
 import socket
 from dataclasses import dataclass, field
@@ -37,12 +39,16 @@ from monitord.schema import (
 ChannelType = Literal["mail", "webhook", "slack", "pagerduty"]
 PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
 DEFAULT_TEMPLATES_DIR = "/etc/monitord/templates"
+KEYS_DIR_NAME = "pagerduty.d"   # beside the config file, unless [notify] says otherwise
+DEFAULT_KEYS_DIR = f"/etc/monitord/{KEYS_DIR_NAME}"
 MAX_TIMEOUT_SECONDS = 60.0    # the notifier's lease on a notice must outlast its sends
-SECTIONS = {"mail", "channel", "escalation"}
+SECTIONS = {"mail", "channel", "escalation", "notify"}
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _ADDRESS = re.compile(r"[^@\s<>,;:\"()\[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 
 
-def _mail_address(value: str) -> str:
+def mail_address(value: str) -> str:
+    """``value`` if it is a plain mail address; ValueError saying what is expected."""
     if not _ADDRESS.fullmatch(value):
         raise ValueError('expected a plain address like "oncall@example.com"')
     return value
@@ -55,10 +61,27 @@ def _host(value: str) -> str:
 
 
 def _optional_address(value: str) -> str:
-    return value and _mail_address(value)
+    return value and mail_address(value)
 
 
-MailAddress = Annotated[str, AfterValidator(_mail_address)]
+MailAddress = Annotated[str, AfterValidator(mail_address)]
+
+
+def _network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value)
+    except ValueError:
+        raise ValueError('expected a network like "127.0.0.1/32" or "10.20.0.0/16" (its '
+                         "host bits zero)") from None
+    return value
+
+
+class NotifySection(StrictModel):
+    """``[notify]``: what people's own contact methods (``monitord central contact add``,
+    the console's People page) may reach."""
+
+    pagerduty_keys_dir: AbsolutePath = ""      # "" = pagerduty.d beside the config file
+    allow_internal_webhooks: list[Annotated[str, AfterValidator(_network)]] = []
 
 
 class MailSection(StrictModel):
@@ -106,6 +129,17 @@ class ChannelConfig(StrictModel):
         return self.url or (PAGERDUTY_URL if self.type == "pagerduty" else "")
 
 
+class ContactChannel(ChannelConfig):
+    """A channel made at send time for a person's contact method (``notify.people``),
+    never read from a config file: what it may reach is what ``[notify]`` allows. A
+    pagerduty one's ``routing_key_file`` must be in ``keys_dir`` (``notify.keyfiles``);
+    a webhook or Slack one may reach only the ``internal`` networks of the internal ones
+    (``notify.addresses``)."""
+
+    keys_dir: str = DEFAULT_KEYS_DIR
+    internal: tuple[Network, ...] = ()
+
+
 class EscalationSection(StrictModel):
     """The SLA rules: who is told next, how often, and how long a delivery is retried."""
 
@@ -121,6 +155,8 @@ class Notifications:
     mail: MailSection | None = None
     channels: tuple[ChannelConfig, ...] = ()
     escalation: EscalationSection = field(default_factory=EscalationSection)
+    pagerduty_keys_dir: str = DEFAULT_KEYS_DIR       # [notify], resolved beside the config
+    internal_webhooks: tuple[Network, ...] = ()      # [notify] allow_internal_webhooks
 
     def channel(self, name: str) -> ChannelConfig:
         for channel in self.channels:
@@ -130,9 +166,11 @@ class Notifications:
 
 
 def load_notifications(loader: Loader, path: Path, data: dict[str, Any]) -> Notifications:
-    """[mail], [[channel]] and [escalation] of ``data``; problems go to ``loader``."""
+    """[mail], [[channel]], [escalation] and [notify] of ``data``; problems go to
+    ``loader``."""
     mail = section(loader, path, data, "mail", MailSection) if "mail" in data else None
     escalation = section(loader, path, data, "escalation", EscalationSection)
+    notify = section(loader, path, data, "notify", NotifySection) or NotifySection()
     raw = data.get("channel", [])
     if not isinstance(raw, list) or not all(isinstance(c, dict) for c in raw):
         loader.fail(path, "channel: expected [[channel]] tables")
@@ -162,7 +200,10 @@ def load_notifications(loader: Loader, path: Path, data: dict[str, Any]) -> Noti
     if isinstance(chain, list) and all(isinstance(name, str) for name in chain):
         for problem in _chain_problems(chain, sorted(seen)):
             loader.fail(path, f"[escalation] chain: {problem}")
-    return Notifications(mail, tuple(channels), escalation or EscalationSection())
+    keys_dir = notify.pagerduty_keys_dir or os.path.join(
+        os.path.dirname(os.path.abspath(path)), KEYS_DIR_NAME)
+    return Notifications(mail, tuple(channels), escalation or EscalationSection(), keys_dir,
+                         tuple(ipaddress.ip_network(n) for n in notify.allow_internal_webhooks))
 
 
 def check_channel(channel: ChannelConfig, mail_section: bool) -> list[str]:
@@ -180,8 +221,8 @@ def check_channel(channel: ChannelConfig, mail_section: bool) -> list[str]:
         problems.append("url: a mail channel has none; it sends through [mail]")
     if kind in ("webhook", "slack") and not channel.url:
         problems.append(f"url: required for a {kind} channel")
-    if channel.url and _url_problem(channel.url):
-        problems.append(f"url: {_url_problem(channel.url)}")
+    if channel.url and url_problem(channel.url):
+        problems.append(f"url: {url_problem(channel.url)}")
     if kind == "pagerduty" and not channel.routing_key_file:
         problems.append("routing_key_file: required for a pagerduty channel (a file whose "
                         "first line is the service's integration key)")
@@ -211,7 +252,7 @@ def _webhook_problems(channel: ChannelConfig) -> list[str]:
     return problems
 
 
-def _url_problem(url: str) -> str:
+def url_problem(url: str) -> str:
     """What is wrong with a channel URL, or "". Never echoes it: it may be a secret."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):

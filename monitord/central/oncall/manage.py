@@ -7,18 +7,18 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import getpass
+import logging
 import os
 from collections.abc import Awaitable, Callable
-from urllib.parse import urlsplit
 
 from monitord.central.config import CentralConfig
 from monitord.central.notify.rotation import local_text, now_and_next, zone
 from monitord.central.oncall import parse
-from monitord.durations import format_duration
-from monitord.model import Priority
+from monitord.central.oncall.texts import shown, step_when
 from monitord.store.people import Contact, EscalationPolicy, Person, Schedule
 from monitord.store.protocol import Store
 
+log = logging.getLogger(__name__)
 Clock = Callable[[], dt.datetime]
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -55,19 +55,12 @@ def person_line(person: Person) -> str:
     return f"{person.name}: {reached}"
 
 
-def shown(contact: Contact) -> str:
-    """A contact as it may be shown: a URL only as its scheme and host (it is a secret)."""
-    if contact.kind in ("webhook", "slack"):
-        parts = urlsplit(contact.address)
-        return f"{contact.kind} {parts.scheme}://{parts.hostname or '?'}/..."
-    return f"{contact.kind} {contact.address}"
-
-
 async def _contact_add(store: Store, config: CentralConfig, args: argparse.Namespace,
                        now: dt.datetime) -> str:
-    contact = parse.contact(args.kind, args.address)
+    contact = parse.contact(args.kind, args.address, config.notify)
     if not await store.add_contact(args.name, contact, now):
         return f"{args.name} has that contact already; nothing changed"
+    log.info("central: cli (%s) added a %s contact for %s", who(), contact.kind, args.name)
     said = f"{args.name} is reached by {shown(contact)} too"
     if contact.kind == "mail" and config.notify.mail is None:
         said += ("\nnote: the config has no [mail] section (the SMTP server to send "
@@ -77,8 +70,10 @@ async def _contact_add(store: Store, config: CentralConfig, args: argparse.Names
 
 async def _contact_remove(store: Store, config: CentralConfig, args: argparse.Namespace,
                           now: dt.datetime) -> str:
-    contact = Contact(parse.contact(args.kind, args.address).kind, args.address.strip())
+    # Any contact can be removed, even one the rules of [notify] no longer allow.
+    contact = Contact(parse.contact_kind(args.kind), args.address.strip())
     await store.remove_contact(args.name, contact)
+    log.info("central: cli (%s) removed a %s contact of %s", who(), contact.kind, args.name)
     return f"{args.name} is no longer reached by {shown(contact)}"
 
 
@@ -109,10 +104,7 @@ async def _schedule_override(store: Store, config: CentralConfig, args: argparse
     schedule = roster.schedule(args.name)
     if schedule is None:
         raise parse.Invalid(f"unknown schedule {args.name!r}")
-    starts = parse.instant(args.starts, schedule.zone)
-    ends = parse.instant(args.ends, schedule.zone)
-    if ends <= starts:
-        raise parse.Invalid("--until must be after --from")
+    starts, ends = parse.override_span(args.starts, args.ends, schedule.zone, now)
     made = await store.add_override(schedule.name, args.person, starts, ends, who(), now)
     return (f"override #{made.id}: {made.person} is on call for {schedule.name} from "
             f"{local_text(schedule, starts)} until {local_text(schedule, ends)}")
@@ -180,6 +172,7 @@ async def _policy_set(store: Store, config: CentralConfig, args: argparse.Namesp
     channels = [c.name for c in config.notify.channels]
     policy = parse.policy(args.name, args.priority, args.step, channels)
     await store.set_policy(policy, now)
+    log.info("central: cli (%s) set escalation policy %s", who(), policy.name)
     return policy_text(policy, config)
 
 
@@ -196,6 +189,7 @@ async def _policy_show(store: Store, config: CentralConfig, args: argparse.Names
 async def _policy_remove(store: Store, config: CentralConfig, args: argparse.Namespace,
                          now: dt.datetime) -> str:
     await store.remove_policy(args.name)
+    log.info("central: cli (%s) removed escalation policy %s", who(), args.name)
     return f"removed policy {args.name}: its priorities follow [escalation] again"
 
 
@@ -205,15 +199,6 @@ def policy_text(policy: EscalationPolicy, config: CentralConfig) -> str:
         lines.append(f"  step {number} {step_when(step.after, policy.priorities, config)}: "
                      f"{', '.join(str(t) for t in step.targets)}")
     return "\n".join(lines)
-
-
-def step_when(share: float, priorities: tuple[Priority, ...], config: CentralConfig) -> str:
-    if share == 0:
-        return "at once"
-    targets = config.policy.targets()
-    after = ", ".join(f"{p} {format_duration(share * targets[p])}" for p in priorities
-                      if p in targets)
-    return f"after {share:.0%} of the response target ({after})"
 
 
 Action = Callable[[Store, CentralConfig, argparse.Namespace, dt.datetime], Awaitable[str]]

@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import posixpath
 import re
 import zoneinfo
 from collections.abc import Collection, Sequence
-from pathlib import PurePosixPath
 
-from monitord.central.notify.settings import _mail_address, _url_problem
+from monitord.central.notify import addresses, keyfiles
+from monitord.central.notify.settings import Notifications, mail_address, url_problem
 from monitord.errors import MonitordError
 from monitord.model import Priority
 from monitord.schema import found
 from monitord.store.people import (
     CONTACT_KINDS,
+    MAX_OVERRIDE_AHEAD,
     ROTATIONS,
     TARGET_KINDS,
     Contact,
@@ -90,12 +92,26 @@ def instant(text: str, zone_name: str) -> dt.datetime:
     ("2026-03-28T18:00+01:00", "...Z")."""
     try:
         moment = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=zoneinfo.ZoneInfo(zone_name))
+        return moment.astimezone(dt.UTC)
+    except (ValueError, OverflowError):    # "9999-12-31 23:00" west of UTC overflows
         raise Invalid(f'bad time {found(text[:100])}: expected "YYYY-MM-DD HH:MM" (in the '
                       f"schedule's zone, {zone_name}) or an ISO time with its offset") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zoneinfo.ZoneInfo(zone_name))
-    return moment.astimezone(dt.UTC)
+
+
+def override_span(starts: str, ends: str, zone_name: str,
+                  now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """An override's start and end (UTC): the end after the start and at most
+    ``MAX_OVERRIDE_AHEAD`` after ``now``."""
+    span = instant(starts, zone_name), instant(ends, zone_name)
+    if span[1] <= span[0]:
+        raise Invalid("an override must end after it starts")
+    if span[1] - now > MAX_OVERRIDE_AHEAD:
+        raise Invalid(f"an override ends at most {MAX_OVERRIDE_AHEAD.days} days ahead, not "
+                      f"{ends.strip()[:40]!r}; for a longer change, change the schedule's "
+                      "members")
+    return span
 
 
 def rotation(text: str) -> RotationKind:
@@ -105,29 +121,36 @@ def rotation(text: str) -> RotationKind:
     raise Invalid(f'bad rotation {found(text[:100])}: expected "daily" or "weekly"')
 
 
-def contact(kind: str, address: str) -> Contact:
-    """A contact method; the address is checked for its kind (a URL is never echoed)."""
-    checked = _contact_kind(kind)
+def contact(kind: str, address: str, rules: Notifications) -> Contact:
+    """A contact method; the address is checked for its kind (a URL is never echoed)
+    against what ``[notify]`` allows. A PagerDuty contact's file is opened to check it:
+    call this in a thread on an event loop."""
+    checked = contact_kind(kind)
     address = address.strip()
     if not address or len(address) > MAX_ADDRESS_CHARS:
         raise Invalid(f"{kind} contact: expected an address of 1 to {MAX_ADDRESS_CHARS} "
                       "characters")
     if checked == "mail":
         try:
-            _mail_address(address)
+            mail_address(address)
         except ValueError as e:
             raise Invalid(f"mail contact {found(address[:100])}: {e}") from None
     elif checked in ("webhook", "slack"):
-        problem = _url_problem(address)
+        problem = url_problem(address) or addresses.problem(address,
+                                                            rules.internal_webhooks)
         if problem:
             raise Invalid(f"{kind} contact: {problem}")
-    elif not PurePosixPath(address).is_absolute():
-        raise Invalid(f"pagerduty contact {found(address[:100])}: expected the absolute path "
-                      "of a file whose first line is the service's integration key")
+    else:
+        problem = keyfiles.problem(address, rules.pagerduty_keys_dir)
+        if problem:
+            raise Invalid(problem)
+        # Kept as the directory and the name ("DIR/x/../NAME" names the same file).
+        address = posixpath.join(rules.pagerduty_keys_dir,
+                                 keyfiles.file_name(address, rules.pagerduty_keys_dir))
     return Contact(checked, address)
 
 
-def _contact_kind(text: str) -> ContactKind:
+def contact_kind(text: str) -> ContactKind:
     for kind in CONTACT_KINDS:
         if text == kind:
             return kind
