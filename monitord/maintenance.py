@@ -1,8 +1,11 @@
 """``monitord maintenance on|off|list [CHECK]``: windows that pause fixes and escalation.
 
 Every window has an owner (who set it), a reason and an expiry: there is no "forever".
-Setting or ending one also puts a ``maintenance`` event in the outbox (in the same state
-file), so the store, and the on-call through it, knows of it and sends no notices for it.
+Setting or ending one puts a ``maintenance`` event in the outbox in the same transaction
+of the state file (``Outbox.put_window``), so the store, and the on-call through it,
+knows of it and sends no notices for it. If the file cannot be written (a full or
+read-only disk), neither is written: the command says so in one line and fails, and the
+store is never left silencing a host whose window was ended here.
 """
 
 from __future__ import annotations
@@ -18,8 +21,7 @@ from monitord.agent.outbox import Outbox
 from monitord.agent.statestore import HOST_SCOPE, Maintenance, StateStore
 from monitord.config import load_config
 from monitord.durations import format_duration, parse_duration
-from monitord.errors import MonitordError
-from monitord.events import Event
+from monitord.errors import MonitordError, OutboxError
 
 STATE_FILE = "state.db"
 LONGEST = 7 * 86400.0
@@ -33,29 +35,31 @@ def command(config_path: str, state_dir: str | None, action: str, check: str | N
     store = StateStore(Path(config.agent.state_dir) / STATE_FILE)
     try:
         scope = check or HOST_SCOPE
-        if action == "on":
-            said, window = _on(store, scope, duration, reason)
-            _tell_store(store, events.maintenance(config.host, check, window.until,
-                                                  window.owner, window.reason))
-            return said
-        if action == "off":
-            what = "the whole host" if scope == HOST_SCOPE else f"check {scope}"
-            ended = store.end_maintenance(scope)
-            if ended:
-                _tell_store(store, events.maintenance(config.host, check, None, _owner()))
-            return f"maintenance ended for {what}" if ended else f"{what} was not in maintenance"
-        return _list(store)
+        if action == "list":
+            return _list(store)
+        try:
+            return _change(Outbox(store), config.host, check, scope, action, duration,
+                           reason)
+        except OutboxError as e:
+            raise MonitordError(f"maintenance {action}: {e}; nothing was changed") from None
     finally:
         store.close()
 
 
-def _tell_store(store: StateStore, event: Event) -> None:
-    """The event goes to the outbox; the daemon delivers it (now, or when it starts)."""
-    Outbox(store).put(event, now=time.time())
+def _change(outbox: Outbox, host: str, check: str | None, scope: str, action: str,
+            duration: str, reason: str) -> str:
+    """Set (``on``) or end (``off``) the window and tell the store, in one transaction."""
+    if action == "on":
+        said, window = _on(scope, duration, reason)
+        outbox.put_window(events.maintenance(host, check, window.until, window.owner,
+                                             window.reason), window, scope)
+        return said
+    what = "the whole host" if scope == HOST_SCOPE else f"check {scope}"
+    ended = outbox.put_window(events.maintenance(host, check, None, _owner()), None, scope)
+    return f"maintenance ended for {what}" if ended else f"{what} was not in maintenance"
 
 
-def _on(store: StateStore, scope: str, duration: str,
-        reason: str) -> tuple[str, Maintenance]:
+def _on(scope: str, duration: str, reason: str) -> tuple[str, Maintenance]:
     try:
         seconds = parse_duration(duration)
     except ValueError as e:
@@ -64,7 +68,6 @@ def _on(store: StateStore, scope: str, duration: str,
         raise MonitordError(f"--for: expected a duration up to 7d, got {duration!r}")
     now = time.time()
     window = Maintenance(scope, now + seconds, reason or "no reason given", _owner(), now)
-    store.set_maintenance(window)
     return (f"maintenance on for {window.what} until {_clock(window.until)} "
             f"({format_duration(seconds)}): fixes and escalation paused"), window
 

@@ -28,7 +28,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from monitord.agent.state import CheckState
-from monitord.agent.statestore import SAVE_STATE, StateStore, state_rows
+from monitord.agent.statestore import (
+    END_WINDOW,
+    SAVE_STATE,
+    SET_WINDOW,
+    Maintenance,
+    StateStore,
+    state_rows,
+    window_row,
+)
 from monitord.errors import OutboxError
 from monitord.events import Event
 from monitord.sqlitefile import immediate
@@ -95,15 +103,41 @@ class Outbox:
                 self._keep_in_memory(event, str(e))
                 return False
 
+    def put_window(self, event: Event, window: Maintenance | None, scope: str) -> bool:
+        """Set ``window`` (or, with None, end ``scope``'s) and put its ``maintenance``
+        event in the outbox in one transaction: both are written, or neither. False when
+        there was no window of ``scope`` to end (nothing is written). Raises OutboxError
+        when the file refuses the write (a full or read-only disk): then nothing changed,
+        so the store is never left with a window the host no longer has."""
+        with self._lock:
+            try:
+                with immediate(self._db):
+                    if window is not None:
+                        self._db.execute(SET_WINDOW, window_row(window))
+                    elif not self._db.execute(END_WINDOW, {"scope": scope}).rowcount:
+                        return False
+                    # Never dropped, and small: no room to make (deleting rows frees no
+                    # disk within the transaction anyway).
+                    self._row(event, event.model_dump_json())
+            except sqlite3.Error as e:
+                raise OutboxError(f"cannot write the state file {self.path}: {e}") from None
+        return True
+
     def _insert(self, event: Event, states: list[CheckState], now: float) -> None:
-        body = event.model_dump_json()
         with immediate(self._db):
-            if self._make_room(event.kind, len(body)):
-                self._db.execute(
-                    "INSERT INTO outbox (kind, body, size) VALUES (:kind, :body, :size)",
-                    {"kind": event.kind, "body": body, "size": len(body)})
+            self._add(event)
             if states:
                 self._db.executemany(SAVE_STATE, state_rows(states, now))
+
+    def _add(self, event: Event) -> None:
+        """The event's row, in the caller's transaction (unless it is dropped for room)."""
+        body = event.model_dump_json()
+        if self._make_room(event.kind, len(body)):
+            self._row(event, body)
+
+    def _row(self, event: Event, body: str) -> None:
+        self._db.execute("INSERT INTO outbox (kind, body, size) VALUES (:kind, :body, :size)",
+                         {"kind": event.kind, "body": body, "size": len(body)})
 
     def _keep_in_memory(self, event: Event, why: str) -> None:
         if len(self._memory) >= MAX_IN_MEMORY:

@@ -52,6 +52,11 @@ SCHEMA = (
         at REAL NOT NULL)""",
 )
 HOST_SCOPE = "*"
+SET_WINDOW = """INSERT INTO maintenance (scope, until, reason, owner, set_at)
+    VALUES (:scope, :until, :reason, :owner, :set_at)
+    ON CONFLICT (scope) DO UPDATE SET until = excluded.until, reason = excluded.reason,
+        owner = excluded.owner, set_at = excluded.set_at"""
+END_WINDOW = "DELETE FROM maintenance WHERE scope = :scope"
 SAVE_STATE = """INSERT INTO check_state (name, data, updated_at) VALUES (:name, :data, :now)
     ON CONFLICT (name) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at"""
 
@@ -101,6 +106,8 @@ class StateStore:
         (version,) = self._db.execute("PRAGMA user_version").fetchone()
         if version > SCHEMA_VERSION:
             raise StateError(f"{self.path} was written by a newer monitord (schema {version})")
+        if version == SCHEMA_VERSION:
+            return          # nothing written: a full disk can still be read (and told so)
         for statement in SCHEMA:
             self._db.execute(statement)
         self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -157,20 +164,14 @@ class StateStore:
 
     @_locked
     def set_maintenance(self, window: Maintenance) -> None:
-        self._write(
-            "INSERT INTO maintenance (scope, until, reason, owner, set_at) "
-            "VALUES (:scope, :until, :reason, :owner, :set_at) "
-            "ON CONFLICT (scope) DO UPDATE SET until = excluded.until, "
-            "reason = excluded.reason, owner = excluded.owner, set_at = excluded.set_at",
-            [{"scope": window.scope, "until": window.until, "reason": window.reason,
-              "owner": window.owner, "set_at": window.set_at}],
-        )
+        """Set a window alone (the store is not told: ``Outbox.put_window`` does both)."""
+        self._write(SET_WINDOW, [window_row(window)])
 
     @_locked
     def end_maintenance(self, scope: str) -> bool:
         found = self._db.execute("SELECT 1 FROM maintenance WHERE scope = :scope",
                                  {"scope": scope}).fetchone()
-        self._write("DELETE FROM maintenance WHERE scope = :scope", [{"scope": scope}])
+        self._write(END_WINDOW, [{"scope": scope}])
         return found is not None
 
     @_locked
@@ -218,6 +219,11 @@ class StateStore:
     @_locked
     def close(self) -> None:
         self._db.close()
+
+
+def window_row(window: Maintenance) -> dict[str, object]:
+    return {"scope": window.scope, "until": window.until, "reason": window.reason,
+            "owner": window.owner, "set_at": window.set_at}
 
 
 def state_rows(states: list[CheckState], now: float) -> list[dict[str, object]]:

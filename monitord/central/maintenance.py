@@ -1,6 +1,7 @@
 """Maintenance windows through the API: ``GET /api/v1/maintenance`` lists the running ones
-(the agents' and people's), ``POST`` sets one for a host (its reason and ``until``; the
-owner is the token's person), ``DELETE /api/v1/maintenance/{host}`` ends the host's.
+(the agents' and people's, each with its source), ``POST`` sets a person's one for a host
+(its reason and ``until``; the owner is the token's person), ``DELETE
+/api/v1/maintenance/{host}`` ends the host's, whoever set them (the agent's too).
 No notice is made for an incident in a running window (see ``store.tell``). The console's
 maintenance page uses ``window`` too, so both say the same about a bad window.
 """
@@ -47,16 +48,22 @@ def window(host: str, reason: str, until: dt.datetime, owner: str,
                          '"2026-11-25T17:00:00Z"')
     if until <= now:
         raise ValueError("until: expected a time in the future")
-    if (until - now).total_seconds() > LONGEST_SECONDS:
-        raise ValueError(f"until: expected at most {format_duration(LONGEST_SECONDS)} "
-                         "from now; a longer window would outlive why it was set")
+    check_length((until - now).total_seconds())
     return Maintenance(host=host, check="", until=until, owner=owner,
                        reason=reason.strip(), set_at=now)
 
 
+def check_length(seconds: float) -> None:
+    """ValueError if a window of ``seconds`` is longer than a window may be."""
+    if seconds > LONGEST_SECONDS:
+        raise ValueError(f"until: expected at most {format_duration(LONGEST_SECONDS)} "
+                         "from now; a longer window would outlive why it was set")
+
+
 def maintenance_json(w: Maintenance) -> Json:
     return {"host": w.host, "check": w.check or None, "until": timestamp(w.until),
-            "owner": w.owner, "reason": w.reason, "set_at": timestamp(w.set_at)}
+            "owner": w.owner, "reason": w.reason, "set_at": timestamp(w.set_at),
+            "source": w.source}
 
 
 async def list_maintenance(request: web.Request) -> web.Response:

@@ -130,7 +130,8 @@ class RuleStore(PeopleMethods, abc.ABC):
         await self._run(lambda: queries.set_maintenance(window), writes=True)
 
     async def end_maintenance(self, host: str, check: str, now: dt.datetime) -> bool:
-        return await self._run(lambda: queries.end_maintenance(host, check), writes=True)
+        return await self._run(lambda: rule.end_maintenance(host, check, None, now),
+                               writes=True)
 
     # --- notices ----------------------------------------------------------------------
 

@@ -75,6 +75,8 @@ class Statement:
     SET_MAINTENANCE = "set_maintenance"
     END_MAINTENANCE = "end_maintenance"
     EXPIRE_MAINTENANCE = "expire_maintenance"   # ends the window only if it ends by :until
+    CLAIM_EXPIRED = "claim_expired"  # remove the windows over by :now; rows: those removed
+    WINDOW_ENDED = "window_ended"    # restart the clocks of what a window held; rows: them
     MAINTENANCE = "maintenance"
     SILENCED_BY = "silenced_by"      # the window that kept a notice from being made
     # the sweep
@@ -87,6 +89,7 @@ class Statement:
     RESOLVE = "resolve"
     # notices
     ADD_NOTICE = "add_notice"
+    ANNOUNCED = "announced"          # people were told of the incident
     ESCALATE = "escalate"
     RENOTIFY = "renotify"
     CLAIM_NOTICES = "claim_notices"

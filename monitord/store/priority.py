@@ -5,6 +5,9 @@ A rise is at once: a timeline entry, a notice ("escalated", unless the incident 
 or its notices wait for a flapping check to calm down), and a due time brought forward,
 never pushed back (``min(due_at, now + target)``). A fall is a timeline entry and no
 notice; the due time is counted again from the opening (``answer_from + target``).
+The open period the SLA report counts moves on a rise only: it keeps the most urgent
+priority it had and the earliest due time, so a P1 left unanswered past its target is a
+P1 breach even when it has eased since.
 Called with the incident's row locked, so the state read is the committed one.
 """
 
@@ -33,7 +36,8 @@ def follow(policy: Policy, incident_id: int, state: Row, now: dt.datetime,
     params = {"id": incident_id, "priority": wanted, "due_at": due_at, "now": now,
               "raised": raised}
     yield S.SET_PRIORITY, params
-    yield S.PERIOD_PRIORITY, params
+    if raised:
+        yield S.PERIOD_PRIORITY, params
     change = "raised" if raised else "lowered"
     text = (f"priority {change} to {wanted}; now due by "
             f"{due_at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC")

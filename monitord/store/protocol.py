@@ -44,9 +44,16 @@ test suite checks every rule against every backend:
   it, or tells that it fails steadily ("escalated"), once. The sweep does the same for a
   held word with nothing after it.
 - ``maintenance`` events (and people, through ``set_maintenance``) set or end a window
-  of a host or of one check; no notice is made for an incident in a running window (a
-  timeline entry says so instead, for reminders once per window). The same window set
-  again (an agent that starts tells its windows again) changes nothing.
+  of a host or of one check; an agent's events set and end the agent's windows only, a
+  person's ``set_maintenance`` sets a person's, and ``end_maintenance`` (the console, the
+  API) ends any. No notice is made for an incident in a running window (a timeline
+  entry says so instead), except "resolved" and "acknowledged" of an incident people
+  were told of before; its escalation level does not rise and it is not reminded (its
+  clock waits). When the window ends (ended, or found expired by the sweep or the
+  escalation round), its still open incidents' escalation clocks restart from the
+  window's end, and an open one people never heard of gets its "opened" notice, once.
+  The same window set again (an agent that starts tells its windows again) changes
+  nothing.
 - Every opening and reopening starts an open period (``periods_between``) that keeps
   its first acknowledgement and its resolution: a reopening never wipes the last one.
 - ``due_at = opened_at + target(priority)``; targets come from the store's config.
@@ -80,6 +87,7 @@ from monitord.model import Priority
 from monitord.store.people import PeopleStore
 
 IncidentStatus = Literal["open", "acknowledged", "resolved"]
+WindowSource = Literal["agent", "person"]   # who set a maintenance window
 NoticeKind = Literal["opened", "escalated", "renotify", "acknowledged", "resolved",
                      "flapping"]
 SERVER_DOWN = "server-down"
@@ -143,7 +151,9 @@ class HostInfo:
 
 @dataclass(frozen=True)
 class Maintenance:
-    """A window in which nothing about ``host`` (or its ``check``) is notified."""
+    """A window in which nothing about ``host`` (or its ``check``) is notified. Its
+    source is who set it: the host's agent (``monitord maintenance``, as events) or a
+    person (the console or the API); each source has its own window."""
 
     host: str
     check: str           # "" for the whole host
@@ -151,6 +161,7 @@ class Maintenance:
     owner: str
     reason: str
     set_at: dt.datetime
+    source: WindowSource = "person"
 
 
 @dataclass(frozen=True)
@@ -315,11 +326,13 @@ class Store(PeopleStore, Protocol):
         ...
 
     async def set_maintenance(self, window: Maintenance) -> None:
-        """Set (or replace) the window of its host, or of its host's check."""
+        """Set (or replace) its source's window of its host, or of its host's check."""
         ...
 
     async def end_maintenance(self, host: str, check: str, now: dt.datetime) -> bool:
-        """End the window of ``host`` (``check`` ""), or of its check; False if none ran."""
+        """End the windows of ``host`` (``check`` ""), or of its check, whoever set them
+        (a person may end an agent's window too); False if none ran. The incidents it
+        held get what the end of a window gives them (see the module docstring)."""
         ...
 
     # --- notices ----------------------------------------------------------------------

@@ -111,11 +111,8 @@ def maintenance(now: dt.datetime, host: str | None = None) -> Script[list[Mainte
 def set_maintenance(window: Maintenance) -> Script[None]:
     yield S.SET_MAINTENANCE, {
         "host": window.host, "check": window.check, "until": aware(window.until),
-        "owner": window.owner, "reason": window.reason, "now": aware(window.set_at)}
-
-
-def end_maintenance(host: str, check: str) -> Script[bool]:
-    return bool((yield S.END_MAINTENANCE, {"host": host, "check": check}))
+        "owner": window.owner, "reason": window.reason, "now": aware(window.set_at),
+        "source": window.source}
 
 # --- people, agents, secrets -----------------------------------------------------------
 

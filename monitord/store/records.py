@@ -138,7 +138,8 @@ def host(row: Row) -> HostInfo:
 
 def maintenance(row: Row) -> Maintenance:
     return Maintenance(host=row["host"], check=row["check_name"], until=row["until"],
-                       owner=row["owner"], reason=row["reason"], set_at=row["set_at"])
+                       owner=row["owner"], reason=row["reason"], set_at=row["set_at"],
+                       source=row["source"])
 
 
 def period(row: Row) -> Period:

@@ -62,6 +62,7 @@ from monitord.store.protocol import (
     Incident,
     Notice,
     NoticeKind,
+    WindowSource,
 )
 from monitord.store.queries import read_incident
 from monitord.store.records import (
@@ -78,6 +79,7 @@ from monitord.store.tell import add_entry, tell
 HEARTBEAT_MEMORY = dt.timedelta(days=7)    # how long a heartbeat's id is kept for dedup
 FIX_RUN_MEMORY = dt.timedelta(days=90)     # how far back the windowed fix statistics go
 REMINDED = Priority.P1                     # the priority whose open incidents are reminded
+AGENT: WindowSource = "agent"              # the source of the windows the agents' events set
 
 # --- events ----------------------------------------------------------------------------
 
@@ -193,15 +195,17 @@ def _stopped(policy: Policy, event: Event, now: dt.datetime) -> Script[None]:
 
 
 def _maintenance(policy: Policy, event: Event, now: dt.datetime) -> Script[None]:
-    """A window of the host or one of its checks began (``until`` set) or ended (``until``
-    None). One whose ``until`` has passed is a window the agent says has expired (it
-    tells its windows again as it starts): it ends the store's window only if that one
-    ends by then, so a window a person set again since, for longer, stays."""
-    where = {"host": event.host, "check": event.check or ""}
+    """A window of the agent's, of the host or one of its checks, began (``until`` set)
+    or ended (``until`` None); a window a person set is not the agent's to end. One whose
+    ``until`` has passed is a window the agent says has expired (it tells its windows
+    again as it starts): it ends the store's only if that one ends by then, so one the
+    agent set again since, for longer, stays."""
+    where = {"host": event.host, "check": event.check or "", "source": AGENT}
     if event.until is None:
-        yield S.END_MAINTENANCE, where
+        yield from end_maintenance(event.host, event.check or "", AGENT, now)
     elif event.until <= now:
-        yield S.EXPIRE_MAINTENANCE, {**where, "until": event.until}
+        for row in (yield S.EXPIRE_MAINTENANCE, {**where, "until": event.until}):
+            yield from window_ended(row["host"], row["check_name"], row["until"], now)
     else:
         yield S.SET_MAINTENANCE, {**where, "until": event.until, "owner": event.owner,
                                   "reason": event.reason, "now": now}
@@ -211,6 +215,41 @@ def _maintenance(policy: Policy, event: Event, now: dt.datetime) -> Script[None]
 HANDLERS: dict[EventKind, Callable[[Policy, Event, dt.datetime], Script[object]]] = {
     "problem": _problem, "healed": _healed, "recovery": _recovery, "heartbeat": _heartbeat,
     "stopped": _stopped, "maintenance": _maintenance}
+
+# --- the end of a maintenance window ---------------------------------------------------
+
+
+def end_maintenance(host: str, check: str, source: WindowSource | None,
+                    now: dt.datetime) -> Script[bool]:
+    """End ``source``'s window of the host (``check`` "") or of its check, or, with no
+    source (a person, through the console or the API), every source's; whether one ran."""
+    aware(now)
+    rows = yield S.END_MAINTENANCE, {"host": host, "check": check, "source": source}
+    for row in rows:
+        yield from window_ended(row["host"], row["check_name"], min(row["until"], now), now)
+    return any(row["until"] > now for row in rows)
+
+
+def expire_windows(now: dt.datetime) -> Script[None]:
+    """The windows over by ``now`` are removed, and what they held is let go."""
+    for row in (yield S.CLAIM_EXPIRED, {"now": now}):
+        yield from window_ended(row["host"], row["check_name"], row["until"], now)
+
+
+def window_ended(host: str, check: str, end: dt.datetime, now: dt.datetime) -> Script[None]:
+    """A window of the host (``check`` "") or of its check ended at ``end``: the incidents
+    it held, and no other window holds, have their escalation clock restarted from
+    ``end`` (no level was reached while it ran); an open one people were never told of
+    gets its "opened" notice now, once (being told marks it announced)."""
+    rows = yield S.WINDOW_ENDED, {"host": host, "check": check, "until": end, "now": now}
+    what = f"{host}/{check}" if check else host
+    for row in rows:
+        if row["status"] == "open" and not row["announced"]:
+            yield add_entry(row["id"], records.entry(
+                now, "maintenance", MONITORD,
+                f"the maintenance window of {what} is over: people are told now"))
+            yield from tell(row["id"], "opened", now)
+
 
 # --- one key's incident ----------------------------------------------------------------
 
@@ -285,6 +324,7 @@ def sweep(policy: Policy, now: dt.datetime) -> Script[list[Incident]]:
     and fix runs older than the fix statistics' longest window; settle flapping incidents
     calm for long enough."""
     aware(now)
+    yield from expire_windows(now)
     yield S.FORGET_HEARTBEATS, {"before": now - HEARTBEAT_MEMORY}
     yield S.FORGET_FIX_RUNS, {"before": now - FIX_RUN_MEMORY}
     yield from flapping.settle(policy, now)
@@ -354,9 +394,12 @@ def _act(incident_id: int, change: str | None, entry: Entry,
 
 
 def escalate(policy: Policy, now: dt.datetime, rules: Escalation) -> Script[list[Notice]]:
-    """Climb the escalation chains, then remind open P1s; the notices it made."""
+    """Let go of what the windows over by now held, climb the escalation chains, then
+    remind open P1s; the notices it made (an incident a window held is neither climbed
+    nor reminded while the window runs)."""
     aware(now)
     made: list[Notice] = []
+    yield from expire_windows(now)
     if rules.climbs:
         made += yield from _climb(policy, now, rules)
     if rules.renotify_every > 0:

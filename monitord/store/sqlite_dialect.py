@@ -32,7 +32,7 @@ PLAIN_PARAMS = frozenset({
     "id", "key", "host", "check", "kind", "priority", "title", "summary", "who", "text",
     "event_id", "fix", "worked", "interval", "min_silence", "missed", "share", "max_level",
     "limit", "attempts", "error", "name", "hash", "token_hash", "value", "stop_limit",
-    "raised", "held", "owner", "reason"})
+    "raised", "held", "owner", "reason", "source"})
 # Columns that come back as times and as JSON.
 TIME_COLUMNS = frozenset({"at", "opened_at", "due_at", "last_seen_at", "acknowledged_at",
                           "resolved_at", "reopened_at", "notified_at", "created_at",
@@ -157,6 +157,11 @@ NOTICE_COLUMNS = "id, incident_id, kind, level, created_at, attempts, done"
 TARGET = "json_extract(:targets, '$.' || priority)"
 # The share of it at which the incident's next level is reached (NULL past the last).
 NEXT_SHARE = "json_extract(:shares, '$.' || priority || '[' || (escalation_level + 1) || ']')"
+# The share at which the level its clock restarted from was reached (a window held it).
+CLOCK_SHARE = "coalesce(json_extract(:shares, '$.' || priority || '[' || clock_level || ']'), 0)"
+# When its levels are counted from: the opening (its due time less the target), or
+# where a window's end restarted its clock.
+CLOCK_BASE = f"coalesce(clock_from - {CLOCK_SHARE} * {TARGET}, due_at - {TARGET})"
 # A window running at :now over the incident ``i``'s host, or its check.
 IN_MAINTENANCE = """SELECT 1 FROM maintenance m WHERE m.host = i.host
     AND m.check_name IN ('', i.check_name) AND m.until > :now"""
@@ -196,7 +201,7 @@ _SQL: dict[str, str | None] = {
             resolved_by = NULL, reopened = reopened + 1, escalation_level = 0,
             notified_at = :now, reopened_at = :now, own_priority = :priority,
             title = :title, titles = :titles, flapping = 0, flap_at = NULL,
-            flap_held = NULL
+            flap_held = NULL, announced = 0, clock_from = NULL, clock_level = 0
         WHERE id = (SELECT max(id) FROM incident WHERE key = :key)
           AND status = 'resolved' AND resolved_at > :since RETURNING id""",
     S.CLEAR_ATTACHED: "UPDATE attached SET priority = NULL WHERE incident_id = :id",
@@ -254,7 +259,9 @@ _SQL: dict[str, str | None] = {
         WHERE incident_id = :id AND resolved_at IS NULL""",
     S.END_PERIOD: """UPDATE open_period SET resolved_at = :now, resolved_by = :who
         WHERE incident_id = :id AND resolved_at IS NULL""",
-    S.PERIOD_PRIORITY: """UPDATE open_period SET priority = :priority, due_at = :due_at
+    # A period keeps the most urgent priority it had and the earliest due time.
+    S.PERIOD_PRIORITY: """UPDATE open_period SET priority = min(priority, :priority),
+            due_at = min(due_at, :due_at)
         WHERE incident_id = :id AND resolved_at IS NULL""",
     S.PERIODS_BETWEEN: """SELECT p.incident_id, i.key, i.host, i.check_name, i.title,
             p.priority, p.started_at, p.due_at, p.acknowledged_at, p.acknowledged_by,
@@ -268,20 +275,31 @@ _SQL: dict[str, str | None] = {
             stop_made_at = max(:at, coalesce(stop_made_at, :at))
         WHERE host = :host""",
     # The same window told again (an agent that starts says its windows) keeps its set_at.
-    S.SET_MAINTENANCE: """INSERT INTO maintenance (host, check_name, until, owner, reason,
-            set_at) VALUES (:host, :check, :until, :owner, :reason, :now)
-        ON CONFLICT (host, check_name) DO UPDATE SET until = excluded.until,
+    S.SET_MAINTENANCE: """INSERT INTO maintenance (host, check_name, source, until, owner,
+            reason, set_at) VALUES (:host, :check, :source, :until, :owner, :reason, :now)
+        ON CONFLICT (host, check_name, source) DO UPDATE SET until = excluded.until,
             owner = excluded.owner, reason = excluded.reason,
             set_at = CASE WHEN until = excluded.until AND owner = excluded.owner
                           AND reason = excluded.reason THEN set_at
                           ELSE excluded.set_at END""",
+    # A source's window, or (no source: a person ending it) every source's.
     S.END_MAINTENANCE: """DELETE FROM maintenance WHERE host = :host AND check_name = :check
-        RETURNING host""",
+        AND (:source IS NULL OR source = :source) RETURNING host, check_name, until""",
     # A window the agent says has expired: not one set again since with a later end.
     S.EXPIRE_MAINTENANCE: """DELETE FROM maintenance WHERE host = :host AND check_name = :check
-        AND until <= :until RETURNING host""",
-    S.MAINTENANCE: """SELECT host, check_name, until, owner, reason, set_at FROM maintenance
-        WHERE until > :now ORDER BY host, check_name""",
+        AND source = :source AND until <= :until RETURNING host, check_name, until""",
+    S.CLAIM_EXPIRED: """DELETE FROM maintenance WHERE until <= :now
+        RETURNING host, check_name, until""",
+    # What a window that ended at :until held (opened before its end, and in no other
+    # window now): its escalation clock restarts from there, at its current level.
+    S.WINDOW_ENDED: f"""UPDATE incident AS i SET clock_from = :until,
+            clock_level = escalation_level, notified_at = :until
+        WHERE i.host = :host AND (:check = '' OR i.check_name = :check)
+          AND i.status != 'resolved' AND coalesce(i.reopened_at, i.opened_at) < :until
+          AND NOT EXISTS ({IN_MAINTENANCE})
+        RETURNING id, status, announced""",
+    S.MAINTENANCE: """SELECT host, check_name, until, owner, reason, set_at, source
+        FROM maintenance WHERE until > :now ORDER BY host, check_name, source""",
     # said: the incident's timeline already says, since the window was set, that it
     # kept people from hearing of it.
     S.SILENCED_BY: """SELECT m.host, m.check_name, m.until, m.owner, m.reason,
@@ -309,21 +327,26 @@ _SQL: dict[str, str | None] = {
             resolved_by = :who, flapping = 0, flap_at = NULL, flap_held = NULL
         WHERE id = :id AND status != 'resolved' RETURNING id""",
     # Notices: made beside the change they tell of, at the incident's current level;
-    # none for what is in maintenance.
+    # none for what is in maintenance, but the end of what people were told of.
     S.ADD_NOTICE: f"""INSERT INTO notice (incident_id, kind, level, created_at, next_at)
         SELECT i.id, :kind, i.escalation_level, :now, :now FROM incident i
-        WHERE i.id = :id AND NOT EXISTS ({IN_MAINTENANCE})
+        WHERE i.id = :id AND (NOT EXISTS ({IN_MAINTENANCE})
+              OR (i.announced = 1 AND :kind IN ('acknowledged', 'resolved')))
         RETURNING {NOTICE_COLUMNS}""",
-    S.ESCALATE: f"""UPDATE incident SET escalation_level = escalation_level + 1,
+    S.ANNOUNCED: "UPDATE incident SET announced = 1 WHERE id = :id AND announced = 0",
+    # In maintenance, the clock waits: no level is reached, no reminder made.
+    S.ESCALATE: f"""UPDATE incident AS i SET escalation_level = escalation_level + 1,
             notified_at = :now
         WHERE status = 'open'
-          AND :now >= due_at - (1.0 - {NEXT_SHARE}) * {TARGET}
+          AND :now >= {CLOCK_BASE} + {NEXT_SHARE} * {TARGET}
+          AND NOT EXISTS ({IN_MAINTENANCE})
         RETURNING id""",
-    S.RENOTIFY: """UPDATE incident SET notified_at = :now
+    S.RENOTIFY: f"""UPDATE incident AS i SET notified_at = :now
         WHERE status = 'open' AND priority = :priority
           AND coalesce(notified_at, opened_at) <= :now - :every
-          AND NOT EXISTS (SELECT 1 FROM notice n WHERE n.incident_id = incident.id
+          AND NOT EXISTS (SELECT 1 FROM notice n WHERE n.incident_id = i.id
                           AND n.kind = 'renotify' AND n.finished_at IS NULL)
+          AND NOT EXISTS ({IN_MAINTENANCE})
         RETURNING id""",
     # Due, not leased to anyone, and not behind an older notice of its incident that is on
     # its first round (people hear of an incident's changes in the order they happened;
@@ -394,8 +417,9 @@ _SQL: dict[str, str | None] = {
     S.ONE_HOST: f"{HOST_ROW} WHERE h.host = :host",
     S.HOSTS_PAGE: f"{HOST_ROW} ORDER BY h.host LIMIT :limit OFFSET :offset",
     S.HOST_COUNT: "SELECT count(*) AS count FROM host",
-    S.HOST_MAINTENANCE: """SELECT host, check_name, until, owner, reason, set_at
-        FROM maintenance WHERE host = :host AND until > :now ORDER BY check_name""",
+    S.HOST_MAINTENANCE: """SELECT host, check_name, until, owner, reason, set_at, source
+        FROM maintenance WHERE host = :host AND until > :now
+        ORDER BY check_name, source""",
     S.HOST_FIX_STATS: f"""{FIX_STEPS} WHERE host = :host AND at >= :since
             AND (:check IS NULL OR check_name = :check)
         {BUSIEST_FIRST}""",

@@ -1,7 +1,11 @@
 """Writing on an incident's timeline and making its notices: the two things every rule
 does to tell people what happened. A notice is not made for an incident in a running
-maintenance window (``ADD_NOTICE`` checks it in the same statement); the timeline then
-says which window kept people from hearing of it (of reminders, once per window)."""
+maintenance window (``ADD_NOTICE`` checks it in the same statement), unless it is the
+acknowledgement or resolution of an incident people were told of before (``announced``:
+a pager that heard "opened" must hear the end of it); the timeline then says which
+window kept people from hearing of it (of reminders, once per window). An incident a
+window kept people from hearing of is told "opened" when the window ends
+(``rules.window_ended``)."""
 
 from __future__ import annotations
 
@@ -22,7 +26,9 @@ def tell(incident_id: int, kind: NoticeKind, now: dt.datetime) -> Script[Rows]:
     """A notice of ``kind``, at the incident's current escalation level; its row (none
     when a maintenance window silenced it)."""
     rows = yield S.ADD_NOTICE, {"id": incident_id, "kind": kind, "now": now}
-    if not rows:
+    if rows:
+        yield S.ANNOUNCED, {"id": incident_id}
+    else:
         found = yield S.SILENCED_BY, {"id": incident_id, "now": now}
         # A reminder comes every renotify_every: the timeline says once per window
         # that people were not told, not once per reminder.

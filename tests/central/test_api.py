@@ -401,7 +401,7 @@ async def test_maintenance_set_through_the_api_silences_notices_and_is_listed(
     listed = await (await api.get("/api/v1/maintenance")).json()
     assert listed == {"maintenance": [{
         "host": "web1", "check": None, "until": "2026-11-25T19:00:00Z", "owner": "alice",
-        "reason": "moving racks", "set_at": "2026-11-25T17:00:00Z"}]}
+        "reason": "moving racks", "set_at": "2026-11-25T17:00:00Z", "source": "person"}]}
     ended = await api.client.delete("/api/v1/maintenance/web1",
                                     headers={"Authorization": f"Bearer {api.operator}"})
     assert ended.status == 200

@@ -3,11 +3,14 @@ person (its notices silenced), a window ended, and the form's token required."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from monitord.central.console.errors import FORGED
 from monitord.store.protocol import Store
@@ -54,6 +57,19 @@ async def test_ending_a_window_from_the_page(api: Api) -> None:
     assert again.status == 404 and "web1 is not in maintenance." in again.text
 
 
+
+async def test_the_page_shows_who_set_a_window_and_ends_the_agents_too(api: Api) -> None:
+    person = await signed_in(api)
+    until = (api.clock() + dt.timedelta(hours=1)).isoformat()
+    await api.post_events({"id": uuid.uuid4().hex, "kind": "maintenance", "host": "web1",
+                           "at": api.clock().isoformat(), "until": until, "owner": "root",
+                           "reason": "kernel upgrade"})
+    page = await person.get(PAGE)
+    assert re.search(r"<td>root</td>\s*<td>the agent</td>", page.text)
+    ended = await person.post(PAGE + "/end", {"csrf": page.csrf(), "host": "web1"})
+    assert (ended.status, ended.location) == (303, PAGE)
+    assert await api.store.maintenance(api.clock()) == []
+
 @pytest.mark.parametrize(("form", "message"), [
     ({"host": "web1", "reason": "x", "for": "two hours"}, "for: expected a duration"),
     ({"host": "web1", "reason": "x", "for": "8d"}, "until: expected at most 7d"),
@@ -68,6 +84,29 @@ async def test_a_bad_window_is_400_on_the_page_and_sets_nothing(
     assert "<b>web1" not in page.text
     assert await api.store.maintenance(api.clock()) == []
 
+
+
+async def test_a_window_too_long_for_a_date_is_400_not_500(api: Api) -> None:
+    person = await signed_in(api)
+    page = await set_window(person, host="web1", reason="x", **{"for": "99999999999d"})
+    assert page.status == 400 and "until: expected at most 7d" in page.text
+    assert await api.store.maintenance(api.clock()) == []
+
+
+LASTING = st.one_of(st.text(max_size=40), st.from_regex(
+    r"\A[0-9]{1,30}(\.[0-9]{1,5})?(ms|s|m|h|d)\Z"))
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lasting=LASTING)
+async def test_any_length_typed_in_the_form_is_answered_never_500(
+        api: Api, lasting: str) -> None:
+    person = await signed_in(api)
+    page = await set_window(person, host="web1", reason="x", **{"for": lasting})
+    assert page.status in (303, 400), (lasting, page.status, page.text[-500:])
+    shown = await person.get(PAGE)
+    assert shown.status == 200
 
 async def test_untrusted_reason_is_shown_as_text(api: Api) -> None:
     person = await signed_in(api)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import asyncpg
 
+from monitord.central.sla import report
 from monitord.events import Event, new_id
 from monitord.store.migrations import schema_files
 from monitord.store.postgres import PostgresStore
@@ -221,7 +222,8 @@ async def test_maintenance_set_by_a_person_silences_notices(store: Store) -> Non
     assert await store.end_maintenance(HOST, "", minutes(2)) is True
     assert await store.end_maintenance(HOST, "", minutes(2)) is False
     await store.apply([recovery("web")], minutes(3))
-    assert [k for _, k, _ in await kinds(store, 3)] == ["resolved"]
+    # Still open when the window ended: told then, so its end is told too.
+    assert [k for _, k, _ in await kinds(store, 3)] == ["opened", "resolved"]
 
 
 async def test_maintenance_events_of_the_agent_set_and_end_windows(store: Store) -> None:
@@ -270,16 +272,6 @@ async def test_a_window_told_again_is_the_same_window(store: Store) -> None:
     assert len(silenced) == 1
     [listed] = await store.maintenance(minutes(30))
     assert listed.set_at == minutes(0)
-
-
-async def test_a_window_set_anew_says_it_once_more(store: Store) -> None:
-    await store.apply([window(minutes(60))], minutes(0))
-    await store.apply([problem("web", "P1")], minutes(1))
-    await store.apply([window(minutes(180), at=minutes(50))], minutes(50))   # extended
-    assert await store.escalate(minutes(55), Escalation(renotify_every=600.0)) == []
-    silenced = [e for e in (await only_incident(store)).timeline if e.kind == "silenced"]
-    assert [e.kind for e in silenced] == ["silenced", "silenced"]
-    assert "nobody told (renotify)" in silenced[-1].text
 
 
 # --- planned stops --------------------------------------------------------------------------
@@ -353,6 +345,26 @@ async def test_a_reopened_incident_keeps_both_open_periods(open_store: OpenStore
         minutes(20), minutes(50), "bob")
     assert second.resolved_at is None and second.status == "acknowledged"
 
+
+
+async def test_a_p1_that_eases_to_p3_unanswered_stays_a_p1_breach(store: Store) -> None:
+    """A period keeps the most urgent priority it had and its earliest due time: a P1 left
+    unacknowledged for 45 minutes (target 15) is a breached P1, eased or not."""
+    await store.apply([problem("web", "P1")], minutes(0))
+    await store.apply([problem("web", "P3", at=minutes(45))], minutes(45))   # eased
+    assert (await only_incident(store)).priority == "P3"
+    await store.apply([problem("web", "P2", at=minutes(50))], minutes(50))   # rises again
+    [period] = await store.periods_between(minutes(-1), minutes(60))
+    assert (period.priority, period.due_at) == ("P1", minutes(15))
+    [p1, p2, p3] = report([period], minutes(60))
+    assert (p1.opened, p1.breached, p2.opened, p3.opened) == (1, 1, 0, 0)
+
+
+async def test_a_rise_brings_the_periods_due_time_forward(store: Store) -> None:
+    await store.apply([problem("web", "P3")], minutes(0))
+    await store.apply([problem("web", "P1", at=minutes(10))], minutes(10))
+    [period] = await store.periods_between(minutes(-1), minutes(60))
+    assert (period.priority, period.due_at) == ("P1", minutes(25))
 
 # --- schema 3 over a store of schema 2 ------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """The console's maintenance page: the windows running now (the agents' and people's), a
 form that puts a host in maintenance for a while with a reason, and a button that ends a
-host's window. The same rules as the API's (``central.maintenance.window``); the owner is
-the signed-in person. Like every console POST, the forms need their anti-forgery token
-(``pages.person_page``) and answer 303 to this page.
+host's windows (whoever set them: a person may end an agent's window too). The same
+rules as the API's (``central.maintenance.window``); the owner is the signed-in person.
+Like every console POST, the forms need their anti-forgery token (``pages.person_page``)
+and answer 303 to this page.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from monitord.central.console.pages import person_page
 from monitord.central.console.render import redirect
 from monitord.central.console.sessions import Session
 from monitord.central.keys import CLOCK, STORE
-from monitord.central.maintenance import window
+from monitord.central.maintenance import check_length, window
 from monitord.durations import format_duration, parse_duration
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ async def set_window(request: web.Request, session: Session) -> web.StreamRespon
         except ValueError:
             raise ValueError(
                 f'for: expected a duration like "2h" or "30m", got {lasting!r}') from None
+        check_length(seconds)     # before the sum: a huge one overflows the datetime
         made = window(host, reason, now + dt.timedelta(seconds=seconds), session.name, now)
     except ValueError as e:
         return await _maintenance_page(request, session, status=400, error=f"{e}.",
@@ -68,7 +70,8 @@ async def _maintenance_page(request: web.Request, session: Session, *, status: i
     now = request.app[CLOCK]()
     windows = await request.app[STORE].maintenance(now)
     rows = [{"host": w.host, "check": w.check, "until": w.until, "owner": w.owner,
-             "reason": w.reason, "left": format_duration((w.until - now).total_seconds())}
+             "reason": w.reason, "source": w.source,
+             "left": format_duration((w.until - now).total_seconds())}
             for w in windows]
     return await page(request, session, "maintenance.html.j2", status=status,
                        title="Maintenance", rows=rows, error=error, host=host, reason=reason,
