@@ -1,5 +1,7 @@
 """The PostgreSQL store's SQL: one statement for each of the rules' statement names, written
 with ``:name`` parameters, numbered for asyncpg (``$n``) once, when the module loads.
+``OWN`` holds the statements that read otherwise here than in SQLite; those that read the
+same in both are ``common_sql``'s.
 The race-closing devices the module docstring of ``postgres`` lists are here: the batch
 claim in id order, the per-key advisory lock, ``FOR UPDATE`` in the sweep's claim and on
 the incident a person acts on, ``SKIP LOCKED`` in the notice claim."""
@@ -9,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from monitord.store import people_sql
+from monitord.store.common_sql import BUSIEST_FIRST, COMMON, FIX_STEPS, NOTICE_COLUMNS, OPENED
 from monitord.store.ops import Query, dialect, numbered
 from monitord.store.ops import Statement as S
 
@@ -26,8 +29,6 @@ SILENT = """(h.last_heartbeat IS NOT NULL
          OR :now::timestamptz - h.stopped_at > make_interval(secs => :stop_limit::float8)))"""
 INCIDENT = """SELECT i.*, ARRAY(SELECT a.key FROM attached a WHERE a.incident_id = i.id
         ORDER BY a.key) AS attached_keys FROM incident i"""
-OPENED = "coalesce(i.reopened_at, i.opened_at)"
-NOTICE_COLUMNS = "id, incident_id, kind, level, created_at, attempts, done"
 # The response target of the incident's priority, from the targets the rules bind.
 TARGET = "make_interval(secs => (:targets::jsonb ->> priority)::float8)"
 # The share of it at which the incident's next level is reached (NULL past the last).
@@ -40,19 +41,14 @@ CLOCK_BASE = f"coalesce(clock_from - {CLOCK_SHARE} * {TARGET}, due_at - {TARGET}
 # A window running at :now over the incident ``i``'s host, or its check.
 IN_MAINTENANCE = """SELECT 1 FROM maintenance m WHERE m.host = i.host
     AND m.check_name IN ('', i.check_name) AND m.until > :now::timestamptz"""
-# One host's row (as HOSTS), and the fix statistics' grouping, busiest first.
+# One host's row (as HOSTS).
 HOST_ROW = f"""SELECT h.host, h.last_heartbeat, h.interval_seconds, h.stopped_at,
             (h.down_since IS NOT NULL OR {SILENT}) AS down,
             (SELECT count(*) FROM incident i WHERE i.host = h.host AND i.status <> 'resolved')
                 AS open_incidents
         FROM host h"""
-FIX_STEPS = """SELECT host, check_name, fix, count(*) AS runs, sum(worked) AS worked,
-            max(at) AS last_at
-        FROM fix_step"""
-BUSIEST_FIRST = """GROUP BY host, check_name, fix
-        ORDER BY runs DESC, last_at DESC, host, check_name, fix LIMIT :limit"""
 
-_SQL: dict[str, str] = {
+OWN: dict[str, str] = {
     # The batch's (host, id) in that order, so two batches sharing ids wait for each other
     # instead of deadlocking; the loser of a race waits for the winner's commit, then sees
     # them. Ids are unique per host: another host's event with the same id is another event.
@@ -62,13 +58,10 @@ _SQL: dict[str, str] = {
                     :ats::timestamptz[]) AS e (id, kind, host, check_name, at)
         ORDER BY e.host, e.id
         ON CONFLICT (host, id) DO NOTHING RETURNING host, id""",
-    S.NOTE_HOST: "INSERT INTO host (host) VALUES (:host) ON CONFLICT (host) DO NOTHING",
     S.COUNT_FIX_RUN: """INSERT INTO fix_run (host, check_name, fix, runs, worked, last_at)
         VALUES (:host, :check, :fix, 1, :worked, :now)
         ON CONFLICT (host, check_name, fix) DO UPDATE SET runs = fix_run.runs + 1,
             worked = fix_run.worked + excluded.worked, last_at = excluded.last_at""",
-    S.LOG_FIX_RUN: """INSERT INTO fix_step (at, host, check_name, fix, worked)
-        VALUES (:at, :host, :check, :fix, :worked)""",
     S.COUNT_HEALED: """INSERT INTO healed (host, check_name, fix, count, last_at)
         VALUES (:host, :check, :fix, 1, :now) ON CONFLICT (host, check_name, fix)
         DO UPDATE SET count = healed.count + 1, last_at = excluded.last_at""",
@@ -91,7 +84,6 @@ _SQL: dict[str, str] = {
             clock_from = NULL, clock_level = 0
         WHERE id = (SELECT max(id) FROM incident WHERE key = :key)
           AND status = 'resolved' AND resolved_at > :since RETURNING id""",
-    S.CLEAR_ATTACHED: "UPDATE attached SET priority = NULL WHERE incident_id = :id",
     # One open incident per key: the partial unique index is the upsert's target. The
     # title changes with the check's own priority, and is the new one's at the
     # incident's priority (which SET_PRIORITY moves on with it).
@@ -114,8 +106,6 @@ _SQL: dict[str, str] = {
             resolved_by = :who, flapping = false, flap_at = NULL, flap_held = NULL
         WHERE key = :key AND status <> 'resolved'
           AND NOT (flapping AND flap_at > :quiet_since::timestamptz) RETURNING id""",
-    S.ATTACH: """INSERT INTO attached (incident_id, key, priority) VALUES (:id, :key, :priority)
-        ON CONFLICT (incident_id, key) DO UPDATE SET priority = excluded.priority""",
     S.CHILD_RECOVERED: """UPDATE attached SET priority = NULL
         WHERE key = :key AND priority IS NOT NULL AND incident_id IN (
             SELECT id FROM incident WHERE status <> 'resolved')
@@ -142,22 +132,10 @@ _SQL: dict[str, str] = {
     S.SETTLE_FLAPS: """SELECT id, flap_held FROM incident
         WHERE flapping AND flap_at <= :quiet_since AND flap_held IS NOT NULL
           AND status <> 'resolved' ORDER BY id FOR UPDATE SKIP LOCKED""",
-    S.START_PERIOD: """INSERT INTO open_period (incident_id, started_at, priority, due_at)
-        VALUES (:id, :now, :priority, :due_at)""",
-    S.ACK_PERIOD: """UPDATE open_period SET acknowledged_at = coalesce(acknowledged_at, :now),
-            acknowledged_by = coalesce(acknowledged_by, :who)
-        WHERE incident_id = :id AND resolved_at IS NULL""",
-    S.END_PERIOD: """UPDATE open_period SET resolved_at = :now, resolved_by = :who
-        WHERE incident_id = :id AND resolved_at IS NULL""",
     # A period keeps the most urgent priority it had and the earliest due time.
     S.PERIOD_PRIORITY: """UPDATE open_period SET priority = least(priority, :priority::text),
             due_at = least(due_at, :due_at::timestamptz)
         WHERE incident_id = :id AND resolved_at IS NULL""",
-    S.PERIODS_BETWEEN: """SELECT p.incident_id, i.key, i.host, i.check_name, i.title,
-            p.priority, p.started_at, p.due_at, p.acknowledged_at, p.acknowledged_by,
-            p.resolved_at, p.resolved_by
-        FROM open_period p JOIN incident i ON i.id = p.incident_id
-        WHERE p.started_at >= :since AND p.started_at < :until ORDER BY p.started_at, p.id""",
     # stopped_at: when the store heard of the latest stop the agent made (an older stop
     # delivered late changes nothing).
     S.STOPPED: """UPDATE host
@@ -199,21 +177,8 @@ _SQL: dict[str, str] = {
           AND coalesce(i.reopened_at, i.opened_at) < :until::timestamptz
           AND NOT EXISTS ({IN_MAINTENANCE})
         RETURNING id, status, announced""",
-    S.MAINTENANCE: """SELECT host, check_name, until, owner, reason, set_at, source
-        FROM maintenance WHERE until > :now ORDER BY host, check_name, source""",
-    # said: the incident's timeline already says, since the window was set, that it
-    # kept people from hearing of it.
-    S.SILENCED_BY: """SELECT m.host, m.check_name, m.until, m.owner, m.reason,
-            EXISTS (SELECT 1 FROM timeline t WHERE t.incident_id = i.id
-                    AND t.kind = 'silenced' AND t.at >= m.set_at) AS said
-        FROM maintenance m JOIN incident i ON m.host = i.host
-            AND m.check_name IN ('', i.check_name)
-        WHERE i.id = :id AND m.until > :now ORDER BY m.check_name LIMIT 1""",
     S.ADD_ENTRY: """INSERT INTO timeline (incident_id, at, kind, who, text, event_id, steps)
         VALUES (:id, :at, :kind, :who, :text, :event_id, :steps::jsonb)""",
-    S.FORGET_FIX_RUNS: "DELETE FROM fix_step WHERE at < :before",
-    S.FORGET_HEARTBEATS: """DELETE FROM event
-        WHERE kind = 'heartbeat' AND received_at < :before""",
     # Rows locked in host order; a row another sweep changed meanwhile is checked again
     # after the wait (READ COMMITTED), and then no longer matches.
     S.CLAIM_SILENT: f"""WITH silent AS (
@@ -282,8 +247,6 @@ _SQL: dict[str, str] = {
           AND (:host::text IS NULL OR i.host = :host::text)
         ORDER BY i.due_at, i.priority, i.id LIMIT :limit""",
     S.ONE_INCIDENT: f"{INCIDENT} WHERE i.id = :id",
-    S.TIMELINE: """SELECT at, kind, who, text, event_id, steps
-        FROM timeline WHERE incident_id = :id ORDER BY id""",
     S.OPENED_BETWEEN: f"""{INCIDENT} WHERE {OPENED} >= :since AND {OPENED} < :until
         ORDER BY {OPENED}, i.id""",
     S.HOSTS: f"""SELECT h.host, h.last_heartbeat, h.interval_seconds, h.stopped_at,
@@ -291,40 +254,10 @@ _SQL: dict[str, str] = {
             (SELECT count(*) FROM incident i WHERE i.host = h.host AND i.status <> 'resolved')
                 AS open_incidents
         FROM host h ORDER BY h.host""",
-    S.HEALED_COUNTS: """SELECT host, check_name, fix, count FROM healed
-        ORDER BY host, check_name, fix""",
-    S.FIX_RUNS: """SELECT host, check_name, fix, runs, worked FROM fix_run
-        ORDER BY host, check_name, fix""",
-    S.FIX_STATS: """SELECT host, check_name, fix, count(*) AS runs, sum(worked) AS worked,
-            max(at) AS last_at
-        FROM fix_step WHERE at >= :since
-        GROUP BY host, check_name, fix ORDER BY host, check_name, fix""",
-    S.OPEN_COUNTS: """SELECT priority, status, count(*) AS count FROM incident
-        WHERE status <> 'resolved' GROUP BY priority, status""",
-    S.SET_PASSWORD: """INSERT INTO person (name, password_hash, added_at)
-        VALUES (:name, :hash, :now)
-        ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash""",
-    S.PASSWORD_HASH: "SELECT password_hash FROM person WHERE name = :name",
-    S.SESSION_GENERATION: "SELECT session_generation FROM person WHERE name = :name",
-    S.END_SESSIONS: """UPDATE person SET session_generation = session_generation + 1
-        WHERE name = :name""",
-    S.SET_PERSON_TOKEN: """INSERT INTO person (name, token_hash, added_at)
-        VALUES (:name, :hash, :now)
-        ON CONFLICT (name) DO UPDATE SET token_hash = excluded.token_hash""",
-    S.PERSON_FOR: "SELECT name FROM person WHERE token_hash = :hash",
-    S.ADD_AGENT: """INSERT INTO agent (host, token_hash, added_at)
-        VALUES (:host, :token_hash, :now)
-        ON CONFLICT (host) DO UPDATE SET token_hash = excluded.token_hash,
-            added_at = excluded.added_at""",
-    S.AGENT_FOR: "SELECT host FROM agent WHERE token_hash = :token_hash",
-    S.OFFER_SECRET: """INSERT INTO secret (name, value) VALUES (:name, :value)
-        ON CONFLICT (name) DO NOTHING""",
-    S.SECRET: "SELECT value FROM secret WHERE name = :name",
     # Bounded reads: one host, a page of hosts, one host's windows, fix statistics
     # filtered by host (the fix_step_by_host index) or check, the busiest :limit of them.
     S.ONE_HOST: f"{HOST_ROW} WHERE h.host = :host",
     S.HOSTS_PAGE: f"{HOST_ROW} ORDER BY h.host LIMIT :limit OFFSET :offset",
-    S.HOST_COUNT: "SELECT count(*) AS count FROM host",
     S.HOST_MAINTENANCE: """SELECT host, check_name, until, owner, reason, set_at, source
         FROM maintenance WHERE host = :host AND until > :now::timestamptz
         ORDER BY check_name, source""",
@@ -334,14 +267,9 @@ _SQL: dict[str, str] = {
     S.FIX_STATS_CAPPED: f"""{FIX_STEPS} WHERE at >= :since
             AND (:check::text IS NULL OR check_name = :check::text)
         {BUSIEST_FIRST}""",
-    S.ADD_SCRAPER: """INSERT INTO scraper (name, token_hash, added_at)
-        VALUES (:name, :token_hash, :now)
-        ON CONFLICT (name) DO UPDATE SET token_hash = excluded.token_hash,
-            added_at = excluded.added_at""",
-    S.SCRAPER_FOR: "SELECT name FROM scraper WHERE token_hash = :token_hash",
 }
 SQL: Mapping[str, Query] = dialect("PostgreSQL", {
-    name: query(text) for name, text in {**_SQL, **people_sql.POSTGRES}.items()})
+    name: query(text) for name, text in {**COMMON, **OWN, **people_sql.POSTGRES}.items()})
 
 # Migrations: the lock makes a second process wait, then find the work done.
 LOCK_MIGRATIONS = query("SELECT pg_advisory_xact_lock(:lock)")

@@ -1,7 +1,8 @@
 """The SQLite store's SQL and types: one statement (or nothing) for each of the rules'
 statement names, plain, with ``:name`` parameters, numbered (``?n``) once, when the module
 loads; and how the rules' values are kept: times as epoch seconds, durations as seconds,
-lists and dicts as JSON text.
+lists and dicts as JSON text. ``OWN`` holds the statements that read otherwise here than
+in PostgreSQL; those that read the same in both are ``common_sql``'s.
 
 Which parameters are converted is decided by name, once per statement, not by looking
 at each value's type as it is bound: a batch binds some hundred thousand values, and a
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitord.store import people_sql
+from monitord.store.common_sql import BUSIEST_FIRST, COMMON, FIX_STEPS, NOTICE_COLUMNS, OPENED
 from monitord.store.ops import Statement as S
 from monitord.store.ops import dialect, numbered
 
@@ -151,8 +153,6 @@ SILENT = """(h.last_heartbeat IS NOT NULL
     AND (h.stopped_at IS NULL OR :now - h.stopped_at > :stop_limit))"""
 INCIDENT = """SELECT i.*, (SELECT json_group_array(a.key) FROM attached a
         WHERE a.incident_id = i.id) AS attached_keys FROM incident i"""
-OPENED = "coalesce(i.reopened_at, i.opened_at)"
-NOTICE_COLUMNS = "id, incident_id, kind, level, created_at, attempts, done"
 # The response target of the incident's priority, from the targets the rules bind.
 TARGET = "json_extract(:targets, '$.' || priority)"
 # The share of it at which the incident's next level is reached (NULL past the last).
@@ -165,27 +165,19 @@ CLOCK_BASE = f"coalesce(clock_from - {CLOCK_SHARE} * {TARGET}, due_at - {TARGET}
 # A window running at :now over the incident ``i``'s host, or its check.
 IN_MAINTENANCE = """SELECT 1 FROM maintenance m WHERE m.host = i.host
     AND m.check_name IN ('', i.check_name) AND m.until > :now"""
-# One host's row (as HOSTS), and the fix statistics' grouping, busiest first.
+# One host's row (as HOSTS).
 HOST_ROW = f"""SELECT h.host, h.last_heartbeat, h.interval_seconds, h.stopped_at,
             (h.down_since IS NOT NULL OR {SILENT}) AS down,
             (SELECT count(*) FROM incident i WHERE i.host = h.host AND i.status <> 'resolved')
                 AS open_incidents
         FROM host h"""
-FIX_STEPS = """SELECT host, check_name, fix, count(*) AS runs, sum(worked) AS worked,
-            max(at) AS last_at
-        FROM fix_step"""
-BUSIEST_FIRST = """GROUP BY host, check_name, fix
-        ORDER BY runs DESC, last_at DESC, host, check_name, fix LIMIT :limit"""
 
-_SQL: dict[str, str | None] = {
+OWN: dict[str, str | None] = {
     S.CLAIM_EVENTS: None,                  # the store runs CLAIM_EVENT for each event
-    S.NOTE_HOST: "INSERT INTO host (host) VALUES (:host) ON CONFLICT (host) DO NOTHING",
     S.COUNT_FIX_RUN: """INSERT INTO fix_run (host, check_name, fix, runs, worked, last_at)
         VALUES (:host, :check, :fix, 1, :worked, :now) ON CONFLICT (host, check_name, fix)
         DO UPDATE SET runs = runs + 1, worked = worked + excluded.worked,
             last_at = excluded.last_at""",
-    S.LOG_FIX_RUN: """INSERT INTO fix_step (at, host, check_name, fix, worked)
-        VALUES (:at, :host, :check, :fix, :worked)""",
     S.COUNT_HEALED: """INSERT INTO healed (host, check_name, fix, count, last_at)
         VALUES (:host, :check, :fix, 1, :now) ON CONFLICT (host, check_name, fix)
         DO UPDATE SET count = count + 1, last_at = excluded.last_at""",
@@ -204,7 +196,6 @@ _SQL: dict[str, str | None] = {
             flap_held = NULL, announced = 0, clock_from = NULL, clock_level = 0
         WHERE id = (SELECT max(id) FROM incident WHERE key = :key)
           AND status = 'resolved' AND resolved_at > :since RETURNING id""",
-    S.CLEAR_ATTACHED: "UPDATE attached SET priority = NULL WHERE incident_id = :id",
     # One open incident per key: the partial unique index is the upsert's target. The
     # title changes with the check's own priority, and is the new one's at the
     # incident's priority (which SET_PRIORITY moves on with it).
@@ -226,8 +217,6 @@ _SQL: dict[str, str | None] = {
             resolved_by = :who, flapping = 0, flap_at = NULL, flap_held = NULL
         WHERE key = :key AND status != 'resolved'
           AND NOT (flapping = 1 AND flap_at > :quiet_since) RETURNING id""",
-    S.ATTACH: """INSERT INTO attached (incident_id, key, priority) VALUES (:id, :key, :priority)
-        ON CONFLICT (incident_id, key) DO UPDATE SET priority = excluded.priority""",
     S.CHILD_RECOVERED: """UPDATE attached SET priority = NULL
         WHERE key = :key AND priority IS NOT NULL AND incident_id IN (
             SELECT id FROM incident WHERE status != 'resolved')
@@ -252,22 +241,10 @@ _SQL: dict[str, str | None] = {
     S.SETTLE_FLAPS: """SELECT id, flap_held FROM incident
         WHERE flapping = 1 AND flap_at <= :quiet_since AND flap_held IS NOT NULL
           AND status != 'resolved' ORDER BY id""",
-    S.START_PERIOD: """INSERT INTO open_period (incident_id, started_at, priority, due_at)
-        VALUES (:id, :now, :priority, :due_at)""",
-    S.ACK_PERIOD: """UPDATE open_period SET acknowledged_at = coalesce(acknowledged_at, :now),
-            acknowledged_by = coalesce(acknowledged_by, :who)
-        WHERE incident_id = :id AND resolved_at IS NULL""",
-    S.END_PERIOD: """UPDATE open_period SET resolved_at = :now, resolved_by = :who
-        WHERE incident_id = :id AND resolved_at IS NULL""",
     # A period keeps the most urgent priority it had and the earliest due time.
     S.PERIOD_PRIORITY: """UPDATE open_period SET priority = min(priority, :priority),
             due_at = min(due_at, :due_at)
         WHERE incident_id = :id AND resolved_at IS NULL""",
-    S.PERIODS_BETWEEN: """SELECT p.incident_id, i.key, i.host, i.check_name, i.title,
-            p.priority, p.started_at, p.due_at, p.acknowledged_at, p.acknowledged_by,
-            p.resolved_at, p.resolved_by
-        FROM open_period p JOIN incident i ON i.id = p.incident_id
-        WHERE p.started_at >= :since AND p.started_at < :until ORDER BY p.started_at, p.id""",
     # stopped_at: when the store heard of the latest stop the agent made (an older stop
     # delivered late changes nothing).
     S.STOPPED: """UPDATE host
@@ -298,21 +275,8 @@ _SQL: dict[str, str | None] = {
           AND i.status != 'resolved' AND coalesce(i.reopened_at, i.opened_at) < :until
           AND NOT EXISTS ({IN_MAINTENANCE})
         RETURNING id, status, announced""",
-    S.MAINTENANCE: """SELECT host, check_name, until, owner, reason, set_at, source
-        FROM maintenance WHERE until > :now ORDER BY host, check_name, source""",
-    # said: the incident's timeline already says, since the window was set, that it
-    # kept people from hearing of it.
-    S.SILENCED_BY: """SELECT m.host, m.check_name, m.until, m.owner, m.reason,
-            EXISTS (SELECT 1 FROM timeline t WHERE t.incident_id = i.id
-                    AND t.kind = 'silenced' AND t.at >= m.set_at) AS said
-        FROM maintenance m JOIN incident i ON m.host = i.host
-            AND m.check_name IN ('', i.check_name)
-        WHERE i.id = :id AND m.until > :now ORDER BY m.check_name LIMIT 1""",
     S.ADD_ENTRY: """INSERT INTO timeline (incident_id, at, kind, who, text, event_id, steps)
         VALUES (:id, :at, :kind, :who, :text, :event_id, :steps)""",
-    S.FORGET_FIX_RUNS: "DELETE FROM fix_step WHERE at < :before",
-    S.FORGET_HEARTBEATS: """DELETE FROM event
-        WHERE kind = 'heartbeat' AND received_at < :before""",
     S.CLAIM_SILENT: f"""UPDATE host AS h SET down_since = :now
         WHERE h.down_since IS NULL AND {SILENT}
         RETURNING host, last_heartbeat, interval_seconds, stopped_at""",
@@ -374,8 +338,6 @@ _SQL: dict[str, str | None] = {
           AND (:host IS NULL OR i.host = :host)
         ORDER BY i.due_at, i.priority, i.id LIMIT :limit""",
     S.ONE_INCIDENT: f"{INCIDENT} WHERE i.id = :id",
-    S.TIMELINE: """SELECT at, kind, who, text, event_id, steps FROM timeline
-        WHERE incident_id = :id ORDER BY id""",
     S.OPENED_BETWEEN: f"""{INCIDENT} WHERE {OPENED} >= :since AND {OPENED} < :until
         ORDER BY {OPENED}, i.id""",
     S.HOSTS: f"""SELECT h.host, h.last_heartbeat, h.interval_seconds, h.stopped_at,
@@ -383,40 +345,10 @@ _SQL: dict[str, str | None] = {
             (SELECT count(*) FROM incident i WHERE i.host = h.host AND i.status != 'resolved')
                 AS open_incidents
         FROM host h ORDER BY h.host""",
-    S.HEALED_COUNTS: """SELECT host, check_name, fix, count FROM healed
-        ORDER BY host, check_name, fix""",
-    S.FIX_RUNS: """SELECT host, check_name, fix, runs, worked FROM fix_run
-        ORDER BY host, check_name, fix""",
-    S.FIX_STATS: """SELECT host, check_name, fix, count(*) AS runs, sum(worked) AS worked,
-            max(at) AS last_at
-        FROM fix_step WHERE at >= :since
-        GROUP BY host, check_name, fix ORDER BY host, check_name, fix""",
-    S.OPEN_COUNTS: """SELECT priority, status, count(*) AS count FROM incident
-        WHERE status <> 'resolved' GROUP BY priority, status""",
-    S.SET_PASSWORD: """INSERT INTO person (name, password_hash, added_at)
-        VALUES (:name, :hash, :now)
-        ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash""",
-    S.PASSWORD_HASH: "SELECT password_hash FROM person WHERE name = :name",
-    S.SESSION_GENERATION: "SELECT session_generation FROM person WHERE name = :name",
-    S.END_SESSIONS: """UPDATE person SET session_generation = session_generation + 1
-        WHERE name = :name""",
-    S.SET_PERSON_TOKEN: """INSERT INTO person (name, token_hash, added_at)
-        VALUES (:name, :hash, :now)
-        ON CONFLICT (name) DO UPDATE SET token_hash = excluded.token_hash""",
-    S.PERSON_FOR: "SELECT name FROM person WHERE token_hash = :hash",
-    S.ADD_AGENT: """INSERT INTO agent (host, token_hash, added_at)
-        VALUES (:host, :token_hash, :now)
-        ON CONFLICT (host) DO UPDATE SET token_hash = excluded.token_hash,
-            added_at = excluded.added_at""",
-    S.AGENT_FOR: "SELECT host FROM agent WHERE token_hash = :token_hash",
-    S.OFFER_SECRET: """INSERT INTO secret (name, value) VALUES (:name, :value)
-        ON CONFLICT (name) DO NOTHING""",
-    S.SECRET: "SELECT value FROM secret WHERE name = :name",
     # Bounded reads: one host, a page of hosts, one host's windows, fix statistics
     # filtered by host (the fix_step_by_host index) or check, the busiest :limit of them.
     S.ONE_HOST: f"{HOST_ROW} WHERE h.host = :host",
     S.HOSTS_PAGE: f"{HOST_ROW} ORDER BY h.host LIMIT :limit OFFSET :offset",
-    S.HOST_COUNT: "SELECT count(*) AS count FROM host",
     S.HOST_MAINTENANCE: """SELECT host, check_name, until, owner, reason, set_at, source
         FROM maintenance WHERE host = :host AND until > :now
         ORDER BY check_name, source""",
@@ -426,12 +358,7 @@ _SQL: dict[str, str | None] = {
     S.FIX_STATS_CAPPED: f"""{FIX_STEPS} WHERE at >= :since
             AND (:check IS NULL OR check_name = :check)
         {BUSIEST_FIRST}""",
-    S.ADD_SCRAPER: """INSERT INTO scraper (name, token_hash, added_at)
-        VALUES (:name, :token_hash, :now)
-        ON CONFLICT (name) DO UPDATE SET token_hash = excluded.token_hash,
-            added_at = excluded.added_at""",
-    S.SCRAPER_FOR: "SELECT name FROM scraper WHERE token_hash = :token_hash",
 }
 SQL: Mapping[str, Bound | None] = dialect("SQLite", {
     name: None if text is None else Bound(text)
-    for name, text in {**_SQL, **people_sql.SQLITE}.items()})
+    for name, text in {**COMMON, **OWN, **people_sql.SQLITE}.items()})
