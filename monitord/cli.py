@@ -313,6 +313,8 @@ def _oncall(args: argparse.Namespace) -> int:
     from monitord.central.oncall.manage import run
     from monitord.events import utc_now
 
+    # Who changed what goes to stderr (the journal under systemd), as the service logs.
+    _setup_logging(logging.INFO)
     config = load_central_config(args.config)
     print(asyncio.run(run(config, args, utc_now)))
     return 0

@@ -24,7 +24,7 @@ from monitord.store.people import Contact, EscalationPolicy, PolicyStep, Schedul
 from monitord.store.policy import Policy
 from monitord.store.protocol import Store
 from monitord.store.sqlite import SQLiteStore
-from tests.central.apiclient import T0
+from tests.central.apiclient import T0, problem
 from tests.central.receivers import receiving
 from tests.central.test_notify import (
     act,
@@ -170,3 +170,25 @@ async def test_a_persons_webhook_reaches_no_internal_address_unless_allowed(
     assert "its host is an internal address" in reasons               # the literal one
     assert "resolves only to an internal address" in reasons          # the name
     assert hooks.at("/carol") == [] and hooks.at("/name") == []
+
+
+async def test_a_round_claims_only_what_its_sends_to_people_can_finish(store: Store) -> None:
+    # bob (on call now) has four contact methods, carol (the next step) one, and the
+    # config's one channel is slow: a notice may be six sends. 240 s a round, 61 s a send
+    # at worst: 3 waves of 8 sends, so a round takes 24 // 6 = 4 notices (it took all six
+    # when only the channel was counted).
+    async with receiving() as hooks:
+        await people(store, hooks.url)
+        for n in range(3):
+            await store.add_contact("bob", Contact("webhook", f"{hooks.url}/bob{n}"), T0)
+        notify = settings(hook("ops", hooks.url + "/ops", timeout="60s"))
+        async with central(store, notify) as api:
+            for n in range(6):
+                response = await api.post_events(problem(f"shop{n}", "P2"))
+                assert response.status == 200, await response.text()
+            first = await round_at(api, 0)
+            second = await round_at(api, 0)
+    assert (len(first), len(second)) == (4, 2)
+    for delivery in [*first, *second]:
+        assert len(delivery.told) == 4 and all(n.startswith("bob:") for n in delivery.told)
+    assert len(hooks.at("/bob")) == 6 and hooks.at("/ops") == []

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from monitord.central.notify import addresses, mail, pagerduty, webhook
 from monitord.central.notify.message import Message, Tools, contacts_session
 from monitord.central.notify.notifier import MAX_RETRY_SECONDS, claim_limit, retry_delay
-from monitord.central.notify.people import contact_channels
+from monitord.central.notify.people import contact_channels, contact_sends
 from monitord.central.notify.routing import recipients
 from monitord.central.notify.settings import (
     ChannelConfig,
@@ -28,7 +28,17 @@ from monitord.central.notify.settings import (
     Notifications,
 )
 from monitord.errors import SendError
-from monitord.store.people import Contact, Person
+from monitord.model import Priority
+from monitord.store.people import (
+    Contact,
+    EscalationPolicy,
+    Override,
+    Person,
+    PolicyStep,
+    Roster,
+    Schedule,
+    Target,
+)
 from monitord.store.protocol import Incident, NoticeKind
 from tests.central.receivers import mail_server, receiving
 from tests.probes.mailservers import serve_smtp
@@ -211,6 +221,35 @@ def test_a_round_claims_no_more_than_its_sends_can_finish() -> None:
     assert claim_limit([]) == 20
     many = [channel(f"h{n}", url=f"http://127.0.0.1/{n}", timeout="60s") for n in range(30)]
     assert claim_limit(many) == 1           # always at least one
+
+
+def test_people_reached_by_a_policy_count_as_sends_of_each_notice() -> None:
+    def person(name: str, contacts: int) -> Person:
+        return Person(name, tuple(Contact("mail", f"{name}{n}@example.com")
+                                  for n in range(contacts)))
+
+    dave_covers = Override(1, "dave", T0, T0 + dt.timedelta(days=1))
+    roster = Roster(
+        people=(person("alice", 1), person("bob", 2), person("carol", 1),
+                person("dave", 4)),
+        schedules=(Schedule("primary", "UTC", "daily", dt.time(9), T0.date(),
+                            ("alice", "bob"), (dave_covers,)),),
+        policies=(
+            EscalationPolicy("urgent", (Priority.P1,), (
+                PolicyStep(0.0, (Target("schedule", "primary"),)),
+                PolicyStep(0.5, (Target("person", "carol"), Target("channel", "ops"))))),
+            EscalationPolicy("calm", (Priority.P3,), (
+                PolicyStep(0.0, (Target("person", "bob"),)),))))
+    # primary: dave (4) has the most of whoever may be on call; then carol (1); "ops" is
+    # one of the config's channels, counted with them.
+    assert contact_sends(roster) == 5
+    assert contact_sends(Roster()) == 0
+    ops = channel("ops", url="http://127.0.0.1/ops", timeout="60s")
+    # 240 s a round, 61 s a send at worst: 3 waves of 8 sends, shared by 1 + 5 sends.
+    assert claim_limit([ops], contact_sends(roster)) == 4
+    # People's contacts alone: 10 s each (+1 s grace) allows 21 waves.
+    assert claim_limit([], 5) == 20
+    assert claim_limit([], 50) == 3
 
 
 # --- a person's PagerDuty contact: only a regular file in the keys directory -------------

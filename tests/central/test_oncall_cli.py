@@ -188,3 +188,41 @@ def test_a_pagerduty_contact_names_a_regular_file_in_the_keys_directory(config: 
     said = ok(config, "contact", "add", "alice", "pagerduty", f"{keys}/sub/../team.key")
     assert said.strip() == f"alice is reached by pagerduty {keys}/team.key too"
     assert "R0UT1NGKEY" not in said
+
+
+def test_every_change_is_logged_on_stderr_with_who_made_it(config: Path) -> None:
+    def audit(*args: str) -> str:
+        env = {"SUDO_USER": "auditor", "JOURNAL_STREAM": ""}     # plain lines, not journal
+        done = central(*args, "-c", str(config), env=env)
+        assert done.returncode == 0, done.stderr
+        [line] = done.stderr.splitlines()
+        assert "XXXXsecretXXXX" not in line and "Traceback" not in line
+        return line.split(" INFO ", 1)[1]
+
+    assert audit("person", "add", "alice") == "central: cli (auditor) added person alice"
+    assert audit("contact", "add", "alice", "webhook", HOOK) == (
+        "central: cli (auditor) added a webhook contact for alice")
+    assert audit("schedule", "add", "primary", "alice", "--zone", "UTC", "--rotation",
+                 "daily", "--handoff", "09:00", "--starts", "2026-03-23") == (
+        "central: cli (auditor) added schedule primary: daily hand-off 09:00 UTC, from "
+        "2026-03-23; alice")
+    today = dt.datetime.now(dt.UTC).date()
+    assert audit("schedule", "override", "primary", "alice", "--from", f"{today} 18:00",
+                 "--until", f"{today + dt.timedelta(days=1)} 08:00") == (
+        f"central: cli (auditor) added override #1 of schedule primary: alice from {today} "
+        f"18:00 UTC until {today + dt.timedelta(days=1)} 08:00 UTC")
+    assert audit("policy", "set", "default", "--priority", "P1", "--step",
+                 "0: schedule:primary") == (
+        "central: cli (auditor) set escalation policy default (P1); step 1 at once: "
+        "schedule:primary")
+    assert audit("schedule", "remove-override", "primary", "1") == (
+        "central: cli (auditor) removed override #1 of schedule primary")
+    assert audit("policy", "remove", "default") == (
+        "central: cli (auditor) removed escalation policy default")
+    assert audit("schedule", "remove", "primary") == (
+        "central: cli (auditor) removed schedule primary")
+    assert audit("contact", "remove", "alice", "webhook", HOOK) == (
+        "central: cli (auditor) removed a webhook contact of alice")
+    # Reading changes nothing and logs nothing.
+    done = central("person", "list", "-c", str(config))
+    assert done.returncode == 0 and done.stderr == ""

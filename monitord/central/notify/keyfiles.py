@@ -1,7 +1,16 @@
-"""PagerDuty contact methods' key files. A person's PagerDuty contact is typed by any
-console or command-line user, and the central service reads the file it names at every
-send: so it may name only a file directly in the one directory the admin set aside for
-them (``[notify] pagerduty_keys_dir``), never any other file the service can read.
+"""The secret files the notifier reads at each send, in a thread, never waiting on a file
+that is not a regular one.
+
+A config's secret files (``[mail] password_file``, a webhook's ``secret_file`` and
+``header_files``, a PagerDuty channel's ``routing_key_file``) are read as the admin wrote
+them, symbolic links followed (``read_secret``), but opened without waiting
+(``O_NONBLOCK``) and refused unless they are regular files: a FIFO or a device named by
+mistake fails its channel with one line and holds neither the notifier nor a thread.
+
+A person's PagerDuty contact is typed by any console or command-line user, and the central
+service reads the file it names at every send: so it may name only a file directly in the
+one directory the admin set aside for them (``[notify] pagerduty_keys_dir``), never any
+other file the service can read.
 
 - When a contact is added (``problem``): its address is ``DIR/NAME`` with ``DIR`` that
   directory as configured and ``NAME`` a plain file name, and the file is a regular file
@@ -23,6 +32,27 @@ from monitord.errors import SecretError
 from monitord.schema import MAX_SECRET_BYTES, secret_line
 
 KEY = "pagerduty contact"
+
+
+def read_secret(path: str, key: str, *, required: bool = False) -> str:
+    """The first line of the config's secret file ``path`` (``key`` names it in errors),
+    registered as a secret (blocking: call it in a thread). SecretError, one line naming
+    ``key`` and the file, never its content, if it is not a regular file of one line."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (OSError, ValueError) as e:     # ValueError: a NUL in the path
+        raise SecretError(f"cannot read {key} {path}: "
+                          f"{getattr(e, 'strerror', None) or e}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SecretError(f"cannot read {key} {path}: not a regular file; expected a "
+                              "file whose first line is the secret")
+        raw = os.read(fd, MAX_SECRET_BYTES + 1)
+    except OSError as e:
+        raise SecretError(f"cannot read {key} {path}: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+    return secret_line(raw, path, key, required=required)
 
 
 def file_name(address: str, keys_dir: str) -> str:

@@ -8,21 +8,25 @@ line with every CR and LF folded away before it is set, and the email package re
 a header value that still holds one. All notices of one incident carry the same
 ``References`` id, so mail programs thread them.
 
+The password file (``[mail] password_file``) and the CA file are read at each send, in a
+thread, the password file only if it is a regular file (``keyfiles.read_secret``).
+
 SMTP replies decide the retry: 4xx (and a lost connection) is worth another try, 5xx is
 refused for good (a wrong address, a relay that will not take it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import ssl
 from email.message import EmailMessage
 
+from monitord.central.notify import keyfiles
 from monitord.central.notify.message import Message, Tools
 from monitord.central.notify.settings import ChannelConfig, MailSection
 from monitord.errors import MonitordError, SendError
 from monitord.net import client_context, reason, shown
-from monitord.schema import read_secret_file
 
 
 def compose(channel: ChannelConfig, message: Message, mail: MailSection) -> EmailMessage:
@@ -53,12 +57,9 @@ async def send(channel: ChannelConfig, message: Message, tools: Tools) -> None:
     if mail is None:     # the config loader refuses a mail channel without [mail]
         raise SendError("no [mail] section: there is no SMTP server to send through",
                         retry=False)
-    password = None
     try:
-        if mail.password_file:
-            password = read_secret_file(mail.password_file)
-        context = client_context(mail.verify_tls, mail.ca_file, {}) if mail.tls != "none" \
-            else None
+        # Files are read in a thread: the event loop serves the API meanwhile.
+        password, context = await asyncio.to_thread(_login, mail)
     except MonitordError as e:     # the admin can fix the file: worth retrying
         raise SendError(str(e), retry=True) from None
     try:
@@ -86,6 +87,16 @@ async def send(channel: ChannelConfig, message: Message, tools: Tools) -> None:
         said = "; ".join(f"{who}: {answer.code} {shown(answer.message)}"
                          for who, answer in refused.items())
         raise SendError(f"delivered, but some recipients were refused: {said}", retry=False)
+
+
+def _login(mail: MailSection) -> tuple[str | None, ssl.SSLContext | None]:
+    """The SMTP password (None without one) and the TLS context (None without TLS), read
+    from their files (blocking: call it in a thread)."""
+    password = keyfiles.read_secret(mail.password_file, "password_file") \
+        if mail.password_file else None
+    context = client_context(mail.verify_tls, mail.ca_file, {}) if mail.tls != "none" \
+        else None
+    return password, context
 
 
 def _failure(error: Exception) -> SendError:

@@ -3,8 +3,10 @@
 Every ``[escalation] check_every`` the notifier applies the SLA rules (``store.escalate``:
 the next contact of the chain for an incident nobody acknowledged, a reminder of an open
 P1), then claims the notices that are due (``store.claim_notices``, leased so that of
-several central processes only one delivers a notice) and sends each to the channels
-that should hear it (``notify.routing``) and do not have it yet, at most
+several central processes only one delivers a notice; no more than the round's sends can
+finish, counting the config's channels and the contact methods people's policies may
+reach: ``claim_limit``) and sends each to the channels that should hear it
+(``notify.routing``, ``notify.people``) and do not have it yet, at most
 ``MAX_CONCURRENT_SENDS`` sends at once, each under its channel's deadline. Then
 ``store.finish_notice`` records who has it and, on the incident's timeline, who was told
 or could not be.
@@ -34,7 +36,13 @@ import aiohttp
 
 from monitord.central.notify.evidence import as_context, gather
 from monitord.central.notify.message import Message, Tools, contacts_session
-from monitord.central.notify.people import escalated_to, escalation_rules, recipients
+from monitord.central.notify.people import (
+    CONTACT_TIMEOUT_SECONDS,
+    contact_sends,
+    escalated_to,
+    escalation_rules,
+    recipients,
+)
 from monitord.central.notify.routing import contact
 from monitord.central.notify.senders import SENDERS
 from monitord.central.notify.settings import (
@@ -138,6 +146,8 @@ class Notifier:
         except (StateError, TimeoutError) as e:    # the channels need none of it
             log.error("central: cannot read the people, schedules and escalation policies; "
                       "using the last ones read: %s", e or "no answer in time")
+        # People's contacts are sends too: as many notices as the sends to both can finish.
+        self.claim_limit = claim_limit(self.config.channels, contact_sends(self._roster))
         try:
             rules = escalation_rules(self.config, self._roster)
             if ((self.config.channels or self._roster.policies)
@@ -299,13 +309,16 @@ class Notifier:
             return await call
 
 
-def claim_limit(channels: Sequence[ChannelConfig]) -> int:
+def claim_limit(channels: Sequence[ChannelConfig], contacts: int = 0) -> int:
     """How many notices one round may take: as many as surely get through their sends
-    (each channel hanging to its deadline, MAX_CONCURRENT_SENDS at a time) before the
-    round's own deadline, so that no channel that did hear a notice goes unrecorded."""
-    slowest = max((c.timeout for c in channels), default=0.0) + SEND_GRACE_SECONDS
+    (each notice to every channel and to ``contacts`` of people's contact methods, each
+    hanging to its deadline, MAX_CONCURRENT_SENDS at a time) before the round's own
+    deadline, so that no channel that did hear a notice goes unrecorded."""
+    timeouts = [c.timeout for c in channels] + ([CONTACT_TIMEOUT_SECONDS] if contacts else [])
+    slowest = max(timeouts, default=0.0) + SEND_GRACE_SECONDS
     waves = ROUND_TIMEOUT_SECONDS // slowest
-    return max(1, min(CLAIM_LIMIT, int(waves * MAX_CONCURRENT_SENDS // max(len(channels), 1))))
+    sends = max(len(channels) + contacts, 1)
+    return max(1, min(CLAIM_LIMIT, int(waves * MAX_CONCURRENT_SENDS // sends)))
 
 
 def retry_delay(attempts: int) -> float:

@@ -8,8 +8,9 @@ priority, component = check, the incident's details with the last reading and wh
 the junior tier tried, each fix's output trimmed); acknowledge and resolve carry only
 the routing key, the action and the dedup key, as the API wants. The routing key is
 read from ``routing_key_file`` at each send (so it can be rotated without a restart), in
-a thread, and registered as a secret: it is never logged. A person's PagerDuty contact
-names a file in ``[notify] pagerduty_keys_dir``, read only as ``keyfiles`` allows.
+a thread, only from a regular file, and registered as a secret: it is never logged. A
+person's PagerDuty contact names a file in ``[notify] pagerduty_keys_dir``, read only as
+``keyfiles`` allows.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from monitord.central.notify.settings import ChannelConfig, ContactChannel
 from monitord.central.payloads import timestamp
 from monitord.errors import MonitordError, SendError
 from monitord.model import Priority
-from monitord.schema import read_secret_file
 
 SEVERITY = {Priority.P1: "critical", Priority.P2: "error", Priority.P3: "warning"}
 ACTION = {"opened": "trigger", "escalated": "trigger", "renotify": "trigger",
@@ -91,4 +91,5 @@ def key_reader(channel: ChannelConfig) -> Callable[[], str]:
     if isinstance(channel, ContactChannel):
         return functools.partial(keyfiles.read_key, channel.routing_key_file,
                                  channel.keys_dir)
-    return functools.partial(read_secret_file, channel.routing_key_file, "routing_key_file")
+    return functools.partial(keyfiles.read_secret, channel.routing_key_file,
+                             "routing_key_file")

@@ -58,6 +58,29 @@ def escalation_rules(config: Notifications, roster: Roster) -> Escalation:
                       max_level=max(len(escalation.chain) - 1, 0), steps=steps)
 
 
+def contact_sends(roster: Roster) -> int:
+    """At most how many of people's contact methods one notice may be sent to, under any
+    policy: every step reached at once (a bound: "escalated" reaches one), a person with
+    each of their contacts, a schedule as whoever of its members and overrides has the
+    most. A step's channels are the config's, counted with them."""
+    def most(target: Target) -> int:
+        if target.kind == "person":
+            return _contacts(roster, target.name)
+        schedule = roster.schedule(target.name) if target.kind == "schedule" else None
+        if schedule is None:
+            return 0
+        names = {*schedule.members, *(o.person for o in schedule.overrides)}
+        return max((_contacts(roster, name) for name in names), default=0)
+
+    return max((sum(most(t) for step in policy.steps for t in step.targets)
+                for policy in roster.policies), default=0)
+
+
+def _contacts(roster: Roster, name: str) -> int:
+    person = roster.person(name)
+    return 0 if person is None else len(person.contacts)
+
+
 def recipients(config: Notifications, roster: Roster, kind: NoticeKind, level: int,
                priority: str, now: dt.datetime) -> list[ChannelConfig]:
     """Where a ``kind`` notice at ``level`` about a ``priority`` incident goes at ``now``."""

@@ -15,8 +15,10 @@ the same ``notice_id`` in the body, for receivers that drop repeats.
 
 Optional custom headers (``header_files``: a header's name in the config, its value in a
 secret file, like ``Authorization = "/etc/monitord/hook-auth"``) are read at each send
-and never logged. The secret and the values are read with the one secret-file reader, so
-a rotated file needs no restart.
+and never logged. The secret and the values are read at each send, so a rotated file needs
+no restart, by ``keyfiles.read_secret``: in a thread (``request_headers`` blocks; the
+webhook sender runs it in one), and only from a regular file, so a FIFO named by mistake
+fails the send with one line instead of holding it.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ import hashlib
 import hmac
 import re
 
+from monitord.central.notify.keyfiles import read_secret
 from monitord.errors import MonitordError, SendError
-from monitord.schema import read_secret_file
 
 TIMESTAMP_HEADER = "X-Monitord-Timestamp"
 SIGNATURE_HEADER = "X-Monitord-Signature"
@@ -56,14 +58,15 @@ def header_name_problem(name: str) -> str:
 def request_headers(secret_file: str, header_files: dict[str, str], body: bytes,
                     now: float) -> dict[str, str]:
     """The custom headers and, with a secret, the signature headers of one POST of
-    ``body`` at ``now`` (Unix seconds). A file that cannot be read is a SendError worth a
-    retry (the admin can fix it); its message names the file, never a value."""
+    ``body`` at ``now`` (Unix seconds), read from their files (blocking: call it in a
+    thread). A file that cannot be read is a SendError worth a retry (the admin can fix
+    it); its message names the file, never a value."""
     headers: dict[str, str] = {}
     try:
         for name, path in header_files.items():
-            headers[name] = read_secret_file(path, f"header_files.{name}", required=True)
+            headers[name] = read_secret(path, f"header_files.{name}", required=True)
         if secret_file:
-            secret = read_secret_file(secret_file, "secret_file", required=True)
+            secret = read_secret(secret_file, "secret_file", required=True)
             timestamp = int(now)
             headers[TIMESTAMP_HEADER] = str(timestamp)
             headers[SIGNATURE_HEADER] = signature(secret, timestamp, body)

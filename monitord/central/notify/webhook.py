@@ -20,6 +20,7 @@ The shape is documented in the README and stable, so anything can consume it:
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from monitord.central.notify.evidence import as_json
@@ -43,6 +44,7 @@ def document(message: Message) -> dict[str, Any]:
 
 async def send(channel: ChannelConfig, message: Message, tools: Tools) -> None:
     body = encode(document(message))
-    headers = request_headers(channel.secret_file, channel.header_files, body,
-                              tools.wall_clock())
+    # The secret files are read in a thread: the event loop serves the API meanwhile.
+    headers = await asyncio.to_thread(request_headers, channel.secret_file,
+                                      channel.header_files, body, tools.wall_clock())
     await post_bytes(channel, body, headers, tools)

@@ -1,6 +1,11 @@
 """What ``monitord central`` person, contact, schedule, policy and oncall do: check what
 was typed (``parse``), change or read the store, and say what happened in a few lines.
-Times are shown in each schedule's own zone; URLs of webhook contacts never."""
+Times are shown in each schedule's own zone; URLs of webhook contacts never.
+
+Every change is also logged at INFO, one line saying who changed what (``audit``): the
+CLI sets up logging as the service does, so the line reaches standard error (the journal
+under systemd). It names people, schedules, policies and the kind of a contact, never a
+contact's address."""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from monitord.central.oncall import parse
 from monitord.central.oncall.texts import shown, step_when
 from monitord.store.people import Contact, EscalationPolicy, Person, Schedule
 from monitord.store.protocol import Store
+from monitord.texts import one_line
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], dt.datetime]
@@ -40,6 +46,7 @@ async def _person_add(store: Store, config: CentralConfig, args: argparse.Namesp
     parse.person(args.name)
     if not await store.add_person(args.name, now):
         return f"{args.name} is already a person; nothing changed"
+    audit("added person %s", args.name)
     return (f"added {args.name}: add a contact method with `monitord central contact add "
             f"{args.name} KIND ADDRESS`")
 
@@ -60,7 +67,7 @@ async def _contact_add(store: Store, config: CentralConfig, args: argparse.Names
     contact = parse.contact(args.kind, args.address, config.notify)
     if not await store.add_contact(args.name, contact, now):
         return f"{args.name} has that contact already; nothing changed"
-    log.info("central: cli (%s) added a %s contact for %s", who(), contact.kind, args.name)
+    audit("added a %s contact for %s", contact.kind, args.name)
     said = f"{args.name} is reached by {shown(contact)} too"
     if contact.kind == "mail" and config.notify.mail is None:
         said += ("\nnote: the config has no [mail] section (the SMTP server to send "
@@ -73,7 +80,7 @@ async def _contact_remove(store: Store, config: CentralConfig, args: argparse.Na
     # Any contact can be removed, even one the rules of [notify] no longer allow.
     contact = Contact(parse.contact_kind(args.kind), args.address.strip())
     await store.remove_contact(args.name, contact)
-    log.info("central: cli (%s) removed a %s contact of %s", who(), contact.kind, args.name)
+    audit("removed a %s contact of %s", contact.kind, args.name)
     return f"{args.name} is no longer reached by {shown(contact)}"
 
 
@@ -86,6 +93,7 @@ async def _schedule_add(store: Store, config: CentralConfig, args: argparse.Name
     schedule = parse.schedule(args.name, zone_name, args.rotation, args.handoff, starts,
                               args.members)
     await store.set_schedule(schedule, now, replace=args.replace)
+    audit("%s schedule %s", "replaced" if args.replace else "added", rotation_text(schedule))
     return f"{'replaced' if args.replace else 'added'} {rotation_text(schedule)}"
 
 
@@ -106,6 +114,9 @@ async def _schedule_override(store: Store, config: CentralConfig, args: argparse
         raise parse.Invalid(f"unknown schedule {args.name!r}")
     starts, ends = parse.override_span(args.starts, args.ends, schedule.zone, now)
     made = await store.add_override(schedule.name, args.person, starts, ends, who(), now)
+    audit("added override #%d of schedule %s: %s from %s until %s", made.id, schedule.name,
+          made.person, f"{starts.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC",
+          f"{ends.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC")
     return (f"override #{made.id}: {made.person} is on call for {schedule.name} from "
             f"{local_text(schedule, starts)} until {local_text(schedule, ends)}")
 
@@ -113,17 +124,25 @@ async def _schedule_override(store: Store, config: CentralConfig, args: argparse
 async def _schedule_remove_override(store: Store, config: CentralConfig,
                                     args: argparse.Namespace, now: dt.datetime) -> str:
     await store.remove_override(args.name, args.id)
+    audit("removed override #%d of schedule %s", args.id, args.name)
     return f"removed override #{args.id} of {args.name}"
 
 
 async def _schedule_remove(store: Store, config: CentralConfig, args: argparse.Namespace,
                            now: dt.datetime) -> str:
     await store.remove_schedule(args.name)
+    audit("removed schedule %s", args.name)
     return f"removed schedule {args.name}"
 
 
 def who() -> str:
     return os.environ.get("SUDO_USER") or getpass.getuser()
+
+
+def audit(what: str, *args: object) -> None:
+    """Log one change made from the command line, saying who made it, on one line (an
+    environment's user name cannot start another)."""
+    log.info("central: cli (%s) %s", one_line(who(), 100), one_line(what % args, 2000))
 
 
 def rotation_text(schedule: Schedule) -> str:
@@ -172,7 +191,8 @@ async def _policy_set(store: Store, config: CentralConfig, args: argparse.Namesp
     channels = [c.name for c in config.notify.channels]
     policy = parse.policy(args.name, args.priority, args.step, channels)
     await store.set_policy(policy, now)
-    log.info("central: cli (%s) set escalation policy %s", who(), policy.name)
+    audit("set escalation policy %s", "; ".join(
+        line.strip() for line in policy_text(policy, config).splitlines()))
     return policy_text(policy, config)
 
 
@@ -189,7 +209,7 @@ async def _policy_show(store: Store, config: CentralConfig, args: argparse.Names
 async def _policy_remove(store: Store, config: CentralConfig, args: argparse.Namespace,
                          now: dt.datetime) -> str:
     await store.remove_policy(args.name)
-    log.info("central: cli (%s) removed escalation policy %s", who(), args.name)
+    audit("removed escalation policy %s", args.name)
     return f"removed policy {args.name}: its priorities follow [escalation] again"
 
 
