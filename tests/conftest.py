@@ -3,8 +3,11 @@ rule that a test needing a missing service skips on a laptop but fails in CI (CI
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import AsyncIterator
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
@@ -38,3 +41,17 @@ async def shared() -> AsyncIterator[Shared]:
 @pytest.fixture
 def ctx(shared: Shared) -> ProbeContext:
     return ProbeContext(shared)
+
+
+@contextlib.contextmanager
+def small_tmpfs(where: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted on the new directory ``where`` (a disk to fill)."""
+    where.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                          capture_output=True, text=True, timeout=30, check=False)
+    if done.returncode != 0:
+        unavailable(f"cannot mount a tmpfs (needs root): {done.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False, timeout=30)

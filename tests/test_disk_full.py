@@ -9,13 +9,12 @@ central service is away too, they arrive once it is back and space has returned.
 from __future__ import annotations
 
 import socket
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import unavailable
+from tests.conftest import small_tmpfs
 from tests.nginx import free_port
 from tests.processes import HOST, Agent, Central, Processes, processes, wait_for
 
@@ -31,16 +30,8 @@ def running() -> Iterator[Processes]:
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    where = tmp_path / "state"
-    where.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE}", "tmpfs",
-                           str(where)], capture_output=True, text=True, timeout=30, check=False)
-    if done.returncode != 0:
-        unavailable(f"cannot mount a tmpfs (needs root): {done.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "state", TMPFS_SIZE) as where:
         yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False, timeout=30)
 
 
 def fill(disk: Path) -> Path:

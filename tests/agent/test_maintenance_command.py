@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import unavailable
+from tests.conftest import small_tmpfs
 from tests.processes import read_rows
 from tests.test_disk_full import fill
 
@@ -47,16 +47,8 @@ def config(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    where = tmp_path / "state"
-    where.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE}", "tmpfs",
-                           str(where)], capture_output=True, text=True, timeout=30, check=False)
-    if done.returncode != 0:
-        unavailable(f"cannot mount a tmpfs (needs root): {done.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "state", TMPFS_SIZE) as where:
         yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False, timeout=30)
 
 
 def test_on_and_off_write_the_window_and_its_event_together(
