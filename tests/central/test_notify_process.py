@@ -3,21 +3,14 @@ notifier runs on the service's own clock and loop, and stops cleanly with it."""
 
 from __future__ import annotations
 
-import asyncio
-import signal
-import time
 import uuid
 from pathlib import Path
 
 from tests.central.receivers import receiving
 from tests.central.test_server import (
-    POLL_SECONDS,
-    READY_SECONDS,
     central,
     free_port,
-    request,
-    service,
-    wait_healthy,
+    post_until_told,
     write_config,
 )
 
@@ -38,18 +31,8 @@ async def test_the_service_delivers_notices_on_its_own(tmp_path: Path) -> None:
             f.write(f'\n[[channel]]\nname = "ops"\ntype = "webhook"\n'
                     f'url = "{hooks.url}{SECRET_PATH}"\n'
                     '\n[escalation]\ncheck_every = "100ms"\n')
-        with service(config, log) as proc:
-            await asyncio.to_thread(wait_healthy, base, proc)
-            answer = await asyncio.to_thread(request, f"{base}/api/v1/events",
-                                             {"events": [problem]}, token)
-            assert answer == (200, {"applied": 1, "duplicates": 0})
-            deadline = time.monotonic() + READY_SECONDS
-            while not hooks.at(SECRET_PATH):
-                assert proc.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, log.read_text()
-                await asyncio.sleep(POLL_SECONDS)    # between polls, not instead of them
-            proc.send_signal(signal.SIGTERM)
-            assert await asyncio.to_thread(proc.wait, 30) == 0
+        await post_until_told(config, log, base, token, [problem],
+                              lambda: hooks.at(SECRET_PATH))
     [document] = hooks.at(SECRET_PATH)
     assert (document["kind"], document["incident"]["key"]) == ("opened", "web1/shop")
     logged = log.read_text()

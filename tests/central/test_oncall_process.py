@@ -4,10 +4,7 @@ and on PostgreSQL) and a real webhook receiver on 127.0.0.1 as the person's cont
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import signal
-import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,13 +14,9 @@ import pytest
 from tests.central.conftest import fresh_database
 from tests.central.receivers import receiving
 from tests.central.test_server import (
-    POLL_SECONDS,
-    READY_SECONDS,
     central,
     free_port,
-    request,
-    service,
-    wait_healthy,
+    post_until_told,
 )
 
 ALICE = "/hooks/alice-XXXXsecretXXXX"
@@ -72,18 +65,7 @@ async def test_a_notice_reaches_the_on_call_persons_webhook(
         problem = {"id": uuid.uuid4().hex, "kind": "problem", "host": "web1", "check": "shop",
                    "at": "2026-11-25T17:00:00Z", "priority": "P2", "status": "CRITICAL",
                    "title": "shop failing", "summary": "HTTP 502"}
-        with service(config, log) as proc:
-            await asyncio.to_thread(wait_healthy, base, proc)
-            answer = await asyncio.to_thread(request, f"{base}/api/v1/events",
-                                             {"events": [problem]}, token)
-            assert answer == (200, {"applied": 1, "duplicates": 0})
-            deadline = time.monotonic() + READY_SECONDS
-            while not hooks.at(ALICE):
-                assert proc.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, log.read_text()
-                await asyncio.sleep(POLL_SECONDS)    # between polls, not instead of them
-            proc.send_signal(signal.SIGTERM)
-            assert await asyncio.to_thread(proc.wait, 30) == 0
+        await post_until_told(config, log, base, token, [problem], lambda: hooks.at(ALICE))
     [document] = hooks.at(ALICE)
     assert (document["kind"], document["incident"]["key"]) == ("opened", "web1/shop")
     assert hooks.at(BOB) == []

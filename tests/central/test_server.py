@@ -15,7 +15,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -86,6 +86,24 @@ def wait_healthy(base: str, proc: subprocess.Popen[bytes]) -> None:
                 return
         time.sleep(POLL_SECONDS)   # between polls, not instead of them
     raise AssertionError(f"no healthy /healthz within {READY_SECONDS:g}s")
+
+
+async def post_until_told(config: Path, log: Path, base: str, token: str,
+                          events: list[dict[str, object]], told: Callable[[], object]) -> None:
+    """Start the service, post ``events``, wait (bounded) until ``told()`` is true, then
+    stop it with SIGTERM and check that it stopped cleanly."""
+    with service(config, log) as proc:
+        await asyncio.to_thread(wait_healthy, base, proc)
+        answer = await asyncio.to_thread(request, f"{base}/api/v1/events",
+                                         {"events": events}, token)
+        assert answer == (200, {"applied": len(events), "duplicates": 0})
+        deadline = time.monotonic() + READY_SECONDS
+        while not told():
+            if proc.poll() is not None or time.monotonic() >= deadline:
+                raise AssertionError(await asyncio.to_thread(log.read_text))
+            await asyncio.sleep(POLL_SECONDS)    # between polls, not instead of them
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 30) == 0
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
