@@ -228,12 +228,14 @@ class Flapping(http.server.BaseHTTPRequestHandler):
     """Fails twice, then answers once, over and over: a check that flaps."""
 
     served = 0
+    answered = threading.Event()     # set at each answer: the check's next probe came
 
     def do_GET(self) -> None:
         Flapping.served += 1
         self.send_response(500 if Flapping.served % 3 else 200)
         self.send_header("Content-Length", "0")
         self.end_headers()
+        Flapping.answered.set()
 
     def log_message(self, format: str, *args: object) -> None:
         return
@@ -269,7 +271,8 @@ priority = "P2"
             assert proc.poll() is None and central.proc is not None
             assert central.proc.poll() is None
             assert len(notices(central)) <= 2, notices(central)
-            time.sleep(0.5)
+            Flapping.answered.wait(timeout=FLAP_SECONDS)   # looked at after every probe
+            Flapping.answered.clear()
         assert Flapping.served >= 60                 # it really flapped all along
         [incident] = central.incidents(host=HOST)
         assert (incident["status"], incident["flapping"]) == ("open", True)
