@@ -48,11 +48,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from http_sweep import stop
+
 ROOT = Path(__file__).resolve().parents[1]
 ADDRESS = "127.0.0.1"
 READY_SECONDS = 30.0
 LOAD_SECONDS = 300.0
 POLL_SECONDS = 0.05
+STOP_SECONDS = 15.0
 MIB = 1024 * 1024
 PYSPY = ("/tmp/pyspy/bin/py-spy", "py-spy")
 
@@ -303,7 +306,7 @@ def service(config: Path, log: Path, profile_out: Path | None,
     try:
         yield process
     finally:
-        stop(process)
+        stop(process, STOP_SECONDS)
 
 
 def wait_healthy(port: int, process: subprocess.Popen[bytes]) -> None:
@@ -317,19 +320,6 @@ def wait_healthy(port: int, process: subprocess.Popen[bytes]) -> None:
                 return
         time.sleep(POLL_SECONDS)
     raise RuntimeError(f"monitord central not healthy after {READY_SECONDS:g} s")
-
-
-def stop(process: subprocess.Popen[Any], grace_seconds: float = 15.0) -> int | None:
-    """SIGTERM, then SIGKILL the process group if it has not gone in time."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(grace_seconds)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(grace_seconds)
-    return process.returncode
 
 
 # ------------------------------------------------------------------------------- /proc
@@ -448,7 +438,7 @@ def recording(pyspy: str | None, pid: int, out: Path | None) -> Iterator[None]:
         spy.send_signal(signal.SIGINT)   # py-spy writes its file on SIGINT
         with contextlib.suppress(subprocess.TimeoutExpired):
             spy.wait(30)
-        stop(spy)
+        stop(spy, STOP_SECONDS)
 
 
 def drive(procs: list[tuple[subprocess.Popen[str], Path]], server: int, pyspy: str | None,
@@ -495,7 +485,7 @@ def run_one(agents: int, batches: int, events: int, loaders: int, pyspy: str | N
                 for process, _ in procs:
                     stop(process, 5.0)
             results = [json.loads(path.read_text()) for _, path in procs]
-            code = stop(server)
+            code = stop(server, STOP_SECONDS)
         logged = log.read_text()
         if code != 0 or "Traceback" in logged:
             raise RuntimeError(f"monitord central exited with {code}:\n{logged[-3000:]}")

@@ -47,6 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from http_sweep import stop
+
 from monitord.durations import format_duration, parse_duration
 
 NGINX = "/usr/sbin/nginx"
@@ -686,17 +688,7 @@ def monitrc(bench: Bench, scenario: str, directory: Path) -> str:
 
 def stop_process(process: subprocess.Popen[bytes] | None) -> int | None:
     """SIGTERM, a bounded wait, then SIGKILL to its group; its exit code."""
-    if process is None:
-        return None
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(STOP_SECONDS)
-    return process.returncode
+    return None if process is None else stop(process, STOP_SECONDS)
 
 
 # ------------------------------------------------------------------------------ rounds

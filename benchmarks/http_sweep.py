@@ -217,17 +217,18 @@ def answers(port: int) -> bool:
         return False
 
 
-def stop(process: subprocess.Popen[bytes], grace_seconds: float = 5.0) -> None:
-    """SIGTERM the process, then SIGKILL its process group if it has not gone in time."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(grace_seconds)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(grace_seconds)
+def stop(process: subprocess.Popen[Any], grace_seconds: float = 5.0) -> int | None:
+    """SIGTERM the process, then SIGKILL its process group if it has not gone in time;
+    its exit code. The other benchmarks stop their processes with this too."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(grace_seconds)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(grace_seconds)
+    return process.returncode
 
 
 @contextlib.contextmanager
