@@ -1,10 +1,11 @@
 """The incident store: events in, incidents out.
 
-``protocol`` is the interface every backend keeps (and the records it returns), ``policy``
-how the store judges time, ``rules`` the incident rules written once (what each event
-does, reopen, attach, resolve, acknowledge, escalate, notices, the sweep) with
-``priority`` (an incident's priority follows the current severity), ``flapping`` (notices
-held while a check flaps) and ``tell`` (timeline entries, notices, maintenance silence)
+``protocol`` is the interface every backend keeps (``model`` the records it returns),
+``policy`` how the store judges time, ``rules`` the incident rules written once (what each
+event does, reopen, attach, resolve, the sweep; ``actions`` acknowledge, resolve and
+comment, ``escalation`` escalate, notices and a window's end) with ``priority`` (an
+incident's priority follows the current severity), ``flapping`` (notices held while a
+check flaps) and ``tell`` (timeline entries, notices, maintenance silence)
 and ``queries`` the reads and bookkeeping beside them, both as scripts of named statements
 (``ops``) that ``base`` runs for every Protocol method. The backends only run statements:
 ``sqlite`` (the embedded one the agent writes to) with its ``sqlite_dialect``, and

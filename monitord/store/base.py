@@ -14,10 +14,7 @@ from monitord.events import Event
 from monitord.model import Priority
 from monitord.store import queries
 from monitord.store import rules as rule
-from monitord.store.ops import Script
-from monitord.store.people_rules import PeopleMethods
-from monitord.store.policy import Policy
-from monitord.store.protocol import (
+from monitord.store.model import (
     ApplyReport,
     Escalation,
     FixRuns,
@@ -28,6 +25,9 @@ from monitord.store.protocol import (
     Notice,
     Period,
 )
+from monitord.store.ops import Script
+from monitord.store.people_rules import PeopleMethods
+from monitord.store.policy import Policy
 
 R = TypeVar("R")
 

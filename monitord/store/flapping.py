@@ -17,10 +17,10 @@ from __future__ import annotations
 import datetime as dt
 
 from monitord.store import records
+from monitord.store.model import NoticeKind
 from monitord.store.ops import Row, Script
 from monitord.store.ops import Statement as S
 from monitord.store.policy import Policy
-from monitord.store.protocol import NoticeKind
 from monitord.store.records import MONITORD, Entry, Trouble
 from monitord.store.tell import add_entry, tell
 

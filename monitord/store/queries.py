@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from monitord.errors import Conflict, NotFound, Taken
 from monitord.model import Priority
 from monitord.store import records
+from monitord.store.model import FixRuns, HostInfo, Incident, IncidentStatus, Maintenance, Period
 from monitord.store.ops import Op, Rows, Script, aware
 from monitord.store.ops import Statement as S
-from monitord.store.protocol import FixRuns, HostInfo, Incident, IncidentStatus, Maintenance, Period
 
 MAX_ROWS = 2**62       # "no limit", as a number every backend's LIMIT takes
 

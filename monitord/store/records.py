@@ -9,8 +9,7 @@ from typing import Any, TypedDict
 from monitord.durations import format_duration
 from monitord.events import Event, Step
 from monitord.model import Priority
-from monitord.store.ops import Row
-from monitord.store.protocol import (
+from monitord.store.model import (
     SERVER_DOWN,
     HostInfo,
     Incident,
@@ -19,6 +18,7 @@ from monitord.store.protocol import (
     Period,
     TimelineEntry,
 )
+from monitord.store.ops import Row
 
 MONITORD = "monitord"      # who the store itself is, on timelines and as a resolver
 

@@ -3,7 +3,9 @@ opens, reopens, takes repeats and raises its priority, how a child attaches to i
 parent's incident, how people acknowledge, resolve and comment, how the sweep finds silent
 hosts, how incidents climb their escalation chains and P1s are reminded, and which of
 these changes make a notice. ``protocol`` states the rules; this module is where they
-are decided, for every backend.
+are decided, for every backend, with two of its own: ``actions`` (people's acknowledge,
+resolve and comment) and ``escalation`` (the escalation round, the notices' claims, and
+the end of a maintenance window), whose functions it re-exports for the backends.
 
 Shape: each rule is a plain generator (a "script") that yields named statements with
 their parameters (``ops.Op``) and is sent back their rows; it does no I/O of its own.
@@ -48,22 +50,21 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 
-from monitord.errors import Conflict, NotFound
-from monitord.events import Event, EventKind, time_problems, visible
-from monitord.model import Priority
+from monitord.events import Event, EventKind, time_problems
 from monitord.store import flapping, priority, records
-from monitord.store.ops import Rows, Script, aware
+from monitord.store.actions import acknowledge as acknowledge
+from monitord.store.actions import comment as comment
+from monitord.store.actions import resolve as resolve
+from monitord.store.escalation import claim_notices as claim_notices
+from monitord.store.escalation import end_maintenance as end_maintenance
+from monitord.store.escalation import escalate as escalate
+from monitord.store.escalation import expire_windows
+from monitord.store.escalation import finish_notice as finish_notice
+from monitord.store.escalation import window_ended as window_ended
+from monitord.store.model import SERVER_DOWN, ApplyReport, Incident, WindowSource
+from monitord.store.ops import Script, aware
 from monitord.store.ops import Statement as S
 from monitord.store.policy import Policy
-from monitord.store.protocol import (
-    SERVER_DOWN,
-    ApplyReport,
-    Escalation,
-    Incident,
-    Notice,
-    NoticeKind,
-    WindowSource,
-)
 from monitord.store.queries import read_incident
 from monitord.store.records import (
     MONITORD,
@@ -78,7 +79,6 @@ from monitord.store.tell import add_entry, tell
 
 HEARTBEAT_MEMORY = dt.timedelta(days=7)    # how long a heartbeat's id is kept for dedup
 FIX_RUN_MEMORY = dt.timedelta(days=90)     # how far back the windowed fix statistics go
-REMINDED = Priority.P1                     # the priority whose open incidents are reminded
 AGENT: WindowSource = "agent"              # the source of the windows the agents' events set
 
 # --- events ----------------------------------------------------------------------------
@@ -216,41 +216,6 @@ HANDLERS: dict[EventKind, Callable[[Policy, Event, dt.datetime], Script[object]]
     "problem": _problem, "healed": _healed, "recovery": _recovery, "heartbeat": _heartbeat,
     "stopped": _stopped, "maintenance": _maintenance}
 
-# --- the end of a maintenance window ---------------------------------------------------
-
-
-def end_maintenance(host: str, check: str, source: WindowSource | None,
-                    now: dt.datetime) -> Script[bool]:
-    """End ``source``'s window of the host (``check`` "") or of its check, or, with no
-    source (a person, through the console or the API), every source's; whether one ran."""
-    aware(now)
-    rows = yield S.END_MAINTENANCE, {"host": host, "check": check, "source": source}
-    for row in rows:
-        yield from window_ended(row["host"], row["check_name"], min(row["until"], now), now)
-    return any(row["until"] > now for row in rows)
-
-
-def expire_windows(now: dt.datetime) -> Script[None]:
-    """The windows over by ``now`` are removed, and what they held is let go."""
-    for row in (yield S.CLAIM_EXPIRED, {"now": now}):
-        yield from window_ended(row["host"], row["check_name"], row["until"], now)
-
-
-def window_ended(host: str, check: str, end: dt.datetime, now: dt.datetime) -> Script[None]:
-    """A window of the host (``check`` "") or of its check ended at ``end``: the incidents
-    it held, and no other window holds, have their escalation clock restarted from
-    ``end`` (no level was reached while it ran); an open one people were never told of
-    gets its "opened" notice now, once (being told marks it announced)."""
-    rows = yield S.WINDOW_ENDED, {"host": host, "check": check, "until": end, "now": now}
-    what = f"{host}/{check}" if check else host
-    for row in rows:
-        if row["status"] == "open" and not row["announced"]:
-            yield add_entry(row["id"], records.entry(
-                now, "maintenance", MONITORD,
-                f"the maintenance window of {what} is over: people are told now"))
-            yield from tell(row["id"], "opened", now)
-
-
 # --- one key's incident ----------------------------------------------------------------
 
 
@@ -345,107 +310,3 @@ def silence(policy: Policy) -> dict[str, object]:
     and for a host stopped on purpose, the stop limit."""
     return {"min_silence": policy.min_silence, "missed": float(policy.missed_heartbeats),
             "stop_limit": policy.stop_limit}
-
-# --- people's actions ------------------------------------------------------------------
-
-
-# A person's note or comment is made ``visible`` here, whoever passed it on (the API, the
-# console's forms, the CLI on the embedded store): what one backend keeps, every one does.
-
-def acknowledge(incident_id: int, who: str, note: str, now: dt.datetime) -> Script[Incident]:
-    entry = records.entry(aware(now), "acknowledged", who, visible(note))
-    return _act(incident_id, S.ACKNOWLEDGE, entry, "acknowledged")
-
-
-def resolve(incident_id: int, who: str, note: str, now: dt.datetime) -> Script[Incident]:
-    entry = records.entry(aware(now), "resolved", who, visible(note))
-    return _act(incident_id, S.RESOLVE, entry, "resolved")
-
-
-def comment(incident_id: int, who: str, text: str, now: dt.datetime) -> Script[Incident]:
-    entry = records.entry(aware(now), "comment", who, visible(text))
-    return _act(incident_id, None, entry, None)
-
-
-def _act(incident_id: int, change: str | None, entry: Entry,
-         tells: NoticeKind | None) -> Script[Incident]:
-    """Change the incident (``change``, if any), add ``entry`` to its timeline and tell
-    people (``tells``), under the incident's lock.
-
-    A second acknowledgement is recorded but tells nobody (they heard of the first);
-    acting on a resolved incident is a Conflict (a new problem on its key reopens it).
-    """
-    current = yield S.LOCK_INCIDENT, {"id": incident_id}
-    if not current:
-        raise NotFound(f"no incident {incident_id}")
-    status, key = current[0]["status"], current[0]["key"]
-    params = {"id": incident_id, "now": entry["at"], "who": entry["who"]}
-    if change is not None and not (yield change, params):
-        raise Conflict(f"incident {incident_id} is {status}: it cannot be {entry['kind']} "
-                       f"(a new problem on {key} reopens it)")
-    if change is not None:
-        yield (S.END_PERIOD if change == S.RESOLVE else S.ACK_PERIOD), params
-    yield add_entry(incident_id, entry)
-    if tells == "resolved" or (tells == "acknowledged" and status == "open"):
-        yield from tell(incident_id, tells, entry["at"])
-    return (yield from read_incident(incident_id))
-
-# --- escalation and notices ------------------------------------------------------------
-
-
-def escalate(policy: Policy, now: dt.datetime, rules: Escalation) -> Script[list[Notice]]:
-    """Let go of what the windows over by now held, climb the escalation chains, then
-    remind open P1s; the notices it made (an incident a window held is neither climbed
-    nor reminded while the window runs)."""
-    aware(now)
-    made: list[Notice] = []
-    yield from expire_windows(now)
-    if rules.climbs:
-        made += yield from _climb(policy, now, rules)
-    if rules.renotify_every > 0:
-        made += yield from _remind(now, dt.timedelta(seconds=rules.renotify_every))
-    return made
-
-
-def _climb(policy: Policy, now: dt.datetime, rules: Escalation) -> Script[list[Notice]]:
-    """An open incident goes one level up when the next of its priority's shares of its
-    response target has passed (``escalate_at`` each, or its escalation policy's steps):
-    level n+1 is due at (due_at - target) + shares[n+1] x target."""
-    targets = {str(priority): policy.target(priority) for priority in Priority}
-    shares = {str(priority): list(rules.shares(priority)) for priority in Priority}
-    rows = yield S.ESCALATE, {"now": now, "shares": shares, "targets": targets}
-    return (yield from _notices(rows, "escalated", now))
-
-
-def _remind(now: dt.datetime, every: dt.timedelta) -> Script[list[Notice]]:
-    """An open P1 nobody was told of for ``every`` is told again, with at most one
-    reminder waiting per incident."""
-    rows = yield S.RENOTIFY, {"now": now, "every": every, "priority": REMINDED}
-    return (yield from _notices(rows, "renotify", now))
-
-
-def _notices(rows: Rows, kind: NoticeKind, now: dt.datetime) -> Script[list[Notice]]:
-    """A notice of ``kind`` for each incident in ``rows`` (by its ``id``)."""
-    made = []
-    for row in rows:
-        for notice in (yield from tell(row["id"], kind, now)):
-            made.append(records.notice(notice))
-    return made
-
-
-def claim_notices(now: dt.datetime, lease_seconds: float, limit: int) -> Script[list[Notice]]:
-    """Lease due notices until now + lease_seconds; oldest first."""
-    until = aware(now) + dt.timedelta(seconds=lease_seconds)
-    rows = yield S.CLAIM_NOTICES, {"now": now, "until": until, "limit": limit}
-    return sorted((records.notice(row) for row in rows), key=lambda n: n.id)
-
-
-def finish_notice(notice: Notice, done: Sequence[str], now: dt.datetime,
-                  retry_at: dt.datetime | None, error: str, text: str) -> Script[bool]:
-    """End the claim ``notice`` is, or set its retry; False if its lease was lost."""
-    rows = yield S.FINISH_NOTICE, {
-        "id": notice.id, "attempts": notice.attempts, "done": list(done), "now": aware(now),
-        "retry_at": retry_at, "error": error}
-    if rows and text:
-        yield add_entry(rows[0]["incident_id"], records.entry(now, "notified", MONITORD, text))
-    return bool(rows)

@@ -5,16 +5,16 @@ acknowledgement or resolution of an incident people were told of before (``annou
 a pager that heard "opened" must hear the end of it); the timeline then says which
 window kept people from hearing of it (of reminders, once per window). An incident a
 window kept people from hearing of is told "opened" when the window ends
-(``rules.window_ended``)."""
+(``escalation.window_ended``)."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 from monitord.store import records
+from monitord.store.model import NoticeKind
 from monitord.store.ops import Op, Row, Rows, Script
 from monitord.store.ops import Statement as S
-from monitord.store.protocol import NoticeKind
 from monitord.store.records import MONITORD, Entry
 
 
