@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from monitord import cli
+from monitord import cli_central
 from tests.nginx import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,4 +62,5 @@ def test_an_http_check_loads_the_http_probe_and_not_aiohttp(tmp_path: Path) -> N
 def test_the_parser_names_the_central_config_the_central_service_reads() -> None:
     from monitord.central import config
 
-    assert (cli.CENTRAL_CONFIG, cli.CENTRAL_CONFIG_ENV) == (config.DEFAULT_PATH, config.ENV_VAR)
+    assert ((cli_central.CENTRAL_CONFIG, cli_central.CENTRAL_CONFIG_ENV)
+            == (config.DEFAULT_PATH, config.ENV_VAR))
