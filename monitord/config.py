@@ -20,21 +20,19 @@ from monitord.discover.rules import Sites
 from monitord.errors import ConfigError
 from monitord.fixes import available_fixes, find_fix, fix_dirs
 from monitord.graph import MAX_DEPTH, find_cycles, too_deep
+from monitord.loader import Loader, check_keys, section
 from monitord.model import Priority
 from monitord.probes import REGISTRY
 from monitord.probes.base import OWN_COMMANDS, CheckBase
 from monitord.schema import (
     Duration,
     DurationOrZero,
-    Loader,
     OptionalPriority,
     PolicyConfig,
     PriorityField,
     StrictModel,
-    check_keys,
     found,
     messages,
-    section,
     show_path,
     suggest,
 )

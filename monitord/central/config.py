@@ -18,16 +18,14 @@ from pydantic import AfterValidator, Field, PlainValidator
 from monitord.central.notify.settings import SECTIONS as NOTIFY_SECTIONS
 from monitord.central.notify.settings import Notifications, load_notifications
 from monitord.errors import ConfigError
+from monitord.loader import Loader, check_keys, section
 from monitord.net import redact_url
 from monitord.schema import (
     AbsolutePath,
     Duration,
-    Loader,
     PolicyConfig,
     StrictModel,
-    check_keys,
     found,
-    section,
 )
 from monitord.store import backends
 from monitord.store.policy import Policy

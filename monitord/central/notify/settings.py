@@ -20,19 +20,18 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 
 from monitord.central.notify.signing import header_name_problem
+from monitord.loader import Loader, section
 from monitord.model import Priority
 from monitord.schema import (
     NAME_PATTERN,
     AbsolutePath,
     Duration,
     DurationOrZero,
-    Loader,
     PriorityField,
     StrictModel,
     ca_file_needs_verify,
     found,
     messages,
-    section,
     suggest,
 )
 
