@@ -244,3 +244,29 @@ class Agent:
 
     def logged(self) -> str:
         return self.log.read_text(errors="replace")
+
+
+class LocalAgent:
+    """``monitord run`` on a config of its own (``write(status_port)`` makes it), keeping its
+    incidents in its embedded store; state and log in ``directory``."""
+
+    def __init__(self, running: Processes, directory: Path,
+                 write: Callable[[int], Path]) -> None:
+        self.port = free_port()
+        self.state = directory / "state"
+        self.config = write(self.port)
+        self.log = directory / "agent.log"
+        self.proc = running.start(["run", "-c", str(self.config), "--state-dir",
+                                   str(self.state)], self.log)
+
+    def checks(self) -> dict[str, dict[str, Any]]:
+        """Its checks by name, from /status; {} while it does not answer."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/status",
+                                        timeout=5) as answer:
+                return {c["name"]: c for c in json.load(answer)["checks"]}
+        except OSError:
+            return {}
+
+    def logged(self) -> str:
+        return self.log.read_text(errors="replace")

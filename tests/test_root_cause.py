@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import urllib.request
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from monitord.store.policy import Policy
 from monitord.store.protocol import Incident
 from monitord.store.sqlite import SQLiteStore
-from tests.nginx import Nginx, free_port
-from tests.processes import Processes, processes, stop, wait_for
+from tests.nginx import Nginx
+from tests.processes import LocalAgent, Processes, processes, stop, wait_for
 
 SITES = 20
 HOST = "web1"
@@ -83,22 +81,10 @@ recover_after = 1
     return config
 
 
-class Daemon:
+class Daemon(LocalAgent):
     def __init__(self, running: Processes, directory: Path, nginx: Nginx, parent: str) -> None:
-        self.port = free_port()
-        self.state = directory / "state"
-        self.config = write_config(directory, nginx, parent, self.port)
-        self.log = directory / "agent.log"
-        self.proc = running.start(["run", "-c", str(self.config), "--state-dir",
-                                   str(self.state)], self.log)
-
-    def checks(self) -> dict[str, dict[str, Any]]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/status",
-                                        timeout=5) as answer:
-                return {c["name"]: c for c in json.load(answer)["checks"]}
-        except OSError:
-            return {}
+        super().__init__(running, directory,
+                         lambda port: write_config(directory, nginx, parent, port))
 
     def all_ok(self) -> bool:
         checks = self.checks()
@@ -109,9 +95,6 @@ class Daemon:
 
     def stop(self) -> None:
         stop(self.proc)
-
-    def logged(self) -> str:
-        return self.log.read_text(errors="replace")
 
 
 def store_rows(state: Path) -> tuple[list[Incident], list[tuple[str, str, str, int, int]]]:

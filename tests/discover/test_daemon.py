@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,7 @@ from monitord.store.protocol import Incident
 from monitord.store.sqlite import SQLiteStore
 from tests.discover.conftest import SITES
 from tests.discover.servers import SiteNginx, kind
-from tests.nginx import free_port
-from tests.processes import Processes, processes, stop, wait_for
+from tests.processes import LocalAgent, Processes, processes, stop, wait_for
 
 HOST = "web1"
 TLS_SITES = SITES // 10
@@ -67,22 +65,9 @@ memory_available_ratio = 0.0
     return config
 
 
-class Daemon:
+class Daemon(LocalAgent):
     def __init__(self, running: Processes, directory: Path, nginx: SiteNginx) -> None:
-        self.port = free_port()
-        self.state = directory / "state"
-        self.config = write_config(directory, nginx, self.port)
-        self.log = directory / "agent.log"
-        self.proc = running.start(["run", "-c", str(self.config), "--state-dir",
-                                   str(self.state)], self.log)
-
-    def checks(self) -> dict[str, dict[str, Any]]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/status",
-                                        timeout=5) as answer:
-                return {c["name"]: c for c in json.load(answer)["checks"]}
-        except OSError:
-            return {}
+        super().__init__(running, directory, lambda port: write_config(directory, nginx, port))
 
     def wait(self, condition: Any, what: str) -> Any:
         return wait_for(condition, what, limit=LIMIT, alive=(self.proc,))
@@ -96,9 +81,6 @@ class Daemon:
 
     def incidents(self) -> list[Incident]:
         return incidents(self.state)
-
-    def logged(self) -> str:
-        return self.log.read_text(errors="replace")
 
 
 def incidents(state: Path) -> list[Incident]:
